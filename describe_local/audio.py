@@ -1,0 +1,59 @@
+"""Audio: encode PCM to MP3 in-process with FFmpeg's libmp3lame (bundled in the PyAV wheel).
+
+No temporary WAV file and no system ``ffmpeg`` binary are needed.
+"""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+
+MP3_BITRATE = 64_000  # speech: 64 kb/s mono is transparent enough and small
+MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def encode_mp3(pcm: np.ndarray, sample_rate: int, *, bitrate: int = MP3_BITRATE) -> bytes:
+    """Encode mono int16 ``pcm`` at ``sample_rate`` Hz as MP3 bytes."""
+    if pcm.dtype != np.int16 or pcm.ndim != 1:
+        raise ValueError("encode_mp3 expects a 1-D int16 array")
+    if sample_rate not in MP3_SAMPLE_RATES:
+        raise ValueError(f"MP3 cannot carry {sample_rate} Hz; resample first")
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp3") as container:
+        stream = container.add_stream("libmp3lame", rate=sample_rate)
+        stream.bit_rate = bitrate
+        stream.layout = "mono"
+        frame_size = stream.codec_context.frame_size or 1152
+        for start in range(0, len(pcm), frame_size * 16):
+            chunk = np.ascontiguousarray(pcm[start : start + frame_size * 16])
+            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = sample_rate
+            frame.pts = start
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode an audio file's bytes to mono float32 samples and their rate (for checks and tests)."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.rate
+        parts = [frame.to_ndarray().reshape(-1) for frame in container.decode(stream)]
+    samples = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    return samples, rate
+
+
+def resample(pcm: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """Linear resampling of int16 speech; enough to join voices with different rates."""
+    if src_rate == dst_rate or len(pcm) == 0:
+        return pcm
+    n_out = round(len(pcm) * dst_rate / src_rate)
+    x_old = np.arange(len(pcm), dtype=np.float64)
+    x_new = np.linspace(0, len(pcm) - 1, n_out)
+    return np.interp(x_new, x_old, pcm.astype(np.float64)).round().astype(np.int16)
