@@ -1,0 +1,132 @@
+"""``describe-local describe PHOTO...``: describe photos, print the text, write one MP3 each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from describe_local.cli._common import add_gallery_option, load_settings, progress_printer
+from describe_local.errors import DescribeLocalError, ImageError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "describe",
+        help="describe photos out loud (text and one MP3 per photo)",
+        description=(
+            "Describe one or more photos (or folders of photos): a caption, the people "
+            "you know, and any text in the picture. Prints each description and writes "
+            "an MP3 per photo. Models load once for all photos."
+        ),
+    )
+    parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="a photo or a folder of photos")
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="OUT",
+        help="folder for the MP3s (default: ./out); with one photo, a path ending in .mp3 names the file",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object per photo (JSON lines)")
+    parser.add_argument("--no-audio", action="store_true", help="print the description only; no MP3")
+    parser.add_argument(
+        "--sequential", action="store_true",
+        help="run caption, faces and text one after another instead of concurrently (for benchmarks)",
+    )
+    add_gallery_option(parser)
+    parser.add_argument(
+        "--caption-model", metavar="NAME_OR_FOLDER",
+        help="caption model: a name in models/ or a folder (default: ofa-tiny)",
+    )
+    parser.add_argument(
+        "--beam", type=int, metavar="N",
+        help="beam size for the caption (default 5; 1 = plain greedy search, no constraints)",
+    )
+    parser.add_argument("--lang", metavar="CODE", help="language to speak, e.g. es (default: en)")
+    parser.add_argument("--voice", metavar="KEY", help="voice to speak with, e.g. en_US-joe-medium")
+    parser.add_argument(
+        "--speed", type=float, metavar="X",
+        help="speaking speed: 1 is the voice's own pace, 1.5 is 50%% faster",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from describe_local.pipeline import DescribeOptions, Describer
+
+    if args.beam is not None and args.beam < 1:
+        raise DescribeLocalError("--beam must be 1 or more")
+    if args.speed is not None and not 0.25 <= args.speed <= 4:
+        raise DescribeLocalError("--speed must be between 0.25 and 4")
+    settings = load_settings(
+        args, known_faces="gallery", caption_model="caption_model", beam="beam", lang="lang", voice="voice"
+    )
+    photos = list(_expand(args.photos))
+    if not photos:
+        raise ImageError("no photos found in the given folder(s)")
+    audio_target = _audio_target(args.output, settings.output_dir, len(photos))
+
+    options = DescribeOptions(
+        lang=args.lang,
+        voice=args.voice,
+        length_scale=(1.0 / args.speed) if args.speed else None,
+        audio=not args.no_audio,
+        sequential=args.sequential,
+    )
+    failures = 0
+    with Describer.load(settings, speech=options.audio, progress=progress_printer()) as describer:
+        if "caption" in describer.unavailable and not args.json:
+            print(
+                "note: no caption model is installed, so descriptions have no caption; "
+                "install one with `describe-local models pull ofa-tiny` "
+                "(or `describe-local models import FOLDER` offline).",
+                file=sys.stderr,
+            )
+        for path, result in describer.describe_all(photos, options):
+            if isinstance(result, DescribeLocalError):
+                failures += 1
+                print(f"describe-local: error: {result}", file=sys.stderr)
+                continue
+            if result.mp3 is not None:
+                target = audio_target(path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(result.mp3)
+                result.audio = str(target)
+            _print_result(result, as_json=args.json)
+    return ImageError.exit_code if failures else 0
+
+
+def _expand(paths: list[Path]) -> Iterator[Path]:
+    """Photos named directly, and the image files inside named folders (sorted, not recursive)."""
+    from describe_local.images import is_image_path
+
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.is_file() and is_image_path(p))
+        else:
+            yield path
+
+
+def _audio_target(output: Path | None, default_dir: Path, n_photos: int):
+    """A function giving the MP3 path for a photo."""
+    if output is not None and output.suffix.lower() == ".mp3":
+        if n_photos > 1:
+            raise DescribeLocalError("-o FILE.mp3 works with one photo; give a folder for several")
+        return lambda _photo: output
+    folder = output or default_dir
+    return lambda photo: folder / (photo.stem + ".mp3")
+
+
+def _print_result(result, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+        return
+    print(f"{result.path}: {result.text}")
+    for stage, error in result.errors.items():
+        if not error.startswith("not installed"):
+            print(f"  ({stage} failed: {error})")
+    for note in result.notes:
+        print(f"  ({note})")
+    if result.audio:
+        print(f"  audio: {result.audio}")
+    sys.stdout.flush()
