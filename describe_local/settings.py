@@ -69,6 +69,17 @@ class Settings:
     lang: str = "en"
     voice: str = ""  # empty: the default voice of the language
     length_scale: float = 1.0  # below 1 speaks faster
+    # Comma-separated voice keys, each the default voice of its language
+    # (e.g. "es_MX-ald-medium,en_GB-alan-medium"); otherwise the best installed one.
+    default_voices: str = ""
+
+    # Model store downloads (`describe-local models pull`).
+    hf_endpoint: str = "https://huggingface.co"
+    modelscope_endpoint: str = "https://modelscope.cn"
+    argos_index_url: str = (
+        "https://raw.githubusercontent.com/argosopentech/argospm-index/main/index.json"
+    )
+    download_timeout_s: float = 20.0
 
     # Web server.
     host: str = "127.0.0.1"
