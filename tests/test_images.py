@@ -123,11 +123,11 @@ def test_truncated_is_refused_even_after_face_recognition_import(astronaut, fmt)
 
 
 def test_decompression_bomb_is_refused():
-    # A tiny PNG that claims 20000 x 20000 pixels.
-    img = Image.new("L", (20000, 20000))
+    # A tiny PNG that claims 10000 x 10000 pixels.
+    img = Image.new("L", (10000, 10000))
     data = _encode(img, "PNG", optimize=True)
     assert len(data) < 1_000_000
-    with pytest.raises(ImageError, match="megapixels|too many pixels"):
+    with pytest.raises(ImageError, match="megapixels"):
         decode_photo(data, max_bytes=LIMITS["max_bytes"], max_pixels=50_000_000)
 
 
