@@ -1,0 +1,148 @@
+"""``describe-local models``: list, pull, import and remove models in the store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from describe_local.cli._common import load_settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "models",
+        help="list, pull, import or remove caption models, translations and voices",
+        description="The model store (models/ in the project root, or --models-dir).",
+    )
+    parser.add_argument("--models-dir", type=Path, metavar="DIR", help="the model store (default: models/)")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    listing = actions.add_parser("list", help="installed models, and models that can be pulled")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=list_models)
+
+    pull = actions.add_parser("pull", help="download a model (needs a network)")
+    pull.add_argument("name", nargs="?", default="ofa-tiny",
+                      help="ofa-tiny (default), another caption model, argos-en_es, or a Piper voice key")
+    pull.add_argument("--timeout", type=float, metavar="S",
+                      help="give up after S seconds without an answer (default: 20)")
+    pull.add_argument("--replace", action="store_true", help="replace an installed model of that name")
+    pull.set_defaults(func=pull_model)
+
+    bring = actions.add_parser("import", help="install a model copied by hand (offline machines)")
+    bring.add_argument("path", type=Path,
+                       help="a model folder, a .zip/.tar.* archive of one, an .argosmodel file, "
+                       "or a Piper voice .onnx (with its .onnx.json beside it)")
+    bring.add_argument("--name", help="the name in the store (default: from the model)")
+    bring.add_argument("--replace", action="store_true", help="replace an installed model of that name")
+    bring.set_defaults(func=import_model)
+
+    remove = actions.add_parser("remove", help="delete an installed model")
+    remove.add_argument("name")
+    remove.set_defaults(func=remove_model)
+
+
+def _store(args: argparse.Namespace):
+    from describe_local.store import ModelStore
+
+    settings = load_settings(args, models_dir="models_dir")
+    return settings, ModelStore.open(settings.models_dir)
+
+
+def list_models(args: argparse.Namespace) -> int:
+    from describe_local.store import known_models
+    from describe_local.store.manifest import folder_size
+
+    _settings, store = _store(args)
+    installed = store.installed()
+    names = {m.name for m in installed}
+    available = [e for e in known_models() if e.name not in names]
+    if args.json:
+        print(json.dumps({
+            "store": str(store.root),
+            "installed": [
+                {"name": m.name, "kind": m.kind, "path": str(m.path),
+                 "source": m.manifest.source if m.manifest else None,
+                 "licence": m.manifest.licence if m.manifest else None,
+                 "details": m.manifest.details if m.manifest else {},
+                 "bytes": folder_size(m.path)}
+                for m in installed
+            ],
+            "available": [{"name": e.name, "kind": e.kind, "hub": e.hub, "repo": e.repo,
+                           "licence": e.licence, "about": e.about} for e in available],
+        }, indent=2, ensure_ascii=False))
+        return 0
+    print(f"Installed in {store.root}:")
+    if not installed:
+        print("  (nothing yet)")
+    for m in installed:
+        about = _describe_installed(m)
+        print(f"  {m.name:<28} {m.kind or '?':<12} {folder_size(m.path) / 1e6:8.1f} MB  {about}")
+    print("\nAvailable to pull (describe-local models pull NAME):")
+    for e in available:
+        print(f"  {e.name:<28} {e.kind:<12} {e.about}")
+    print("  any Argos pair as argos-XX_YY, any Piper voice by its key (e.g. es_AR-daniela-high)")
+    return 0
+
+
+def _describe_installed(model) -> str:
+    if model.manifest is None:
+        return "no manifest (copied by hand; `models import` checks and records it)"
+    details = model.manifest.details
+    if model.kind == "translation":
+        return f"{details.get('from')} → {details.get('to')}"
+    if model.kind == "voice":
+        return f"voice for {details.get('language')}"
+    return model.manifest.source
+
+
+def pull_model(args: argparse.Namespace) -> int:
+    from describe_local.store import pull_model as pull
+
+    settings, store = _store(args)
+    model = pull(store, args.name, settings, timeout=args.timeout, progress=_progress_bar(),
+                 replace=args.replace)
+    print(f"installed {model.name} ({model.kind}) in {model.path}")
+    return 0
+
+
+def import_model(args: argparse.Namespace) -> int:
+    from describe_local.store import import_model as bring
+
+    _settings, store = _store(args)
+    model = bring(store, args.path, name=args.name, replace=args.replace)
+    print(f"installed {model.name} ({model.kind}) in {model.path}")
+    return 0
+
+
+def remove_model(args: argparse.Namespace) -> int:
+    _settings, store = _store(args)
+    model = store.remove(args.name)
+    print(f"removed {model.name}")
+    return 0
+
+
+def _progress_bar() -> Callable[[str, int, int | None], None] | None:
+    """Progress on stderr when it is a terminal, updated at most 10 times a second."""
+    if not sys.stderr.isatty():
+        return None
+    last = {"t": 0.0, "file": ""}
+
+    def show(file: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        finished = total is not None and done >= total
+        if now - last["t"] < 0.1 and not finished and file == last["file"]:
+            return
+        last.update(t=now, file=file)
+        if total:
+            line = f"{file}: {done / 1e6:.1f} / {total / 1e6:.1f} MB ({100 * done / total:.0f}%)"
+        else:
+            line = f"{file}: {done / 1e6:.1f} MB"
+        end = "\n" if finished else ""
+        print(f"\r\033[K{line}", end=end, file=sys.stderr, flush=True)
+
+    return show

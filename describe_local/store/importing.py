@@ -1,0 +1,144 @@
+"""Bring a model into the store by hand: a folder, an archive, an Argos package, a Piper voice.
+
+This is how an air-gapped kiosk gets its models: someone copies them to a USB
+stick on a machine with a network and runs ``describe-local models import``.
+Whatever comes in is checked (is it a model we can use? do its files match the
+manifest it carries?) before it goes live.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import stat
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from describe_local.store.kinds import NotAModel, identify
+from describe_local.store.local import InstalledModel, ModelStore
+from describe_local.store.manifest import MANIFEST_NAME, Manifest, ManifestError, checksum_folder
+
+log = logging.getLogger(__name__)
+
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+ZIP_SUFFIXES = (".zip", ".argosmodel")
+_JUNK = {"__MACOSX", ".DS_Store"}
+
+
+def import_model(
+    store: ModelStore,
+    path: Path,
+    *,
+    name: str | None = None,
+    replace: bool = False,
+    source: str | None = None,
+) -> InstalledModel:
+    """Check the model at ``path`` and install it in ``store``.
+
+    ``path`` is a model folder, a ``.zip``/``.tar.*`` archive of one, an Argos
+    ``.argosmodel`` file, or a Piper voice's ``.onnx`` (its ``.onnx.json``
+    must be beside it). A manifest that comes with the model is checked
+    against the files. Raises :class:`NotAModel` or :class:`ManifestError`.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise NotAModel(f"{path} does not exist")
+    staged = store.scratch()
+    try:
+        unpacked = staged / "model"
+        _unpack(path, unpacked)
+        root = _model_root(unpacked)
+        found = identify(root)
+        carried = _carried_manifest(root)
+        manifest = Manifest(
+            name=name or (carried.name if carried else found.name),
+            kind=found.kind,
+            source=source or (carried.source if carried else f"import:{path.resolve()}"),
+            licence=(carried.licence if carried and carried.licence else found.licence),
+            files=checksum_folder(root),
+            details={**(carried.details if carried else {}), **found.details},
+        )
+        return store.add(root, manifest, replace=replace)
+    finally:
+        store.discard(staged)
+
+
+def _unpack(path: Path, dest: Path) -> None:
+    """Copy or extract what ``path`` holds into the new folder ``dest``."""
+    lower = path.name.lower()
+    if path.is_dir():
+        shutil.copytree(path, dest)
+    elif lower.endswith(ZIP_SUFFIXES):
+        _extract_zip(path, dest)
+    elif lower.endswith(TAR_SUFFIXES):
+        _extract_tar(path, dest)
+    elif lower.endswith((".onnx", ".onnx.json")):
+        onnx = path if lower.endswith(".onnx") else path.with_name(path.name.removesuffix(".json"))
+        config = onnx.with_name(onnx.name + ".json")
+        for needed in (onnx, config):
+            if not needed.is_file():
+                raise NotAModel(f"a Piper voice needs {onnx.name} and {config.name} side by side; {needed} is missing")
+        dest.mkdir()
+        for part in (onnx, config, onnx.parent / "MODEL_CARD"):
+            if part.is_file():
+                shutil.copy2(part, dest / part.name)
+    else:
+        raise NotAModel(
+            f"{path.name}: expected a model folder, a .zip or .tar archive, an .argosmodel file, "
+            "or a Piper voice .onnx"
+        )
+
+
+def _extract_zip(path: Path, dest: Path) -> None:
+    if not zipfile.is_zipfile(path):
+        raise NotAModel(f"{path.name} is not a zip archive")
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            _check_member(path, info.filename)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise NotAModel(f"{path.name} contains a symbolic link ({info.filename}); refused")
+        archive.extractall(dest)
+
+
+def _extract_tar(path: Path, dest: Path) -> None:
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive.getmembers():
+                _check_member(path, member.name)
+                if not (member.isfile() or member.isdir()):
+                    raise NotAModel(f"{path.name} contains {member.name}, which is not a plain file; refused")
+            archive.extractall(dest, filter="data")
+    except tarfile.TarError as exc:
+        raise NotAModel(f"{path.name} is not a readable tar archive ({exc})") from None
+
+
+def _check_member(archive: Path, member: str) -> None:
+    """Refuse archive entries that would land outside the folder they are extracted into."""
+    parts = PurePosixPath(member.replace("\\", "/"))
+    if parts.is_absolute() or ".." in parts.parts or (parts.parts and ":" in parts.parts[0]):
+        raise NotAModel(f"{archive.name} contains an unsafe path ({member}); refused")
+
+
+def _model_root(folder: Path) -> Path:
+    """The folder that holds the model: archives often wrap it in one top-level folder."""
+    while True:
+        entries = [p for p in folder.iterdir() if p.name not in _JUNK]
+        if len(entries) == 1 and entries[0].is_dir():
+            folder = entries[0]
+        else:
+            return folder
+
+
+def _carried_manifest(root: Path) -> Manifest | None:
+    """The manifest that came with the model, checked against its files."""
+    if not (root / MANIFEST_NAME).is_file():
+        return None
+    carried = Manifest.read(root)
+    problems = carried.verify(root)
+    if problems:
+        raise ManifestError(
+            f"{carried.name}: the files do not match the manifest that came with them "
+            f"({'; '.join(problems[:3])}); copy the model again"
+        )
+    return carried

@@ -1,0 +1,136 @@
+"""The model store on disk: one folder per model under ``models/``.
+
+Folders appear whole or not at all: a model is assembled in a scratch folder
+inside the store (same file system) and renamed into place. Names that start
+with a dot (scratch space, partial downloads) are not models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from describe_local.errors import DescribeLocalError, ModelNotInstalled
+from describe_local.store.manifest import Manifest, ManifestError
+
+log = logging.getLogger(__name__)
+
+SCRATCH = ".tmp"
+DOWNLOADS = ".downloads"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+class StoreError(DescribeLocalError):
+    """The store refused an operation (a bad name, a model already there)."""
+
+    exit_code = 4
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    """A folder in the store and what it holds."""
+
+    name: str
+    path: Path
+    kind: str | None  # None: neither a manifest nor its files say what it is
+    manifest: Manifest | None
+
+
+@dataclass(frozen=True)
+class ModelStore:
+    """The ``models/`` folder."""
+
+    root: Path
+
+    @classmethod
+    def open(cls, root: Path) -> ModelStore:
+        """The store at ``root`` (created when missing)."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root)
+
+    def installed(self, kind: str | None = None) -> list[InstalledModel]:
+        """Installed models, by name; only those of ``kind`` when given."""
+        from describe_local.store.kinds import guess_kind
+
+        found = []
+        for path in sorted(self.root.iterdir()):
+            if not path.is_dir() or path.name.startswith("."):
+                continue
+            try:
+                manifest: Manifest | None = Manifest.read(path)
+            except ManifestError:
+                manifest = None
+            model_kind = manifest.kind if manifest else guess_kind(path)
+            if kind is None or model_kind == kind:
+                found.append(InstalledModel(path.name, path, model_kind, manifest))
+        return found
+
+    def find(self, name: str) -> InstalledModel | None:
+        """The installed model called ``name``, or ``None``."""
+        return next((m for m in self.installed() if m.name == name), None)
+
+    def scratch(self, prefix: str = "import-") -> Path:
+        """A new empty folder inside the store, for assembling a model before it goes live."""
+        base = self.root / SCRATCH
+        base.mkdir(exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+    def downloads(self, name: str) -> Path:
+        """Where partial downloads of ``name`` are kept between tries."""
+        path = self.root / DOWNLOADS / check_name(name)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def add(self, staged: Path, manifest: Manifest, *, replace: bool = False) -> InstalledModel:
+        """Move the assembled folder ``staged`` into place as ``manifest.name``."""
+        name = check_name(manifest.name)
+        manifest.write(staged)
+        target = self.root / name
+        if target.exists():
+            if not replace:
+                raise StoreError(
+                    f"a model called {name!r} is already installed; "
+                    f"remove it first (describe-local models remove {name}) or pass --replace"
+                )
+            retired = self.scratch("old-")
+            target.rename(retired / name)
+            staged.rename(target)
+            self.discard(retired)
+            log.info("replaced %s (%s) in %s", name, manifest.kind, target)
+            return InstalledModel(name, target, manifest.kind, manifest)
+        staged.rename(target)
+        log.info("installed %s (%s) in %s", name, manifest.kind, target)
+        return InstalledModel(name, target, manifest.kind, manifest)
+
+    def remove(self, name: str) -> InstalledModel:
+        """Delete the model ``name`` from the store."""
+        model = self.find(check_name(name))
+        if model is None:
+            raise ModelNotInstalled(f"no model called {name!r} in {self.root} (see describe-local models list)")
+        # Rename first so that a half-deleted folder is never mistaken for a model.
+        retired = self.scratch("remove-")
+        model.path.rename(retired / model.name)
+        self.discard(retired)
+        return model
+
+    def discard(self, scratch: Path) -> None:
+        """Delete a scratch folder, and the scratch area once it is empty."""
+        shutil.rmtree(scratch, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (self.root / SCRATCH).rmdir()
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a safe folder name for a model, else :class:`StoreError`."""
+    if not _NAME.match(name) or name in (".", ".."):
+        raise StoreError(
+            f"{name!r} is not a usable model name (letters, digits, '.', '_', '+', '-'; "
+            "no slashes; at most 128 characters)"
+        )
+    return name
