@@ -1,0 +1,63 @@
+"""``describe-local serve``: the web app for phones and kiosks on the home network."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from describe_local.cli._common import add_gallery_option, load_settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the web page and API (take a photo on a phone, hear it described)",
+        description=(
+            "Serve the describe page, the known-people page, the API (/docs) and the audio "
+            "from this machine. Models load once at start-up. On first start an admin token "
+            "is made and printed once: keep it, it is needed to change the known people."
+        ),
+    )
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for the home network)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    add_gallery_option(parser)
+    parser.add_argument(
+        "--reset-admin-token", action="store_true",
+        help="make a new admin token (the old one stops working) and print it",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from describe_local.server import create_app
+    from describe_local.server.auth import ADMIN, DESCRIBE, TokenStore
+
+    settings = load_settings(args, host="host", port="port", known_faces="gallery")
+    tokens = TokenStore.open(settings.state_dir)
+    new_admin = tokens.reset(ADMIN) if args.reset_admin_token else tokens.ensure(ADMIN)
+    if new_admin:
+        print(f"Admin token (shown once; needed for the Known people page): {new_admin}")
+    if settings.require_token_for_describe:
+        new_describe = tokens.ensure(DESCRIBE)
+        if new_describe:
+            print(f"Access token for describing (shown once; enter it on the page): {new_describe}")
+
+    debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    if not debug:
+        # The gallery logs people's names at INFO; the server's logs must not hold them.
+        logging.getLogger("describe_local.gallery").setLevel(logging.WARNING)
+    print(f"Serving on http://{settings.host}:{settings.port}/ (models are loading; Ctrl-C stops)", flush=True)
+    sys.stdout.flush()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep the CLI's logging set-up
+        # uvicorn's access log shows full paths (names, signatures): only when debugging.
+        access_log=debug,
+        timeout_graceful_shutdown=5,
+    )
+    return 0

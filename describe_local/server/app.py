@@ -1,0 +1,246 @@
+"""The ASGI app: the page, the API, the audio, and the docs, all from this one process.
+
+``create_app(settings)`` loads the models in the background at start-up (the
+health endpoint says ``loading`` until they are ready); tests and benchmarks
+pass an already loaded ``describer`` to share it between apps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from describe_local import __version__
+from describe_local.errors import DescribeLocalError, GalleryError, ImageError
+from describe_local.server import describe_api, gallery_api
+from describe_local.server.auth import AuthError
+from describe_local.server.jobs import JobTimeout, QueueFull
+from describe_local.server.signing import SignatureError
+from describe_local.server.state import ServerState
+from describe_local.server.uploads import BadUpload, UploadTooLarge
+from describe_local.settings import Settings
+
+if TYPE_CHECKING:
+    from describe_local.pipeline import Describer
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+SWEEP_EVERY_S = 15.0
+
+# Error class -> HTTP status; the most specific class wins (checked in order).
+STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
+    (AuthError, 401),
+    (SignatureError, 403),
+    (gallery_api.PersonNotFound, 404),
+    (describe_api.AudioGone, 410),
+    (UploadTooLarge, 413),
+    (ImageError, 415),
+    (GalleryError, 422),
+    (BadUpload, 400),
+    (QueueFull, 503),
+    (describe_api.NotReady, 503),
+    (gallery_api.FacesUnavailable, 503),
+    (JobTimeout, 504),
+]
+
+# The pages load nothing from anywhere else; /docs has its own, looser policy.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",  # revalidate, so the service worker and browser see updates
+}
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    models: dict[str, dict[str, Any]]
+    error: str | None = None
+    queue: dict[str, int]
+    describe_needs_token: bool
+    audio_clips: int
+    uptime_s: float
+
+
+def create_app(settings: Settings, describer: Describer | None = None) -> FastAPI:
+    """The web app. Without ``describer``, the models load in the background at start-up."""
+    state = ServerState.create(settings, describer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if state.describer is None:
+            state.load_in_background()
+        sweeper = asyncio.create_task(_sweep_audio(state))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            state.close()
+
+    app = FastAPIOffline(
+        title="describe-local",
+        version=__version__,
+        description=(
+            "Describe a photo out loud, offline: a caption, the people you know and any text "
+            "in the picture, as text and as a spoken MP3 at a signed, expiring URL."
+        ),
+        lifespan=lifespan,
+        favicon_url="/static/icons/icon.svg",
+    )
+    app.state.server = state
+    app.add_middleware(AccessLog)
+    _add_error_handlers(app)
+    app.include_router(describe_api.router)
+    app.include_router(gallery_api.router)
+    _add_pages(app)
+
+    @app.get("/api/health", response_model=Health)
+    async def health() -> Health:
+        """Readiness (``loading``, ``ready``, ``failed``) and which models are loaded."""
+        return Health(
+            status=state.status,
+            version=__version__,
+            models=state.models(),
+            error=state.load_error,
+            queue={"pending": state.jobs.pending, "max": state.jobs.max_pending},
+            describe_needs_token=settings.require_token_for_describe,
+            audio_clips=len(state.audio),
+            uptime_s=round(time.time() - state.started, 1),
+        )
+
+    @app.get("/api/languages")
+    async def languages() -> dict[str, Any]:
+        """The languages descriptions can be spoken in, and the default."""
+        return {"default": settings.lang, "languages": _languages(state)}
+
+    return app
+
+
+def _languages(state: ServerState) -> list[dict[str, str]]:
+    found: dict[str, str] = {"en": "English"}
+    translator = state.describer.translator if state.describer is not None else None
+    listed = getattr(translator, "languages", None)
+    if callable(listed):
+        listed = listed()
+    if isinstance(listed, dict):
+        found.update({str(code): str(name) for code, name in listed.items()})
+    elif listed:
+        for item in listed:
+            code = getattr(item, "code", item)
+            found[str(code)] = str(getattr(item, "name", code))
+    return [{"code": code, "name": name} for code, name in sorted(found.items(), key=lambda kv: kv[1])]
+
+
+async def _sweep_audio(state: ServerState) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_EVERY_S)
+        state.audio.sweep()
+
+
+def _add_pages(app: FastAPI) -> None:
+    def page(name: str, media_type: str | None = None) -> Any:
+        async def serve() -> FileResponse:
+            return FileResponse(STATIC / name, media_type=media_type, headers=PAGE_HEADERS)
+
+        return serve
+
+    app.get("/", include_in_schema=False)(page("index.html"))
+    app.get("/gallery", include_in_schema=False)(page("gallery.html"))
+    # The service worker lives at the root so that its scope covers every page.
+    app.get("/sw.js", include_in_schema=False)(page("sw.js", "text/javascript"))
+    app.get("/manifest.webmanifest", include_in_schema=False)(
+        page("manifest.webmanifest", "application/manifest+json")
+    )
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def _user_message(exc: Exception) -> str:
+    """The error's one line, phrased for someone who sent a photo rather than a file path."""
+    message = str(exc)
+    if isinstance(exc, ImageError):
+        message = message.removeprefix("<upload>: ").removeprefix("<bytes>: ")
+        if exc.__class__ is ImageError and "limit" not in message:
+            message += "; send a photo (JPEG, PNG, WebP or HEIC)"
+    return message
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def known_error(_request: Request, exc: Exception) -> Response:
+        status = next((code for cls, code in STATUS_BY_ERROR if isinstance(exc, cls)), 400)
+        headers = {}
+        retry_after = getattr(exc, "retry_after", None)
+        if status == 503 and retry_after:
+            headers["Retry-After"] = str(retry_after)
+        if status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        log.info("refused a request: %s %s", status, type(exc).__name__)
+        return JSONResponse({"detail": _user_message(exc)}, status_code=status, headers=headers)
+
+    async def validation_error(_request: Request, exc: Exception) -> Response:
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in errors) or "request"
+        return JSONResponse({"detail": f"the request is malformed ({where})"}, status_code=422)
+
+    async def unexpected(_request: Request, exc: Exception) -> Response:
+        log.error("unexpected %s while answering a request", type(exc).__name__, exc_info=exc)
+        return JSONResponse(
+            {"detail": "something went wrong on the server; please try again"}, status_code=500
+        )
+
+    app.add_exception_handler(DescribeLocalError, known_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+class AccessLog:
+    """One log line per request: method, route *template*, status and time.
+
+    The route template (``/api/gallery/people/{name}``) rather than the path
+    keeps names and signatures out of the logs; uvicorn's own access log is
+    off unless debugging.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            where = getattr(route, "path", None)
+            if where is None:
+                path = scope.get("path", "")
+                # Static assets have no private part; any other path might (a name).
+                where = path if path.startswith(("/static/", "/static-offline-docs/")) else "(no route)"
+            log.info("%s %s %d %.0f ms", scope["method"], where, status, (time.perf_counter() - t0) * 1000)

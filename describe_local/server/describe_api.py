@@ -1,0 +1,184 @@
+"""``POST /api/describe`` and the signed audio it points to."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import BaseModel, Field
+
+from describe_local.errors import DescribeLocalError
+from describe_local.server.auth import ADMIN, DESCRIBE, bearer_token
+from describe_local.server.state import ServerState
+from describe_local.server.uploads import BadUpload, keep_upload, parse_form, read_body
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api")
+AUDIO_PATH = "/api/audio/{clip_id}.mp3"
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+class NotReady(DescribeLocalError):
+    """The models are still loading, or failed to load."""
+
+    def __init__(self, message: str, retry_after: int | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AudioGone(DescribeLocalError):
+    """A validly signed clip that is no longer kept."""
+
+
+def server_state(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+def ready_describer(state: ServerState) -> Any:
+    """The loaded describer, or :class:`NotReady` (503) while it loads or if it failed."""
+    if state.describer is not None:
+        return state.describer
+    if state.load_error:
+        raise NotReady(f"the server could not load its models: {state.load_error}", None)
+    raise NotReady("the server is still loading its models; try again in a few seconds", 5)
+
+
+class DescribeResponse(BaseModel):
+    """A description: what is spoken, what was found, and where to fetch the MP3."""
+
+    text: str = Field(description="what is spoken")
+    caption: str | None = None
+    people: list[str] = Field(default_factory=list, description="known people recognised, left to right")
+    unknown_faces: int = 0
+    text_found: str | None = None
+    text_language: str | None = Field(None, description="ISO 639-1 code of the text found")
+    language: str = Field("en", description="the language `text` is spoken in")
+    voice: str | None = None
+    notes: list[str] = Field(default_factory=list)
+    timings_ms: dict[str, float] = Field(default_factory=dict, description="per stage, and `total`")
+    errors: dict[str, str] = Field(default_factory=dict, description="stages that failed or are off, and why")
+    audio_url: str | None = Field(None, description="signed URL of the MP3; it expires")
+    audio_expires: int | None = Field(None, description="when audio_url stops working (Unix time)")
+
+
+_FORM_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["photo"],
+                    "properties": {
+                        "photo": {"type": "string", "format": "binary", "description": "the photo"},
+                        "lang": {"type": "string", "description": "language to speak, e.g. en, es"},
+                        "voice": {"type": "string", "description": "voice key, e.g. en_US-joe-medium"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/describe",
+    response_model=DescribeResponse,
+    openapi_extra=_FORM_SCHEMA,
+    responses={
+        401: {"description": "a token is needed"},
+        413: {"description": "the photo is over the size limit"},
+        415: {"description": "not an image this server can read"},
+        503: {"description": "busy (see Retry-After) or still loading"},
+        504: {"description": "over the time budget"},
+    },
+)
+async def describe(
+    request: Request,
+    state: Annotated[ServerState, Depends(server_state)],
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> DescribeResponse:
+    """Describe a photo: text, what was found, and a signed URL of the spoken MP3."""
+    from describe_local.pipeline import DescribeOptions
+
+    settings = state.settings
+    if settings.require_token_for_describe:
+        state.tokens.require(bearer_token(authorization), DESCRIBE, ADMIN)
+    describer = ready_describer(state)
+    state.jobs.check_room()  # refuse before reading a large upload
+    body = await read_body(request.headers.get("content-length"), request.stream(), settings.max_upload_bytes)
+    form = parse_form(request.headers.get("content-type"), body)
+    del body
+    photos = form.files("photo")
+    if len(photos) != 1:
+        raise BadUpload("send exactly one photo, in the form field 'photo'")
+    photo = photos[0]
+    if settings.keep_uploads:
+        keep_upload(settings.state_dir, photo.data, photo.filename)
+    options = DescribeOptions(lang=form.text("lang"), voice=form.text("voice"))
+
+    result = await state.jobs.run(describer.describe, photo.data, options)
+    data = result.to_json()
+    for key in ("path", "audio"):
+        data.pop(key, None)
+    response = DescribeResponse(**data)
+    if result.mp3:
+        clip_id, expires = state.audio.put(result.mp3)
+        response.audio_url = state.signer.sign(AUDIO_PATH.format(clip_id=clip_id), settings.audio_ttl_s)
+        response.audio_expires = int(expires)
+    # Timings only: the text and names stay out of the logs.
+    log.info("described a photo in %.0f ms", result.timings_ms.get("total", 0.0))
+    return response
+
+
+@router.get(
+    "/audio/{clip_id}.mp3",
+    response_class=Response,
+    responses={
+        200: {"content": {"audio/mpeg": {}}, "description": "the MP3"},
+        206: {"description": "part of the MP3 (Range request)"},
+        403: {"description": "the link was changed or has expired"},
+        410: {"description": "the clip is gone"},
+    },
+)
+async def audio(
+    clip_id: str,
+    request: Request,
+    state: Annotated[ServerState, Depends(server_state)],
+    expires: str | None = None,
+    sig: str | None = None,
+) -> Response:
+    """The MP3 of a description, at the signed URL that came with it."""
+    state.signer.verify(AUDIO_PATH.format(clip_id=clip_id), expires, sig)
+    data = state.audio.get(clip_id)
+    if data is None:
+        raise AudioGone("this audio is no longer kept; describe the photo again")
+    max_age = max(0, int(expires or 0) - int(time.time()))
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": f"private, max-age={max_age}"}
+    # Safari plays audio only from servers that answer byte ranges.
+    span = _byte_range(request.headers.get("range"), len(data))
+    if span is None:
+        return Response(data, media_type="audio/mpeg", headers=headers)
+    start, end = span
+    if start >= len(data) or start > end:
+        headers["Content-Range"] = f"bytes */{len(data)}"
+        return Response(status_code=416, headers=headers)
+    headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+    return Response(data[start : end + 1], status_code=206, media_type="audio/mpeg", headers=headers)
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(first, last)`` byte of a single-range ``Range`` header, or None for the whole file."""
+    match = _RANGE.match((header or "").strip())
+    if not match or size == 0:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        return max(0, size - int(last)), size - 1
+    return int(first), min(int(last), size - 1) if last else size - 1

@@ -1,0 +1,213 @@
+"""The known-faces gallery over HTTP: list, add a person with photos, remove. Admin only."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from describe_local.errors import DescribeLocalError, GalleryError
+from describe_local.server.auth import ADMIN, bearer_token
+from describe_local.server.describe_api import ready_describer, server_state
+from describe_local.server.state import ServerState
+from describe_local.server.uploads import BadUpload, Part, parse_form, read_body
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/gallery")
+IMAGE_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "HEIF": ".heic", "GIF": ".gif",
+                  "BMP": ".bmp", "TIFF": ".tif"}  # fmt: skip
+
+
+class FacesUnavailable(DescribeLocalError):
+    """The face models are not loaded, so the gallery cannot be changed."""
+
+
+class PersonNotFound(DescribeLocalError):
+    """No such person in the gallery."""
+
+
+class Person(BaseModel):
+    name: str
+    photos: int
+
+
+class PeopleResponse(BaseModel):
+    people: list[Person]
+
+
+class AddedResponse(BaseModel):
+    name: str
+    added: int
+    photos: int
+
+
+class RemovedResponse(BaseModel):
+    name: str
+    removed_photos: int
+
+
+def require_admin(
+    state: Annotated[ServerState, Depends(server_state)],
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> ServerState:
+    state.tokens.require(bearer_token(authorization), ADMIN)
+    return state
+
+
+AdminState = Annotated[ServerState, Depends(require_admin)]
+_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"description": "the admin token is needed"}}
+
+
+def _gallery(state: ServerState) -> Any:
+    from describe_local.gallery import Gallery
+
+    faces = state.describer.faces if state.describer is not None else None
+    models = getattr(faces, "models", None)
+    return Gallery.open(state.settings.known_faces, state.settings, models=models)
+
+
+def _list_people(state: ServerState) -> list[Person]:
+    gallery = _gallery(state)
+    return [Person(name=name, photos=len(gallery.photo_paths(name))) for name in gallery.people()]
+
+
+@router.get("/people", response_model=PeopleResponse, responses=_AUTH_RESPONSES)
+async def list_people(state: AdminState) -> PeopleResponse:
+    """Everyone in the gallery, with how many photos each has."""
+    return PeopleResponse(people=await run_in_threadpool(_list_people, state))
+
+
+_ADD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["name", "photos"],
+                    "properties": {
+                        "name": {"type": "string", "description": "the name to speak"},
+                        "photos": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "photos of this person, each showing only their face",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/people",
+    status_code=201,
+    response_model=AddedResponse,
+    openapi_extra=_ADD_SCHEMA,
+    responses={**_AUTH_RESPONSES, 422: {"description": "a photo was refused (no face, several faces)"}},
+)
+async def add_person(request: Request, state: AdminState) -> AddedResponse:
+    """Add a person (or more photos of one): every photo must show exactly one face."""
+    describer = ready_describer(state)
+    if describer.faces is None:
+        raise FacesUnavailable("face recognition is not loaded on this server, so no one can be added")
+    state.jobs.check_room()
+    body = await read_body(
+        request.headers.get("content-length"), request.stream(), state.settings.max_upload_bytes
+    )
+    form = parse_form(request.headers.get("content-type"), body)
+    del body
+    name = form.text("name")
+    photos = form.files("photos") or form.files("photo")
+    if not name:
+        raise BadUpload("give the person's name (form field 'name')")
+    if not photos:
+        raise BadUpload("give at least one photo of the person (form field 'photos')")
+    added = await state.jobs.run(_enrol, state, name, photos)
+    log.info("gallery: added %d photo(s)", added)
+    people = await run_in_threadpool(_list_people, state)
+    person = next((p for p in people if p.name.casefold() == name.strip().casefold()), None)
+    return AddedResponse(name=person.name if person else name, added=added, photos=person.photos if person else added)
+
+
+@router.delete("/people/{name}", response_model=RemovedResponse, responses=_AUTH_RESPONSES)
+async def remove_person(name: str, state: AdminState) -> RemovedResponse:
+    """Remove a person and their photos from the gallery."""
+    ready_describer(state)
+    known = await run_in_threadpool(_list_people, state)
+    match = next((p.name for p in known if p.name.casefold() == name.casefold()), None)
+    if match is None:
+        raise PersonNotFound("there is no one of that name in the gallery")
+    removed = await state.jobs.run(_remove, state, match)
+    log.info("gallery: removed a person (%d photos)", removed)
+    return RemovedResponse(name=match, removed_photos=removed)
+
+
+# -- in the worker thread: serialised with describing, so the recogniser never changes mid-photo.
+
+
+def _enrol(state: ServerState, name: str, photos: list[Part]) -> int:
+    gallery = _gallery(state)
+    gallery.folder.mkdir(parents=True, exist_ok=True)
+    # The gallery adds from files. Stage the uploads in a private hidden folder
+    # inside the gallery (which ignores hidden folders): they are headed there anyway.
+    staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=gallery.folder))
+    shown: dict[str, str] = {}
+    try:
+        paths = []
+        for i, part in enumerate(photos, 1):
+            path = staging / _staged_name(part, i)
+            path.write_bytes(part.data)
+            shown[str(path)] = part.filename or f"photo {i}"
+            paths.append(path)
+        try:
+            added = gallery.add(name, paths)
+        except GalleryError as exc:
+            message = str(exc)
+            for staged, original in shown.items():
+                message = message.replace(staged, original)
+            raise GalleryError(message) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _refresh_recognizer(state, gallery)
+    return len(added)
+
+
+def _remove(state: ServerState, name: str) -> int:
+    gallery = _gallery(state)
+    count = gallery.remove(name)
+    _refresh_recognizer(state, gallery)
+    return count
+
+
+def _refresh_recognizer(state: ServerState, gallery: Any) -> None:
+    """Reload the gallery's encodings into the describer (cached, so this is quick)."""
+    from describe_local.faces import FaceRecognizer
+
+    describer = state.describer
+    if describer is None or describer.faces is None:
+        return
+    describer.faces = FaceRecognizer.load(gallery, state.settings, models=describer.faces.models)
+
+
+def _staged_name(part: Part, index: int) -> str:
+    """A safe file name for an upload, with the suffix of its real format."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(part.filename or "").stem).strip("-")[:60] or "photo"
+    suffix = ".jpg"
+    with contextlib.suppress(Exception):  # not an image: the gallery refuses it with a clear message
+        from PIL import Image
+
+        with Image.open(io.BytesIO(part.data)) as img:
+            suffix = IMAGE_SUFFIXES.get(img.format or "", suffix)
+    return f"{index:02d}-{stem}{suffix}"

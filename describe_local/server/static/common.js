@@ -1,0 +1,56 @@
+// Shared by the pages: announcements, errors, API errors, the service worker.
+"use strict";
+
+const dl = (() => {
+  const statusBox = () => document.getElementById("status");
+  const errorBox = () => document.getElementById("error");
+
+  // Clear first, then set on the next frame, so that a screen reader
+  // announces a message even when it repeats the previous one.
+  function announce(text) {
+    const box = statusBox();
+    box.textContent = "";
+    requestAnimationFrame(() => { box.textContent = text; });
+  }
+
+  function showError(text) {
+    const box = errorBox();
+    box.textContent = "";
+    requestAnimationFrame(() => { box.textContent = text; });
+  }
+
+  function clearMessages() {
+    statusBox().textContent = "";
+    errorBox().textContent = "";
+  }
+
+  // A sentence for the user from a failed response: the server's own message,
+  // plus when to retry when it is busy.
+  async function errorMessage(response) {
+    let detail = "";
+    try {
+      const body = await response.json();
+      detail = typeof body.detail === "string" ? body.detail : "";
+    } catch (_) { /* not JSON */ }
+    if (!detail) detail = `The server answered ${response.status} ${response.statusText}.`;
+    detail = detail.charAt(0).toUpperCase() + detail.slice(1);
+    if (!/[.!?]$/.test(detail)) detail += ".";
+    const retry = response.headers.get("Retry-After");
+    if (response.status === 503 && retry) {
+      detail += ` Try again in ${retry} second${retry === "1" ? "" : "s"}.`;
+    }
+    return detail;
+  }
+
+  function authHeaders(token) {
+    return token ? { Authorization: `Bearer ${token}` } : {};
+  }
+
+  if ("serviceWorker" in navigator) {
+    window.addEventListener("load", () => {
+      navigator.serviceWorker.register("/sw.js").catch(() => { /* the page works without it */ });
+    });
+  }
+
+  return { announce, showError, clearMessages, errorMessage, authHeaders };
+})();

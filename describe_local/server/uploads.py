@@ -1,0 +1,159 @@
+"""Uploads read into memory, never onto disk.
+
+Starlette's own form parser spools any file over 1 MB to a temporary file,
+which would put people's photos on disk; this module reads the body with a
+size limit and splits the multipart form in memory instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from describe_local.errors import DescribeLocalError
+
+log = logging.getLogger(__name__)
+
+MAX_PARTS = 32
+MAX_FIELD_BYTES = 4096  # text fields (lang, voice, name) are short
+
+
+class UploadTooLarge(DescribeLocalError):
+    """The request body is over the upload limit."""
+
+
+class BadUpload(DescribeLocalError):
+    """The request is not the multipart form the endpoint expects."""
+
+
+@dataclass
+class Part:
+    """One field of a multipart form."""
+
+    name: str
+    filename: str | None = None
+    content_type: str | None = None
+    data: bytes = b""
+
+
+@dataclass
+class Form:
+    """The parts of a multipart form, in order."""
+
+    parts: list[Part] = field(default_factory=list)
+
+    def files(self, name: str) -> list[Part]:
+        return [p for p in self.parts if p.name == name and p.filename is not None]
+
+    def text(self, name: str) -> str | None:
+        """The value of text field ``name`` (the first one), or None."""
+        for p in self.parts:
+            if p.name == name and p.filename is None:
+                if len(p.data) > MAX_FIELD_BYTES:
+                    raise BadUpload(f"the field {name!r} is too long")
+                return p.data.decode("utf-8", "replace").strip() or None
+        return None
+
+
+async def read_body(content_length: str | None, stream: AsyncIterator[bytes], max_bytes: int) -> bytes:
+    """The whole body, or :class:`UploadTooLarge` as soon as it passes ``max_bytes``."""
+    limit_mb = max_bytes / 1e6
+    message = f"the photo is too large: the limit is {limit_mb:.0f} MB; send a smaller photo"
+    if content_length and content_length.isdigit() and int(content_length) > max_bytes:
+        raise UploadTooLarge(message)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in stream:
+        total += len(chunk)
+        if total > max_bytes:
+            raise UploadTooLarge(message)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_form(content_type: str | None, body: bytes) -> Form:
+    """Split a ``multipart/form-data`` body into its parts."""
+    mime, params = parse_options_header(content_type or "")
+    boundary = params.get(b"boundary")
+    if mime != b"multipart/form-data" or not boundary:
+        raise BadUpload("send the photo as a multipart/form-data form (field 'photo')")
+
+    form = Form()
+    header_field = bytearray()
+    header_value = bytearray()
+    headers: dict[bytes, bytes] = {}
+    data = bytearray()
+
+    def on_part_begin() -> None:
+        headers.clear()
+        data.clear()
+
+    def on_header_field(buf: bytes, start: int, end: int) -> None:
+        header_field.extend(buf[start:end])
+
+    def on_header_value(buf: bytes, start: int, end: int) -> None:
+        header_value.extend(buf[start:end])
+
+    def on_header_end() -> None:
+        headers[bytes(header_field).lower()] = bytes(header_value)
+        header_field.clear()
+        header_value.clear()
+
+    def on_part_data(buf: bytes, start: int, end: int) -> None:
+        data.extend(buf[start:end])
+
+    def on_part_end() -> None:
+        if len(form.parts) >= MAX_PARTS:
+            raise BadUpload(f"too many fields in the form (at most {MAX_PARTS})")
+        _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
+        name = disposition.get(b"name")
+        if name is None:
+            raise BadUpload("a form field has no name")
+        filename = disposition.get(b"filename")
+        form.parts.append(
+            Part(
+                name=name.decode("utf-8", "replace"),
+                filename=None if filename is None else filename.decode("utf-8", "replace"),
+                content_type=(headers.get(b"content-type") or b"").decode("latin-1") or None,
+                data=bytes(data),
+            )
+        )
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except BadUpload:
+        raise
+    except Exception as exc:  # the parser's own errors: a malformed body
+        log.debug("malformed multipart body: %s", exc)
+        raise BadUpload("the form is malformed; send the photo as multipart/form-data") from None
+    return form
+
+
+def keep_upload(state_dir: Path, data: bytes, filename: str | None) -> Path:
+    """Write an upload to ``state_dir/uploads`` (only when the keep_uploads setting asks)."""
+    folder = Path(state_dir) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = Path(filename or "").suffix.lower()
+    if not suffix.isascii() or not suffix[1:].isalnum() or len(suffix) > 6:
+        suffix = ".bin"
+    path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}{suffix}"
+    path.write_bytes(data)
+    return path
