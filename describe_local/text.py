@@ -65,7 +65,7 @@ REREAD_MIN_LETTERS = 20
 LANGUAGE_MIN_LETTERS = 4
 
 VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøœùúûüÿ")
-PUNCTUATION_EDGES = "\"'“”‘’„«»‹›()[]{}<>.,;:!?¡¿-–—_*|/\\~`^°•·"
+PUNCTUATION_EDGES = "\"'“”‘’„«»‹›()[]{}<>.,;:!?¡¿-–—_*|/\\~`^°•·#%$€£&+=@"
 
 
 class OcrNotInstalled(DescribeLocalError):
