@@ -54,6 +54,9 @@ class Settings:
     face_tolerance: float = 0.55
     face_max_side: int = 1600
     face_upsample: int = 1
+    # dlib's face encoder holds the GIL (scripts/measure_overlap.py): run the
+    # faces stage in a child process so that caption and text keep running.
+    face_subprocess: bool = True
 
     # Text stage.
     ocr_languages: str = "eng+spa+fra+deu+por+ita"
