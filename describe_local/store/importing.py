@@ -51,8 +51,11 @@ def import_model(
         root = _model_root(unpacked)
         found = identify(root)
         carried = _carried_manifest(root)
+        default = found.name
+        if found.kind == "caption":  # named after the folder it came in, not our scratch copy
+            default = root.name if root != unpacked else _stem(path)
         manifest = Manifest(
-            name=name or (carried.name if carried else found.name),
+            name=name or (carried.name if carried else default),
             kind=found.kind,
             source=source or (carried.source if carried else f"import:{path.resolve()}"),
             licence=(carried.licence if carried and carried.licence else found.licence),
@@ -62,6 +65,15 @@ def import_model(
         return store.add(root, manifest, replace=replace)
     finally:
         store.discard(staged)
+
+
+def _stem(path: Path) -> str:
+    """"ofa-tiny" from "ofa-tiny", "ofa-tiny.zip" or "ofa-tiny.tar.gz"."""
+    name = path.name
+    for suffix in (*TAR_SUFFIXES, *ZIP_SUFFIXES):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def _unpack(path: Path, dest: Path) -> None:
