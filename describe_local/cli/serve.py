@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from describe_local.server import create_app
     from describe_local.server.auth import ADMIN, DESCRIBE, TokenStore
+    from describe_local.server.logs import keep_names_out_of_logs
 
     settings = load_settings(args, host="host", port="port", known_faces="gallery")
     tokens = TokenStore.open(settings.state_dir)
@@ -46,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"Access token for describing (shown once; enter it on the page): {new_describe}")
 
     debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
-    if not debug:
-        # The gallery logs people's names at INFO; the server's logs must not hold them.
-        logging.getLogger("describe_local.gallery").setLevel(logging.WARNING)
+    keep_names_out_of_logs(debug)
     print(f"Serving on http://{settings.host}:{settings.port}/ (models are loading; Ctrl-C stops)", flush=True)
     sys.stdout.flush()
     uvicorn.run(

@@ -21,13 +21,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from describe_local import __version__
 from describe_local.errors import DescribeLocalError, GalleryError, ImageError
 from describe_local.server import describe_api, gallery_api
 from describe_local.server.auth import AuthError
 from describe_local.server.jobs import JobTimeout, QueueFull
+from describe_local.server.logs import AccessLog
 from describe_local.server.signing import SignatureError
 from describe_local.server.state import ServerState
 from describe_local.server.uploads import BadUpload, UploadTooLarge
@@ -122,7 +122,7 @@ def create_app(settings: Settings, describer: Describer | None = None) -> FastAP
             error=state.load_error,
             queue={"pending": state.jobs.pending, "max": state.jobs.max_pending},
             describe_needs_token=settings.require_token_for_describe,
-            audio_clips=len(state.audio),
+            audio_clips=state.audio.sweep(),
             uptime_s=round(time.time() - state.started, 1),
         )
 
@@ -208,39 +208,3 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DescribeLocalError, known_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected)
-
-
-class AccessLog:
-    """One log line per request: method, route *template*, status and time.
-
-    The route template (``/api/gallery/people/{name}``) rather than the path
-    keeps names and signatures out of the logs; uvicorn's own access log is
-    off unless debugging.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0 = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route = scope.get("route")
-            where = getattr(route, "path", None)
-            if where is None:
-                path = scope.get("path", "")
-                # Static assets have no private part; any other path might (a name).
-                where = path if path.startswith(("/static/", "/static-offline-docs/")) else "(no route)"
-            log.info("%s %s %d %.0f ms", scope["method"], where, status, (time.perf_counter() - t0) * 1000)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 @dataclass
 class _Clip:
     data: bytes
-    expires: float
+    expires: int
 
 
 @dataclass
@@ -31,11 +31,11 @@ class AudioStore:
     _bytes: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    def put(self, mp3: bytes, *, now: float | None = None) -> tuple[str, float]:
-        """Keep ``mp3``; return its new id and its expiry time (Unix seconds)."""
+    def put(self, mp3: bytes, *, now: float | None = None) -> tuple[str, int]:
+        """Keep ``mp3``; return its new id and its expiry time (whole Unix seconds, as URLs carry)."""
         now = time.time() if now is None else now
         clip_id = secrets.token_urlsafe(16)
-        expires = now + self.ttl_s
+        expires = int(now + self.ttl_s)
         with self._lock:
             self._sweep(now)
             self._clips[clip_id] = _Clip(mp3, expires)

@@ -128,8 +128,8 @@ async def describe(
     response = DescribeResponse(**data)
     if result.mp3:
         clip_id, expires = state.audio.put(result.mp3)
-        response.audio_url = state.signer.sign(AUDIO_PATH.format(clip_id=clip_id), settings.audio_ttl_s)
-        response.audio_expires = int(expires)
+        response.audio_url = state.signer.sign_until(AUDIO_PATH.format(clip_id=clip_id), expires)
+        response.audio_expires = expires
     # Timings only: the text and names stay out of the logs.
     log.info("described a photo in %.0f ms", result.timings_ms.get("total", 0.0))
     return response

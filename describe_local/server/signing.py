@@ -35,7 +35,10 @@ class UrlSigner:
 
     def sign(self, path: str, ttl_s: float, *, now: float | None = None) -> str:
         """``path`` with its expiry time and signature as query parameters."""
-        expires = int((time.time() if now is None else now) + ttl_s)
+        return self.sign_until(path, int((time.time() if now is None else now) + ttl_s))
+
+    def sign_until(self, path: str, expires: int) -> str:
+        """``path`` signed to work until ``expires`` (Unix seconds)."""
         query = urlencode({"expires": expires, "sig": self.signature(path, expires)})
         return f"{path}?{query}"
 
