@@ -307,9 +307,11 @@ class Describer:
         self, sentences: list[compose.Sentence], lang: str
     ) -> tuple[list[Segment], str, list[str]]:
         """Segments to speak, the language they are in, and notes (e.g. a fallback)."""
+        # The translator also handles English: it gives the text read from the photo
+        # a segment (and so a voice) of its own language.
+        if self.translator is not None:
+            return self.translator.translate(sentences, lang)
         if lang.split("_")[0].split("-")[0].lower() != "en":
-            if self.translator is not None:
-                return self.translator.translate(sentences, lang)
             note = f"Translation to {lang!r} is not available; speaking English."
             return [Segment(compose.render(sentences), "en")], "en", [note]
         return [Segment(compose.render(sentences), "en")], "en", []

@@ -55,17 +55,18 @@ class Size:
     d_model: int
     heads: int
     ffn: int
-    vocab: int  # CTranslate2 vocabulary size (SentencePiece pieces, padded with unused tokens)
+    vocab: int  # CTranslate2 vocabulary size (SentencePiece pieces padded with unused tokens; 0: no padding)
+    byte_fallback: bool  # SentencePiece byte pieces (real packages have them; gibberish reads better without)
 
 
 SIZES = {
-    "tiny": Size(layers=2, d_model=64, heads=4, ffn=128, vocab=512),
+    "tiny": Size(layers=2, d_model=64, heads=4, ffn=128, vocab=0, byte_fallback=False),
     # The size of a released Argos model (Transformer base): for benchmarks.
-    "real": Size(layers=6, d_model=512, heads=8, ffn=2048, vocab=32000),
+    "real": Size(layers=6, d_model=512, heads=8, ffn=2048, vocab=32000, byte_fallback=True),
 }
 
 
-def train_sentencepiece(folder: Path, pieces: int = 400) -> Path:
+def train_sentencepiece(folder: Path, pieces: int = 400, *, byte_fallback: bool = True) -> Path:
     """Train a small SentencePiece model on :data:`CORPUS`; return the ``.model`` path."""
     import sentencepiece as spm
 
@@ -78,7 +79,7 @@ def train_sentencepiece(folder: Path, pieces: int = 400) -> Path:
         vocab_size=pieces,
         model_type="unigram",
         character_coverage=1.0,
-        byte_fallback=True,  # any name or character can be encoded
+        byte_fallback=byte_fallback,  # with it, any character can be encoded
         hard_vocab_limit=False,
         minloglevel=2,
     )
@@ -91,6 +92,7 @@ def vocabulary(sp_model: Path, size: int) -> list[str]:
 
     sp = spm.SentencePieceProcessor(model_file=str(sp_model))
     tokens = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    size = size or len(tokens)
     if size < len(tokens):
         raise ValueError(f"vocabulary of {size} is smaller than the {len(tokens)} SentencePiece pieces")
     return tokens + [f"<unused{i}>" for i in range(size - len(tokens))]
@@ -156,7 +158,7 @@ def make_package(
     top = f"translate-{source}_{target}-1_0"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        sp_model = train_sentencepiece(work)
+        sp_model = train_sentencepiece(work, byte_fallback=shape.byte_fallback)
         model_dir = work / "model"
         model_dir.mkdir()
         write_ctranslate2(model_dir, vocabulary(sp_model, shape.vocab), shape, seed, quantization)
