@@ -16,14 +16,21 @@ order ``face_recognition`` uses.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from describe_local.errors import ModelNotInstalled
+from describe_local.errors import DescribeLocalError, ModelNotInstalled
 from describe_local.images import Photo
 
 if TYPE_CHECKING:
@@ -157,9 +164,14 @@ def find_faces(models: FaceModels, photo: Photo, max_side: int, upsample: int = 
     image, scale = downscale(photo, max_side)
     boxes = detect_faces(models, image, upsample)
     encodings = encode_faces(models, image, boxes)
-    if scale < 1.0:
-        boxes = [Box(*(round(v / scale) for v in box)) for box in boxes]
-    return boxes, encodings
+    return _scale_boxes(boxes, scale), encodings
+
+
+def _scale_boxes(boxes: list[Box], scale: float) -> list[Box]:
+    """Boxes found on a copy downscaled by ``scale``, in the original's pixels."""
+    if scale >= 1.0:
+        return boxes
+    return [Box(*(round(v / scale) for v in box)) for box in boxes]
 
 
 def face_distances(encodings: np.ndarray, known_encodings: np.ndarray) -> np.ndarray:
@@ -213,22 +225,180 @@ def match_faces(
     return result
 
 
+class FaceWorkerError(DescribeLocalError):
+    """The child process that finds faces stopped or could not start."""
+
+
+class FaceWorker:
+    """Detects and encodes faces in a child process that holds its own face models.
+
+    dlib's HOG detector releases the GIL but its face encoder does not: while
+    it encodes (about 0.1 s a face) no other Python thread of this process can
+    run, so the caption and text stages would stall behind it. In a child
+    process the encoder only competes for a core.
+
+    The child is ``python -m describe_local.faces --worker``, fed over its
+    stdin/stdout pipes: a JSON header line plus the raw pixels in, one JSON
+    line of boxes and encodings out. (Not ``multiprocessing``: its ``spawn``
+    re-imports the caller's main module, which breaks scripts without a
+    ``__main__`` guard, and ``fork`` can hang a process that runs torch
+    threads.) A child that dies is replaced on the next photo.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # one request at a time on the pipes
+        self._process: subprocess.Popen[bytes] | None = None
+        self._start()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def _start(self) -> None:
+        package_root = str(Path(__file__).resolve().parents[1])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "describe_local.faces", "--worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert process.stdout is not None
+        reply = _read_reply(process.stdout)  # the models load now: fail at load time, not on a photo
+        if reply.get("ready") is not True:
+            process.kill()
+            process.wait()
+            detail = reply.get("error") or f"it exited with status {process.returncode}"
+            raise FaceWorkerError(f"the face detection process could not start: {detail}")
+        self._process = process
+
+    def find_faces(self, image: np.ndarray, upsample: int) -> tuple[list[Box], np.ndarray]:
+        """:func:`detect_faces` then :func:`encode_faces` on an RGB uint8 array, in the child."""
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        header = json.dumps({"shape": list(image.shape), "upsample": upsample}).encode() + b"\n"
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                log.warning("restarting the face detection process")
+                self._stop()
+                self._start()
+            process = self._process
+            assert process is not None and process.stdin is not None and process.stdout is not None
+            try:
+                process.stdin.write(header)
+                process.stdin.write(memoryview(image).cast("B"))
+                process.stdin.flush()
+                reply = _read_reply(process.stdout)
+            except OSError:
+                reply = {}
+            if "boxes" not in reply:
+                if process.poll() is None and reply.get("error"):  # it failed on this photo but is still up
+                    raise FaceWorkerError(f"face detection failed: {reply['error']}")
+                self._stop()
+                raise FaceWorkerError("the face detection process stopped unexpectedly; it restarts on the next photo")
+        encodings = np.array(reply["encodings"], dtype=np.float64).reshape(-1, ENCODING_SIZE)
+        return [Box(*b) for b in reply["boxes"]], encodings
+
+    def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            if process.stdin is not None:
+                process.stdin.close()  # end of input: the child exits
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+def _read_reply(stream: IO[bytes]) -> dict[str, Any]:
+    line = stream.readline()
+    if not line:
+        return {}
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        return {"error": f"garbled reply {line[:80]!r}"}
+    return reply if isinstance(reply, dict) else {}
+
+
+def _serve_worker() -> int:
+    """The child's side of :class:`FaceWorker`: answer requests until stdin closes."""
+    # The pipe to the parent is a copy of stdout; fd 1 itself goes to stderr so
+    # that nothing printed by a library can corrupt the replies.
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    # Ctrl-C in a terminal reaches the whole process group: leave it to the
+    # parent, which then closes our stdin and we exit quietly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    requests = sys.stdin.buffer
+
+    def reply(message: dict[str, Any]) -> None:
+        replies.write(json.dumps(message).encode() + b"\n")
+        replies.flush()
+
+    try:
+        models = FaceModels.load()
+    except DescribeLocalError as exc:
+        reply({"error": str(exc)})
+        return 1
+    reply({"ready": True})
+    while header := requests.readline():
+        try:
+            request = json.loads(header)
+            shape = tuple(int(n) for n in request["shape"])
+            size = int(np.prod(shape))
+            data = requests.read(size)
+            if len(data) != size:
+                return 0  # the parent went away mid-request
+            image = np.frombuffer(data, dtype=np.uint8).reshape(shape)
+            boxes = detect_faces(models, image, int(request["upsample"]))
+            encodings = encode_faces(models, image, boxes)
+            reply({"boxes": [list(b) for b in boxes], "encodings": encodings.tolist()})
+        except Exception as exc:  # report it and stay up for the next photo
+            log.exception("face worker request failed")
+            reply({"error": f"{type(exc).__name__}: {exc}"})
+    return 0
+
+
 @dataclass
 class FaceRecognizer:
     """The face models plus the gallery's encodings: recognises the people in a photo."""
 
-    models: FaceModels
+    models: FaceModels | None  # None when a worker process finds the faces
     known_names: list[str]
     known_encodings: np.ndarray
     tolerance: float = 0.55
     max_side: int = 1600
     upsample: int = 1
+    worker: FaceWorker | None = field(default=None, repr=False)  # None: find faces in this process
 
     @classmethod
     def load(cls, gallery: Gallery, settings: Settings, models: FaceModels | None = None) -> FaceRecognizer:
-        """Load the face models and the gallery's encodings (from its cache where fresh)."""
-        models = models or FaceModels.load()
-        names, encodings = gallery.known_encodings(models)
+        """Load the face models and the gallery's encodings (from its cache where fresh).
+
+        With ``settings.face_subprocess`` (the default) faces are found in a
+        :class:`FaceWorker` child process; this process then loads the models
+        only if the gallery has photos its cache does not cover.
+        """
+        worker = FaceWorker() if settings.face_subprocess else None
+        try:
+            if worker is None:
+                models = models or FaceModels.load()
+            names, encodings = gallery.known_encodings(models)
+        except BaseException:
+            if worker is not None:
+                worker.close()
+            raise
         log.info("face gallery %s: %d photos of %d people", gallery.folder, len(names), len(set(names)))
         return cls(
             models=models,
@@ -237,7 +407,13 @@ class FaceRecognizer:
             tolerance=settings.face_tolerance,
             max_side=settings.face_max_side,
             upsample=settings.face_upsample,
+            worker=worker,
         )
+
+    def close(self) -> None:
+        """Stop the child process, if there is one."""
+        if self.worker is not None:
+            self.worker.close()
 
     @property
     def people(self) -> list[str]:
@@ -245,7 +421,12 @@ class FaceRecognizer:
 
     def recognize(self, photo: Photo) -> FaceResult:
         """Who is in the photo: known names left to right, and how many faces are unknown."""
-        boxes, encodings = find_faces(self.models, photo, self.max_side, self.upsample)
+        if self.worker is None:
+            boxes, encodings = find_faces(self.models, photo, self.max_side, self.upsample)
+        else:
+            image, scale = downscale(photo, self.max_side)
+            boxes, encodings = self.worker.find_faces(image, self.upsample)
+            boxes = _scale_boxes(boxes, scale)
         matches = match_faces(encodings, self.known_names, self.known_encodings, self.tolerance)
         faces = sorted(
             (Face(box, name, distance) for box, (name, distance) in zip(boxes, matches, strict=True)),
@@ -253,3 +434,7 @@ class FaceRecognizer:
         )
         people = [face.name for face in faces if face.name is not None]
         return FaceResult(people=people, unknown=len(faces) - len(people), faces=faces)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
+    raise SystemExit(_serve_worker())

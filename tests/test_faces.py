@@ -10,6 +10,8 @@ against their ground truth.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -23,6 +25,8 @@ from describe_local.faces import (
     FaceModels,
     FaceRecognizer,
     FaceResult,
+    FaceWorker,
+    FaceWorkerError,
     detect_faces,
     downscale,
     encode_faces,
@@ -84,7 +88,12 @@ def public_gallery(shared_data: Path, manifest, face_models, test_settings, tmp_
 
 @pytest.fixture(scope="session")
 def recognizer(public_gallery: Gallery, face_models, test_settings) -> FaceRecognizer:
-    return FaceRecognizer.load(Gallery.open(public_gallery.folder, test_settings), test_settings, face_models)
+    """The default recogniser: faces are found in a FaceWorker child process."""
+    assert test_settings.face_subprocess
+    recognizer = FaceRecognizer.load(Gallery.open(public_gallery.folder, test_settings), test_settings, face_models)
+    assert recognizer.worker is not None
+    yield recognizer
+    recognizer.close()
 
 
 @pytest.fixture(scope="session")
@@ -321,3 +330,45 @@ def test_empty_gallery_counts_everyone_as_unknown(face_models, test_settings, tm
     assert recognizer.people == []
     result = recognizer.recognize(_load(shared_data / "faces/photos/knn_test__kit_with_rose.jpg"))
     assert (result.people, result.unknown) == ([], 2)
+
+
+def test_in_process_and_worker_give_the_same_faces(face_models, public_gallery, test_settings, recognized, shared_data):
+    here_settings = Settings.load(environ={}, face_subprocess=False)
+    here = FaceRecognizer.load(Gallery.open(public_gallery.folder, here_settings), here_settings, face_models)
+    assert here.worker is None
+    for name in ("knn_test__obama_and_biden.jpg", "alex-lacamoire.png"):
+        path = shared_data / "faces/photos" / name
+        expected = recognized(path)
+        got = here.recognize(_load(path))
+        assert (got.people, got.unknown, got.boxes) == (expected.people, expected.unknown, expected.boxes)
+        assert [f.distance for f in got.faces] == pytest.approx([f.distance for f in expected.faces], abs=1e-9)
+
+
+def test_a_worker_that_dies_is_replaced(shared_data: Path):
+    worker = FaceWorker()
+    try:
+        image = _load(shared_data / "faces/photos/obama_small.jpg").array
+        boxes, encodings = worker.find_faces(image, 1)
+        assert len(boxes) == 1
+
+        # Dies while idle: the next photo gets a new child.
+        first = worker.pid
+        os.kill(first, signal.SIGKILL)
+        worker._process.wait(timeout=10)
+        again_boxes, again = worker.find_faces(image, 1)
+        assert worker.pid != first
+        assert again_boxes == boxes and np.array_equal(again, encodings)
+
+        # Dies mid-photo: that photo fails with a clear error, the next one works.
+        collage = _load(shared_data / "faces/groups/bald_guys.jpg").array  # seconds of work
+        second = worker.pid
+        killer = threading.Timer(0.3, os.kill, (second, signal.SIGKILL))
+        killer.start()
+        with pytest.raises(FaceWorkerError, match="stopped unexpectedly"):
+            worker.find_faces(collage, 1)
+        killer.join()
+        assert worker.find_faces(image, 1)[0] == boxes
+        assert worker.pid not in (first, second)
+    finally:
+        worker.close()
+    assert worker.pid is None

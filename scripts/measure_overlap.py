@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Do the faces and text stages really run side by side in Python threads?
+
+The pipeline runs caption, faces and text in a thread pool. That only helps
+if each call lets go of the GIL while it works. Two measurements:
+
+1. **Ticker.** A pure-Python thread counts as fast as it can. While the main
+   thread sits inside a call that releases the GIL, the ticker keeps its solo
+   rate (given a free core); inside a call that holds the GIL it stops dead.
+   A pure-Python busy loop is the control for "holds the GIL" (the two
+   threads then share one GIL: about half the rate), ``time.sleep`` the
+   control for "releases it".
+2. **Wall time.** Faces and text on the same photo, each alone, then both at
+   once in two threads: with real overlap the pair takes about as long as the
+   slower one, not the sum.
+
+Usage (from the project root)::
+
+    .venv/bin/python scripts/measure_overlap.py [PHOTO] [--seconds 1.0] [--repeat 3]
+
+The default photo is ``../shared/data/faces/groups/bald_guys.jpg`` (24
+faces: a long detection and encoding run). Run it on a quiet machine: other
+load on the cores skews both measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_PHOTO = ROOT.parent / "shared" / "data" / "faces" / "groups" / "bald_guys.jpg"
+
+
+class Ticker(threading.Thread):
+    """Counts in pure Python, holding the GIL whenever it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.count = 0
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            self.count += 1
+
+
+def ticker_rate(ticker: Ticker, work: Callable[[], object], min_seconds: float) -> tuple[float, int]:
+    """Ticks per second while ``work`` runs in this thread (repeated for at least ``min_seconds``)."""
+    calls = 0
+    start_count, start = ticker.count, time.perf_counter()
+    while True:
+        work()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return (ticker.count - start_count) / elapsed, calls
+
+
+def busy_python(seconds: float = 0.25) -> Callable[[], None]:
+    def work() -> None:
+        end = time.perf_counter() + seconds
+        n = 0
+        while time.perf_counter() < end:
+            n += 1
+
+    return work
+
+
+def python_work(seconds: float) -> Callable[[], None]:
+    """A fixed amount of pure-Python work that takes about ``seconds`` alone."""
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.2:
+        n += 1
+    count = int(n * seconds / 0.2)
+
+    def work() -> None:
+        end = time.perf_counter  # same loop body as the calibration
+        i = 0
+        while i < count:
+            end()
+            i += 1
+
+    return work
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def in_threads(*fns: Callable[[], object]) -> float:
+    """Wall time to run all ``fns`` at once, one thread each."""
+    errors: list[BaseException] = []
+
+    def guard(fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guard, args=(fn,)) for fn in fns]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("photo", nargs="?", type=Path, default=DEFAULT_PHOTO)
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of each ticker window")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per wall-time figure (median)")
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured, even when piped
+    if not args.photo.is_file():
+        print(f"no photo at {args.photo} (shared data absent? pass a photo)", file=sys.stderr)
+        return 2
+
+    import numpy as np
+    import pytesseract
+
+    from describe_local.faces import FaceModels, FaceWorker, detect_faces, downscale, encode_faces, find_faces
+    from describe_local.images import load_photo
+    from describe_local.settings import Settings
+
+    settings = Settings.load()
+    photo = load_photo(args.photo, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    models = FaceModels.load()
+    worker = FaceWorker()
+    image, _scale = downscale(photo, settings.face_max_side)
+    boxes = detect_faces(models, image, settings.face_upsample)
+
+    reader = None
+    try:
+        from describe_local.text import TextReader
+
+        reader = TextReader.load(settings)
+    except Exception as exc:  # the text stage is optional here
+        print(f"(describe_local.text unavailable: {exc}; measuring pytesseract only)")
+
+    # pytesseract as a user would call it; Tesseract may use OpenMP threads of
+    # its own, so pin it to one like the text stage does, for a fair overlap test.
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+    def ocr_pytesseract() -> None:
+        pytesseract.image_to_data(photo.image, lang="eng")
+
+    work: dict[str, Callable[[], object]] = {
+        "sleep (releases the GIL)": lambda: time.sleep(0.25),
+        "pure Python (holds the GIL)": busy_python(),
+        "dlib HOG detection": lambda: detect_faces(models, image, settings.face_upsample),
+        f"dlib encoding ({len(boxes)} faces)": lambda: encode_faces(models, image, boxes),
+        "FaceWorker (child process)": lambda: worker.find_faces(image, settings.face_upsample),
+        "pytesseract.image_to_data": ocr_pytesseract,
+    }
+    if reader is not None:
+        work["TextReader.read (text stage)"] = lambda: reader.read(photo)
+
+    print(f"photo: {args.photo} {photo.size[0]}x{photo.size[1]}, {len(boxes)} faces; cores: {os.cpu_count()}")
+    print(f"Python {sys.version.split()[0]}, numpy {np.__version__}, OMP_THREAD_LIMIT={os.environ['OMP_THREAD_LIMIT']}")
+    print()
+    print("1. Ticker rate while the main thread runs each call (1.00 = GIL free all along)")
+    ticker = Ticker()
+    ticker.start()
+    try:
+        baselines = []
+        rows = []
+        for label, fn in work.items():
+            # Solo rate measured right before each call, to follow any change in machine load.
+            solo, _ = ticker_rate(ticker, lambda: time.sleep(0.05), args.seconds)
+            rate, calls = ticker_rate(ticker, fn, args.seconds)
+            baselines.append(solo)
+            rows.append((label, rate / solo, rate, calls))
+        for label, ratio, rate, calls in rows:
+            # A call that keeps the GIL starves the ticker outright (about 0); pure Python
+            # shares it at each switch interval (about 0.5); a call that lets go of it
+            # leaves the ticker its own core (about 1, less when other work fills the cores).
+            verdict = (
+                "HOLDS the GIL throughout"
+                if ratio < 0.2
+                else "shares the GIL"
+                if label.startswith("pure")
+                else "releases the GIL"
+            )
+            print(f"   {label:<34} {ratio:5.2f}  ({rate / 1e6:5.2f} M ticks/s, {calls} calls)  {verdict}")
+        print(f"   solo ticker rate: {statistics.median(baselines) / 1e6:.2f} M ticks/s")
+    finally:
+        ticker.running = False
+        ticker.join()
+
+    print()
+    print(f"2. Wall time, median of {args.repeat}: each alone, then both at once in two threads")
+
+    def faces_here() -> None:
+        find_faces(models, photo, settings.face_max_side, settings.face_upsample)
+
+    def faces_worker() -> None:
+        worker.find_faces(downscale(photo, settings.face_max_side)[0], settings.face_upsample)
+
+    others: list[tuple[str, Callable[[], object]]] = [("pytesseract", ocr_pytesseract)]
+    if reader is not None:
+        others.append(("text stage", lambda: reader.read(photo)))
+    others.append(("pure Python", python_work(1.0)))
+    pairs = [
+        (name_a, a, name_b, b)
+        for name_a, a in (("faces in-process", faces_here), ("faces in worker", faces_worker))
+        for name_b, b in others
+    ]
+    for name_a, a, name_b, b in pairs:
+        alone_a = statistics.median(timed(a) for _ in range(args.repeat))
+        alone_b = statistics.median(timed(b) for _ in range(args.repeat))
+        both = statistics.median(in_threads(a, b) for _ in range(args.repeat))
+        total = alone_a + alone_b
+        print(
+            f"   {name_a:<16} {alone_a:5.2f} s + {name_b:<11} {alone_b:5.2f} s = {total:5.2f} s;"
+            f" in parallel {both:5.2f} s (x{total / both:.2f}; ideal {max(alone_a, alone_b):5.2f} s)"
+        )
+    worker.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
