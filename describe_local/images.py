@@ -83,7 +83,7 @@ def load_photo(path: Path, *, max_bytes: int, max_pixels: int) -> Photo:
         raise ImageError(f"{path}: not a file")
     if size > max_bytes:
         raise ImageError(
-            f"{path}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit "
+            f"{path}: {_human(size)} is over the {_human(max_bytes)} limit "
             "(set DESCRIBE_LOCAL_MAX_IMAGE_BYTES to raise it)"
         )
     try:
@@ -98,7 +98,7 @@ def decode_photo(data: bytes, *, source: str = "<upload>", max_bytes: int, max_p
     if not data:
         raise ImageError(f"{source}: the file is empty")
     if len(data) > max_bytes:
-        raise ImageError(f"{source}: {len(data) / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+        raise ImageError(f"{source}: {_human(len(data))} is over the {_human(max_bytes)} limit")
 
     # face_recognition sets LOAD_TRUNCATED_IMAGES for the whole process when it
     # is imported; a truncated photo must still be refused here, so switch it
@@ -127,6 +127,13 @@ def decode_photo(data: bytes, *, source: str = "<upload>", max_bytes: int, max_p
             reason = "the file is truncated"
         raise ImageError(f"{source}: cannot decode the image: {reason}") from None
     return Photo(rgb, source=source)
+
+
+def _human(n_bytes: int) -> str:
+    """'812 KB', '41.9 MB': a byte count for a message."""
+    if n_bytes < 1_000_000:
+        return f"{n_bytes / 1000:.0f} KB" if n_bytes >= 1000 else f"{n_bytes} bytes"
+    return f"{n_bytes / 1e6:.1f} MB"
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

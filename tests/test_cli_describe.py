@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -94,7 +95,7 @@ def test_bad_inputs_get_one_line_errors_and_nothing_is_written(tmp_path: Path, i
     (bad / "truncated.jpg").write_bytes(_truncated_jpeg())
     (bad / "bomb.png").write_bytes(_bomb_png())
     big = bad / "big.png"
-    Image.new("RGB", (800, 800)).save(big)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (800, 800, 3), dtype=np.uint8)).save(big)
     missing = bad / "missing.jpg"
     out_dir = tmp_path / "out"
     env = {**isolated, "DESCRIBE_LOCAL_MAX_IMAGE_BYTES": str(big.stat().st_size - 1)}
