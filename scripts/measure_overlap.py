@@ -92,6 +92,30 @@ def python_work(seconds: float) -> Callable[[], None]:
     return work
 
 
+def torch_decoder_like(seconds: float) -> Callable[[], None] | None:
+    """Many small torch ops with Python between them, like a caption decoder's steps.
+
+    Each op releases the GIL while it computes but needs it to be dispatched,
+    so this is the work a GIL-holding call next to it hurts most.
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+    x0 = torch.randn(1, 256)
+    w = torch.randn(256, 256) / 16
+
+    def steps(n: int) -> None:
+        x = x0
+        for _ in range(n):
+            x = torch.tanh(x @ w)
+
+    start = time.perf_counter()
+    steps(2000)
+    count = int(2000 * seconds / (time.perf_counter() - start))
+    return lambda: steps(count)
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -215,6 +239,9 @@ def main() -> int:
     if reader is not None:
         others.append(("text stage", lambda: reader.read(photo)))
     others.append(("pure Python", python_work(1.0)))
+    torch_work = torch_decoder_like(1.0)
+    if torch_work is not None:
+        others.append(("torch steps", torch_work))
     pairs = [
         (name_a, a, name_b, b)
         for name_a, a in (("faces in-process", faces_here), ("faces in worker", faces_worker))

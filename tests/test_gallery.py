@@ -389,6 +389,20 @@ def test_cli_add_list_remove(tmp_path: Path, chips, capsys: pytest.CaptureFixtur
     assert (folder / "Zoë Saldaña").is_dir() and not (folder / "Jack").exists()
 
 
+def test_cli_add_takes_a_folder_of_photos(tmp_path: Path, chips, capsys):
+    folder = tmp_path / "photos of ann"
+    folder.mkdir()
+    for chip in chips["John_Shimkus"][:3]:
+        shutil.copy(chip, folder)
+    (folder / "notes.txt").write_text("not a photo")
+    assert main(["faces", "add", "Ann", str(folder), "--gallery", str(tmp_path / "kf")]) == 0
+    assert "Added 3 photos of Ann" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["faces", "add", "Ann", str(empty), "--gallery", str(tmp_path / "kf")]) == GalleryError.exit_code
+    assert "no photos in this folder" in capsys.readouterr().err
+
+
 def test_cli_list_shows_skipped_photos(tmp_path: Path, chips, two_faces: Path, capsys):
     folder = tmp_path / "kf"
     (folder / "Ann").mkdir(parents=True)

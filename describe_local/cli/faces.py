@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "if any photo is refused, nothing is added.",
     )
     add.add_argument("name", metavar="NAME", help='the name to speak, e.g. "Zoë Saldaña" (quote it)')
-    add.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="photos showing only this person")
+    add.add_argument(
+        "photos", nargs="+", type=Path, metavar="PHOTO", help="photos showing only this person, or folders of them"
+    )
     add_gallery_option(add)
     add.set_defaults(func=run_add)
 
@@ -59,7 +61,7 @@ def _open_gallery(args: argparse.Namespace):  # -> Gallery, imported lazily
 def run_add(args: argparse.Namespace) -> int:
     gallery = _open_gallery(args)
     name = gallery.resolve_name(args.name)
-    added = gallery.add(name, args.photos)
+    added = gallery.add(name, _expand_folders(args.photos))
     total = len(gallery.photo_paths(name))
     print(f"Added {_count(len(added), 'photo')} of {name} ({total} in all) to {gallery.folder}.")
     return 0
@@ -95,6 +97,23 @@ def run_remove(args: argparse.Namespace) -> int:
     count = gallery.remove(name)
     print(f"Removed {name} ({_count(count, 'photo')}) from {gallery.folder}.")
     return 0
+
+
+def _expand_folders(paths: list[Path]) -> list[Path]:
+    """Each folder among ``paths`` replaced by the photos in it (not its subfolders)."""
+    from describe_local.errors import GalleryError
+    from describe_local.images import is_image_path
+
+    photos: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and is_image_path(p) and not p.name.startswith("."))
+            if not found:
+                raise GalleryError(f"{path}: no photos in this folder")
+            photos.extend(found)
+        else:
+            photos.append(path)
+    return photos
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
