@@ -239,29 +239,26 @@ class Translator:
         return self._segments(sentences, templates, tag, notes), tag, notes
 
     def _translate_templates(self, sentences: list[Sentence], target: str, notes: list[str]) -> list[str]:
-        """Each sentence's template in ``target``, its placeholders intact."""
+        """Each sentence's template in ``target``, its placeholders intact.
+
+        The words before the protected values of a sentence are translated in
+        the same batch, in case the masked sentence loses a placeholder: a
+        spare row in the batch costs far less than a second call.
+        """
         masked = [_mask(s) for s in sentences]
-        translated = self.translate_texts([m.text for m in masked], PIVOT, target)
+        leads = {i: _lead(s) for i, (s, m) in enumerate(zip(sentences, masked, strict=True)) if m.sentinels}
+        texts = [m.text for m in masked] + [lead for lead in leads.values() if lead]
+        translated = iter(self.translate_texts(texts, PIVOT, target))
+        whole = [next(translated) for _ in masked]
+        lead_out = {i: next(translated) if lead else "" for i, lead in leads.items()}
         templates: list[str] = []
-        for sentence, mask, text in zip(sentences, masked, translated, strict=True):
+        for i, (sentence, mask, text) in enumerate(zip(sentences, masked, whole, strict=True)):
             template = mask.restore(text)
             if template is None:
-                template = self._lead_then_values(sentence, target, notes)
+                log.info("placeholders lost in translation of %r; using its lead", sentence.template)
+                template = _lead_then_values(sentence, leads[i], lead_out[i], notes)
             templates.append(template)
         return templates
-
-    def _lead_then_values(self, sentence: Sentence, target: str, notes: list[str]) -> str:
-        """Fallback when protected values did not survive: translate the words before them alone."""
-        names = _PLACEHOLDER.findall(sentence.template)
-        lead = sentence.template[: sentence.template.index("{" + names[0] + "}")].strip()
-        end = sentence.template.rstrip()[-1:] if sentence.template.rstrip()[-1:] in ".!?" else ""
-        values = ", ".join("{" + n + "}" for n in names) + end
-        log.info("placeholders lost in translation of %r; translating the lead alone", sentence.template)
-        translated = self.translate_texts([lead], PIVOT, target)[0] if lead else ""
-        if lead and not translated:
-            notes.append("Part of the description could not be translated and is in English.")
-            return sentence.template
-        return f"{translated} {values}".strip()
 
     def _segments(
         self, sentences: list[Sentence], templates: list[str], spoken: str, notes: list[str]
@@ -290,6 +287,24 @@ class Translator:
             f"is installed, so it is read with the {language_name(spoken)} voice."
         )
         return spoken
+
+
+def _lead(sentence: Sentence) -> str:
+    """The words of a template before its first placeholder."""
+    first = _PLACEHOLDER.search(sentence.template)
+    return sentence.template[: first.start()].strip() if first else sentence.template
+
+
+def _lead_then_values(sentence: Sentence, lead: str, translated_lead: str, notes: list[str]) -> str:
+    """A template from the translated lead followed by the protected values as a plain list
+    (no conjunction to translate), ending as the English sentence ends."""
+    names = _PLACEHOLDER.findall(sentence.template)
+    end = sentence.template.rstrip()[-1:]
+    values = ", ".join("{" + n + "}" for n in names) + (end if end in ".!?" else "")
+    if lead and not translated_lead:
+        notes.append("Part of the description could not be translated and is in English.")
+        return sentence.template
+    return f"{translated_lead} {values}".strip()
 
 
 def split_sentences(text: str) -> list[str]:

@@ -57,16 +57,20 @@ class Size:
     ffn: int
     vocab: int  # CTranslate2 vocabulary size (SentencePiece pieces padded with unused tokens; 0: no padding)
     byte_fallback: bool  # SentencePiece byte pieces (real packages have them; gibberish reads better without)
+    pieces: int  # SentencePiece pieces to learn (at most; the corpus is small)
+    sp_type: str  # "bpe" with many pieces learns whole words, as a real 32k model has for common ones
 
 
 SIZES = {
-    "tiny": Size(layers=2, d_model=64, heads=4, ffn=128, vocab=0, byte_fallback=False),
+    "tiny": Size(layers=2, d_model=64, heads=4, ffn=128, vocab=0, byte_fallback=False, pieces=400, sp_type="unigram"),
     # The size of a released Argos model (Transformer base): for benchmarks.
-    "real": Size(layers=6, d_model=512, heads=8, ffn=2048, vocab=32000, byte_fallback=True),
+    "real": Size(layers=6, d_model=512, heads=8, ffn=2048, vocab=32000, byte_fallback=True, pieces=4000, sp_type="bpe"),
 }
 
 
-def train_sentencepiece(folder: Path, pieces: int = 400, *, byte_fallback: bool = True) -> Path:
+def train_sentencepiece(
+    folder: Path, pieces: int = 400, *, byte_fallback: bool = True, model_type: str = "unigram"
+) -> Path:
     """Train a small SentencePiece model on :data:`CORPUS`; return the ``.model`` path."""
     import sentencepiece as spm
 
@@ -77,7 +81,7 @@ def train_sentencepiece(folder: Path, pieces: int = 400, *, byte_fallback: bool 
         input=str(corpus),
         model_prefix=str(prefix),
         vocab_size=pieces,
-        model_type="unigram",
+        model_type=model_type,
         character_coverage=1.0,
         byte_fallback=byte_fallback,  # with it, any character can be encoded
         hard_vocab_limit=False,
@@ -158,7 +162,8 @@ def make_package(
     top = f"translate-{source}_{target}-1_0"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        sp_model = train_sentencepiece(work, byte_fallback=shape.byte_fallback)
+        sp_model = train_sentencepiece(work, shape.pieces, byte_fallback=shape.byte_fallback,
+                                       model_type=shape.sp_type)
         model_dir = work / "model"
         model_dir.mkdir()
         write_ctranslate2(model_dir, vocabulary(sp_model, shape.vocab), shape, seed, quantization)

@@ -187,7 +187,9 @@ def test_lost_placeholders_fall_back_to_the_lead_and_the_names(translator):
 
     template = translator._translate_templates([people], "es", notes := [])[0]
 
-    lead = translator.translate_texts(["I recognize 3 people:"], "en", "es")[0]
+    # The lead is translated in the same batch (the forced output length depends on the batch).
+    lead = translator.translate_texts([mask.text, "I recognize 3 people:"], "en", "es")[1]
+    assert lead and "recognize" not in lead
     assert template == f"{lead} {{name0}}, {{name1}}, {{name2}}."
     assert people.render(template) == f"{lead} Kanbo, Jack, Ayman."
     assert notes == []
