@@ -85,7 +85,7 @@ class Word:
     text: str
     confidence: float
     line: tuple[int, int, int]  # (block, paragraph, line) within one pass
-    box: tuple[int, int, int, int]  # left, top, width, height in the picture Tesseract saw
+    box: tuple[int, ...]  # left, top, width, height in the photo's pixels
 
 
 @dataclass
@@ -183,12 +183,12 @@ class TextReader:
         # there is text at all, which most photos do not have.
         probe = self.primary
         start = time.perf_counter()
-        words = keep_real_words(self._recognize(picture, LAYOUT_MODE, probe), self.min_confidence)
+        words = keep_real_words(self._recognize(picture, LAYOUT_MODE, probe, photo), self.min_confidence)
         timings["layout"] = _ms_since(start)
         psm, mode = LAYOUT_MODE, "page"
         if len(words) < PAGE_MIN_WORDS:
             start = time.perf_counter()
-            scene = keep_real_words(self._recognize(picture, SPARSE_MODE, probe), self.min_confidence)
+            scene = keep_real_words(self._recognize(picture, SPARSE_MODE, probe, photo), self.min_confidence)
             timings["sparse"] = _ms_since(start)
             if score(scene) > score(words):
                 words, psm, mode = scene, SPARSE_MODE, "scene"
@@ -202,7 +202,7 @@ class TextReader:
             if closer.size != picture.size:
                 picture = closer
                 start = time.perf_counter()
-                again = keep_real_words(self._recognize(picture, psm, probe), self.min_confidence)
+                again = keep_real_words(self._recognize(picture, psm, probe, photo), self.min_confidence)
                 timings["closer"] = _ms_since(start)
                 words = max(again, words, key=score)
 
@@ -215,7 +215,7 @@ class TextReader:
             packs = probe  # six packs cost seconds; a few letters are not worth them
         if packs != probe:
             start = time.perf_counter()
-            again = keep_real_words(self._recognize(picture, psm, packs), self.min_confidence)
+            again = keep_real_words(self._recognize(picture, psm, packs, photo), self.min_confidence)
             timings["reread"] = _ms_since(start)
             if score(again) >= score(words):
                 words = again
@@ -241,8 +241,9 @@ class TextReader:
         pack = next((p for p, iso in PACK_TO_ISO.items() if iso == language), None)
         return pack if pack in self.languages.split("+") else self.languages
 
-    def _recognize(self, picture: Image.Image, psm: int, packs: str) -> list[Word]:
-        """Run Tesseract with language ``packs`` in segmentation mode ``psm``; every word it saw."""
+    def _recognize(self, picture: Image.Image, psm: int, packs: str, photo: Photo) -> list[Word]:
+        """Run Tesseract on ``picture`` (``photo`` resized) with language ``packs`` in
+        segmentation mode ``psm``; every word it saw, boxed in ``photo``'s pixels."""
         data = io.BytesIO()
         picture.save(data, format="PPM")  # uncompressed: no encoding cost, read from stdin
         # One OpenMP thread: the stage runs beside face detection and captioning
@@ -259,7 +260,7 @@ class TextReader:
         if done.returncode != 0:
             reason = done.stderr.decode(errors="replace").strip().splitlines()
             raise DescribeLocalError(f"Tesseract failed: {reason[-1] if reason else done.returncode}")
-        return parse_tsv(done.stdout.decode("utf-8", errors="replace"))
+        return parse_tsv(done.stdout.decode("utf-8", errors="replace"), picture.width / photo.image.width)
 
 
 def installed_packs(binary: str = "tesseract") -> set[str]:
@@ -271,6 +272,9 @@ def installed_packs(binary: str = "tesseract") -> set[str]:
 
 def prepare(image: Image.Image, min_side: int = MAX_SIDE) -> Image.Image:
     """A grayscale copy for Tesseract: long side at most MAX_SIDE, enlarged up to ``min_side``."""
+    factor = max(image.size) // MAX_SIDE
+    if factor >= 2:  # a cheap box reduction first: grayscale and Lanczos on 48 MP cost most of a second
+        image = image.reduce(factor)
     gray = ImageOps.grayscale(image)
     long_side = max(gray.size)
     # Shrink to MAX_SIDE, or enlarge towards min_side (MAX_ENLARGE times at most).
@@ -278,11 +282,13 @@ def prepare(image: Image.Image, min_side: int = MAX_SIDE) -> Image.Image:
     if abs(scale - 1) < 0.05:
         return gray
     size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
-    return gray.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    if scale > 1:
+        return gray.resize(size, Image.Resampling.BICUBIC)
+    return gray.resize(size, Image.Resampling.LANCZOS)
 
 
-def parse_tsv(tsv: str) -> list[Word]:
-    """Words from Tesseract's TSV output, in its reading order."""
+def parse_tsv(tsv: str, scale: float = 1.0) -> list[Word]:
+    """Words from Tesseract's TSV output, in its reading order; boxes divided by ``scale``."""
     words = []
     for row in csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE):
         text = (row.get("text") or "").strip()
@@ -293,7 +299,7 @@ def parse_tsv(tsv: str) -> list[Word]:
                 text=unicodedata.normalize("NFC", text),
                 confidence=float(row["conf"]),
                 line=(int(row["block_num"]), int(row["par_num"]), int(row["line_num"])),
-                box=(int(row["left"]), int(row["top"]), int(row["width"]), int(row["height"])),
+                box=tuple(round(int(row[k]) / scale) for k in ("left", "top", "width", "height")),
             )
         )
     return words

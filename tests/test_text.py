@@ -151,6 +151,12 @@ def test_paris_street_signs(reader, shared_data):
     assert "Mairie" in reading.text, reading.text
     assert reading.mode == "scene"
     assert reading.language == "fr"
+    # Boxes are in the photo's pixels (692 x 1024), though Tesseract saw it enlarged;
+    # the top sign, "Mairie du 1er", sits between y 195 and 300 (seen by eye).
+    mairie = next(w for w in reading.words if w.text == "Mairie")
+    left, top, width, height = mairie.box
+    assert top >= 195 and top + height <= 300
+    assert left >= 0 and left + width <= 692
 
 
 def test_indian_road_signs(reader, shared_data):
