@@ -148,6 +148,74 @@ def write_ctranslate2(folder: Path, tokens: list[str], size: Size, seed: int, qu
     spec.save(str(folder))
 
 
+def write_copy_ctranslate2(folder: Path, tokens: list[str], max_length: int = 128) -> None:
+    """A Transformer whose weights are set by hand so that it copies its input, token for token.
+
+    Gibberish cannot show that something survives translation; a model that
+    copies can, through the same CTranslate2 and SentencePiece code as a real
+    one. The model width is ``len(tokens) + max_length``: one dimension per
+    token and one per position. The encoder passes ``token + position`` through
+    unchanged (sub-layer outputs are zero, no final norm). The decoder ignores
+    what it has written (zero embeddings): at step ``t`` its cross-attention
+    query is position ``t``, which matches only the source key at position
+    ``t``, and the value is that source token, which the projection reads out.
+    The source gets ``</s>`` appended, so the copy ends where the source does.
+    """
+    from ctranslate2.specs import transformer_spec
+
+    v, p = len(tokens), max_length
+    d = v + p
+    token_scale, query_scale = 10.0, 30.0
+    spec = transformer_spec.TransformerSpec.from_config(1, 1, no_final_norm=True)
+    eye = np.eye(d, dtype=np.float32)
+    zeros = np.zeros((d, d), np.float32)
+    tokens_block = np.zeros((d, d), np.float32)
+    tokens_block[:v, :v] = np.eye(v)
+    positions_block = np.zeros((d, d), np.float32)
+    positions_block[v:, v:] = np.eye(p)
+
+    def set_dense(layer, weight: np.ndarray) -> None:
+        layer.weight = weight.astype(np.float32)
+        layer.bias = np.zeros(weight.shape[0], np.float32)
+
+    def norm(layer) -> None:
+        layer.gamma = np.ones(d, np.float32)
+        layer.beta = np.zeros(d, np.float32)
+
+    embeddings = np.zeros((v, d), np.float32)
+    embeddings[:, :v] = token_scale * np.eye(v)
+    positions = np.zeros((p, d), np.float32)
+    positions[:, v:] = np.eye(p)
+    spec.encoder.embeddings[0].weight = embeddings
+    spec.encoder.scale_embeddings = False
+    spec.encoder.position_encodings.encodings = positions
+    spec.decoder.embeddings.weight = np.zeros((v, d), np.float32)
+    spec.decoder.scale_embeddings = False
+    spec.decoder.position_encodings.encodings = positions
+    projection = np.zeros((v, d), np.float32)
+    projection[:, :v] = np.eye(v)
+    set_dense(spec.decoder.projection, projection)
+    for stack in (spec.encoder, spec.decoder):
+        for layer in stack.layer:
+            norm(layer.self_attention.layer_norm)
+            set_dense(layer.self_attention.linear[0], np.zeros((3 * d, d)))
+            set_dense(layer.self_attention.linear[1], zeros)
+            norm(layer.ffn.layer_norm)
+            set_dense(layer.ffn.linear_0, np.zeros((4, d)))
+            set_dense(layer.ffn.linear_1, np.zeros((d, 4)))
+    for layer in spec.decoder.layer:
+        norm(layer.attention.layer_norm)
+        set_dense(layer.attention.linear[0], query_scale * positions_block)
+        set_dense(layer.attention.linear[1], np.concatenate([positions_block, 2.0 * tokens_block]))
+        set_dense(layer.attention.linear[2], eye)
+    spec.config.add_source_eos = True
+    spec.register_source_vocabulary(tokens)
+    spec.register_target_vocabulary(tokens)
+    spec.validate()
+    spec.optimize(quantization="float32")
+    spec.save(str(folder))
+
+
 def make_package(
     out: Path,
     source: str = "en",
@@ -156,8 +224,13 @@ def make_package(
     size: str = "tiny",
     seed: int = 0,
     quantization: str = "int8",
+    copy: bool = False,
 ) -> Path:
-    """Write ``out`` (an ``.argosmodel`` zip) and return its path."""
+    """Write ``out`` (an ``.argosmodel`` zip) and return its path.
+
+    ``copy``: a model that copies its input instead of random weights (see
+    :func:`write_copy_ctranslate2`).
+    """
     shape = SIZES[size]
     top = f"translate-{source}_{target}-1_0"
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,7 +239,10 @@ def make_package(
                                        model_type=shape.sp_type)
         model_dir = work / "model"
         model_dir.mkdir()
-        write_ctranslate2(model_dir, vocabulary(sp_model, shape.vocab), shape, seed, quantization)
+        if copy:
+            write_copy_ctranslate2(model_dir, vocabulary(sp_model, 0))
+        else:
+            write_ctranslate2(model_dir, vocabulary(sp_model, shape.vocab), shape, seed, quantization)
         metadata = {
             "package_version": "1.0",
             "argos_version": "1.0",
@@ -179,7 +255,8 @@ def make_package(
         }
         readme = (
             f"# Random-weight test package {source} -> {target}\n\n"
-            f"Written by scripts/make_tiny_argos.py (size {size}, seed {seed}); it translates into gibberish.\n"
+            f"Written by scripts/make_tiny_argos.py (size {size}, seed {seed}); "
+            f"{'it copies its input' if copy else 'it translates into gibberish'}.\n"
             "Licence: CC0-1.0.\n"
         )
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -205,9 +282,10 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quantization", default="int8", help="CTranslate2 weight type (int8 like released packages)")
+    parser.add_argument("--copy", action="store_true", help="a model that copies its input (tiny only)")
     args = parser.parse_args()
     path = make_package(args.out, args.source, args.target, size=args.size, seed=args.seed,
-                        quantization=args.quantization)
+                        quantization=args.quantization, copy=args.copy)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

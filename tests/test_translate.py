@@ -87,11 +87,11 @@ def no_network():
 # -- a store with tiny packages and a second voice ------------------------------------------------
 
 
-def _make_package(folder: Path, source: str, target: str, seed: int) -> Path:
+def _make_package(folder: Path, source: str, target: str, seed: int, copy: bool = False) -> Path:
     sys.path.insert(0, str(ROOT / "scripts"))
     from make_tiny_argos import make_package
 
-    return make_package(folder / f"translate-{source}_{target}.argosmodel", source, target, seed=seed)
+    return make_package(folder / f"translate-{source}_{target}.argosmodel", source, target, seed=seed, copy=copy)
 
 
 def _add_voice(usb: Path, models: Path, key: str) -> None:
@@ -108,10 +108,12 @@ def _add_voice(usb: Path, models: Path, key: str) -> None:
 def store(tmp_path_factory) -> Path:
     usb = tmp_path_factory.mktemp("usb")
     models = tmp_path_factory.mktemp("store") / "models"
-    for seed, (source, target) in enumerate([("en", "es"), ("es", "en"), ("en", "de")]):
-        package = _make_package(usb, source, target, seed)
+    for seed, (source, target) in enumerate([("en", "es"), ("es", "en"), ("en", "de"), ("en", "pt")]):
+        # en → pt is a model that copies its input (weights set by hand), the others are random.
+        package = _make_package(usb, source, target, seed, copy=target == "pt")
         assert cli_main(["models", "--models-dir", str(models), "import", str(package)]) == 0
     _add_voice(usb, models, "es_ES-joe-medium")
+    _add_voice(usb, models, "pt_BR-joe-medium")
     return models
 
 
@@ -120,8 +122,9 @@ def translator(store) -> Translator:
     settings = Settings.load(environ={}, models_dir=store, lang="es")
     loaded = Translator.load(settings)
     for package in loaded.packages.values():
-        # Random weights never end a sentence; keep the gibberish (and so the speech) short.
-        package.forced_length_ratio = 1.0
+        if package.target != "pt":
+            # Random weights never end a sentence; keep the gibberish (and so the speech) short.
+            package.forced_length_ratio = 1.0
     return loaded
 
 
@@ -141,7 +144,7 @@ def _sentences() -> list[Sentence]:
 
 
 def test_the_packages_came_in_through_models_import(store, translator):
-    assert sorted(translator.packages) == [("en", "de"), ("en", "es"), ("es", "en")]
+    assert sorted(translator.packages) == [("en", "de"), ("en", "es"), ("en", "pt"), ("es", "en")]
     manifest = json.loads((store / "argos-en_es" / "describe-local.json").read_text())
     assert manifest["kind"] == "translation" and manifest["details"]["to"] == "es"
     assert translator.packages["en", "es"]._model is not None  # the settings language is warmed
@@ -193,6 +196,26 @@ def test_lost_placeholders_fall_back_to_the_lead_and_the_names(translator):
     assert template == f"{lead} {{name0}}, {{name1}}, {{name2}}."
     assert people.render(template) == f"{lead} Kanbo, Jack, Ayman."
     assert notes == []
+
+
+def test_names_come_back_through_a_real_model_that_copies(translator):
+    """The numbers standing in for the names go through SentencePiece and CTranslate2 and come
+    back; the sentence keeps its own conjunction ("and" here, as the model copies)."""
+    sentences = _sentences()
+    mask = _mask(sentences[1])
+    raw = translator.translate_texts([mask.text], "en", "pt")[0]
+    assert raw == "I recognize 3 people: 7301, 7302, and 7303."
+    assert mask.restore(raw) == "I recognize 3 people: {name0}, {name1}, and {name2}."
+
+    segments, spoken, notes = translator.translate(sentences, "pt_BR")
+
+    assert spoken == "pt_BR" and notes == []
+    assert [s.language for s in segments] == ["pt_BR", "es"]  # the sign is read in Spanish
+    english = " ".join(s.render() for s in sentences)
+    assert segments[0].text == english.removesuffix(" " + OCR_TEXT)
+    assert "I recognize 3 people: Kanbo, Jack, and Ayman." in segments[0].text
+    assert segments[1].text == OCR_TEXT
+    assert translator.voices.voice_for("pt_BR").key == "pt_BR-joe-medium"
 
 
 def test_masking_checks_and_restores_placeholders():
