@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -225,6 +226,12 @@ def match_faces(
     return result
 
 
+# A FaceWorker child with no photo for this long exits; the next photo starts a
+# new one (about half a second to load the models).
+WORKER_IDLE_EXIT_S = 600.0
+IDLE_EXIT_STATUS = 3
+
+
 class FaceWorkerError(DescribeLocalError):
     """The child process that finds faces stopped or could not start."""
 
@@ -242,10 +249,13 @@ class FaceWorker:
     line of boxes and encodings out. (Not ``multiprocessing``: its ``spawn``
     re-imports the caller's main module, which breaks scripts without a
     ``__main__`` guard, and ``fork`` can hang a process that runs torch
-    threads.) A child that dies is replaced on the next photo.
+    threads.) A child that dies is replaced on the next photo, and a child
+    left idle for ``idle_exit_s`` exits, so that a recogniser nobody closed
+    does not hold on to a process and its models.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, idle_exit_s: float = WORKER_IDLE_EXIT_S) -> None:
+        self.idle_exit_s = idle_exit_s
         self._lock = threading.Lock()  # one request at a time on the pipes
         self._process: subprocess.Popen[bytes] | None = None
         self._start()
@@ -260,7 +270,7 @@ class FaceWorker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         process = subprocess.Popen(
-            [sys.executable, "-m", "describe_local.faces", "--worker"],
+            [sys.executable, "-m", "describe_local.faces", "--worker", str(self.idle_exit_s)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -279,26 +289,47 @@ class FaceWorker:
         image = np.ascontiguousarray(image, dtype=np.uint8)
         header = json.dumps({"shape": list(image.shape), "upsample": upsample}).encode() + b"\n"
         with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                log.warning("restarting the face detection process")
-                self._stop()
-                self._start()
-            process = self._process
-            assert process is not None and process.stdin is not None and process.stdout is not None
-            try:
-                process.stdin.write(header)
-                process.stdin.write(memoryview(image).cast("B"))
-                process.stdin.flush()
-                reply = _read_reply(process.stdout)
-            except OSError:
-                reply = {}
+            reply = self._request(header, image)
+            if not reply and self._exited_idle():
+                # It timed out just as this photo was sent: a new child takes it.
+                reply = self._request(header, image)
             if "boxes" not in reply:
-                if process.poll() is None and reply.get("error"):  # it failed on this photo but is still up
-                    raise FaceWorkerError(f"face detection failed: {reply['error']}")
+                if self._process is not None and self._process.poll() is None and reply.get("error"):
+                    raise FaceWorkerError(f"face detection failed: {reply['error']}")  # the child is still fine
                 self._stop()
                 raise FaceWorkerError("the face detection process stopped unexpectedly; it restarts on the next photo")
         encodings = np.array(reply["encodings"], dtype=np.float64).reshape(-1, ENCODING_SIZE)
         return [Box(*b) for b in reply["boxes"]], encodings
+
+    def _exited_idle(self) -> bool:
+        process = self._process
+        if process is None:
+            return False
+        try:
+            return process.wait(timeout=1) == IDLE_EXIT_STATUS
+        except subprocess.TimeoutExpired:
+            return False
+
+    def _request(self, header: bytes, image: np.ndarray) -> dict[str, Any]:
+        """Send one photo to the child (started or restarted as needed); ``{}`` if it died."""
+        if self._process is None or self._process.poll() is not None:
+            if self._process is not None:
+                status = self._process.returncode
+                if status == IDLE_EXIT_STATUS:
+                    log.info("starting the face detection process again (it stopped when idle)")
+                else:
+                    log.warning("the face detection process stopped (status %s); starting it again", status)
+            self._stop()
+            self._start()
+        process = self._process
+        assert process is not None and process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write(header)
+            process.stdin.write(memoryview(image).cast("B"))
+            process.stdin.flush()
+            return _read_reply(process.stdout)
+        except OSError:
+            return {}
 
     def _stop(self) -> None:
         process, self._process = self._process, None
@@ -319,6 +350,13 @@ class FaceWorker:
         with self._lock:
             self._stop()
 
+    def __del__(self) -> None:
+        # Forgotten without close(): closing our end of its stdin lets the child exit.
+        process = getattr(self, "_process", None)
+        if process is not None and process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+
 
 def _read_reply(stream: IO[bytes]) -> dict[str, Any]:
     line = stream.readline()
@@ -331,7 +369,7 @@ def _read_reply(stream: IO[bytes]) -> dict[str, Any]:
     return reply if isinstance(reply, dict) else {}
 
 
-def _serve_worker() -> int:
+def _serve_worker(idle_exit_s: float) -> int:
     """The child's side of :class:`FaceWorker`: answer requests until stdin closes."""
     # The pipe to the parent is a copy of stdout; fd 1 itself goes to stderr so
     # that nothing printed by a library can corrupt the replies.
@@ -352,7 +390,15 @@ def _serve_worker() -> int:
         reply({"error": str(exc)})
         return 1
     reply({"ready": True})
-    while header := requests.readline():
+    while True:
+        # An idle child exits (the parent starts a new one for the next photo), so that
+        # recognisers nobody closed do not keep a process each for long.
+        ready, _, _ = select.select([requests], [], [], idle_exit_s)
+        if not ready:
+            return IDLE_EXIT_STATUS
+        header = requests.readline()
+        if not header:
+            return 0
         try:
             request = json.loads(header)
             shape = tuple(int(n) for n in request["shape"])
@@ -436,5 +482,5 @@ class FaceRecognizer:
         return FaceResult(people=people, unknown=len(faces) - len(people), faces=faces)
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
-    raise SystemExit(_serve_worker())
+if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
+    raise SystemExit(_serve_worker(float(sys.argv[2]) if len(sys.argv) > 2 else WORKER_IDLE_EXIT_S))

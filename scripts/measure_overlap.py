@@ -213,13 +213,12 @@ def main() -> int:
             # A call that keeps the GIL starves the ticker outright (about 0); pure Python
             # shares it at each switch interval (about 0.5); a call that lets go of it
             # leaves the ticker its own core (about 1, less when other work fills the cores).
-            verdict = (
-                "HOLDS the GIL throughout"
-                if ratio < 0.2
-                else "shares the GIL"
-                if label.startswith("pure")
-                else "releases the GIL"
-            )
+            if label.startswith("pure"):
+                verdict = "control: shares the GIL"
+            elif ratio < 0.2:
+                verdict = "HOLDS the GIL throughout"
+            else:
+                verdict = "releases the GIL"
             print(f"   {label:<34} {ratio:5.2f}  ({rate / 1e6:5.2f} M ticks/s, {calls} calls)  {verdict}")
         print(f"   solo ticker rate: {statistics.median(baselines) / 1e6:.2f} M ticks/s")
     finally:

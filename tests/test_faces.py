@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from describe_local.faces import (
+    IDLE_EXIT_STATUS,
     Box,
     FaceModels,
     FaceRecognizer,
@@ -372,3 +373,16 @@ def test_a_worker_that_dies_is_replaced(shared_data: Path):
     finally:
         worker.close()
     assert worker.pid is None
+
+
+def test_an_idle_worker_exits_and_comes_back(shared_data: Path):
+    worker = FaceWorker(idle_exit_s=0.5)
+    try:
+        image = _load(shared_data / "faces/photos/obama_small.jpg").array
+        boxes, _ = worker.find_faces(image, 1)
+        first = worker.pid
+        assert worker._process.wait(timeout=30) == IDLE_EXIT_STATUS  # exited by itself when idle
+        assert worker.find_faces(image, 1)[0] == boxes
+        assert worker.pid != first
+    finally:
+        worker.close()
