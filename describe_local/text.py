@@ -256,7 +256,7 @@ class TextReader:
                 timeout=self.timeout_s, check=False,
             )
         except subprocess.TimeoutExpired:
-            raise DescribeLocalError(f"Tesseract took more than {self.timeout_s:.0f} s and was stopped") from None
+            raise DescribeLocalError(f"Tesseract took more than {self.timeout_s:g} s and was stopped") from None
         if done.returncode != 0:
             reason = done.stderr.decode(errors="replace").strip().splitlines()
             raise DescribeLocalError(f"Tesseract failed: {reason[-1] if reason else done.returncode}")

@@ -7,13 +7,14 @@ reading order does not count) and the character error rate (edit distance over
 the whitespace-normalised ground truth), the language found, the mode and the
 time. tests/test_text.py uses the same measures.
 
-    .venv/bin/python scripts/measure_ocr.py [--data ../shared/data]
+    .venv/bin/python scripts/measure_ocr.py [--data ../shared/data] [--omp]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import sys
@@ -82,6 +83,35 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def measure_omp(page: Path, runs: int = 3) -> None:
+    """Tesseract on one page with its OpenMP threads capped at 1 and uncapped: wall and CPU."""
+    import io
+    import subprocess
+
+    from PIL import Image
+
+    from describe_local.text import prepare
+
+    data = io.BytesIO()
+    prepare(Image.open(page).convert("RGB")).save(data, format="PPM")
+    for limit in ("1", None, "1", None):
+        env = {k: v for k, v in os.environ.items() if k != "OMP_THREAD_LIMIT"}
+        if limit:
+            env["OMP_THREAD_LIMIT"] = limit
+        walls, cpu = [], _children_cpu_s()
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(
+                ["tesseract", "stdin", "stdout", "-l", "eng", "--psm", "3", "tsv"],
+                input=data.getvalue(), capture_output=True, env=env, check=True,
+            )
+            walls.append(time.perf_counter() - start)
+        print(
+            f"  OMP_THREAD_LIMIT={limit or 'unset'}: wall best {min(walls) * 1000:.0f} ms, "
+            f"CPU {(_children_cpu_s() - cpu) / runs * 1000:.0f} ms per run"
+        )
+
+
 def main() -> int:
     from describe_local.images import load_photo
     from describe_local.settings import Settings
@@ -89,6 +119,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--omp", action="store_true", help="also time Tesseract with and without OMP_THREAD_LIMIT=1")
     args = parser.parse_args()
     ocr = args.data / "ocr"
     if not ocr.is_dir():
@@ -155,6 +186,9 @@ def main() -> int:
     )
     for line in spoke:
         print(f"    {line}")
+    if args.omp:
+        print(f"OpenMP threads, {os.cpu_count()} cores, page 8071_093.3B (layout pass, English):")
+        measure_omp(ocr / "pages" / "8071_093.3B.tif")
     return 0
 
 

@@ -7,6 +7,7 @@ PAGE_FLOORS.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
 import json
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from describe_local.errors import DescribeLocalError
 from describe_local.images import Photo, decode_photo, load_photo
 from describe_local.settings import Settings
 from describe_local.text import (
@@ -260,6 +262,12 @@ def test_words_join_into_paragraphs_and_mend_hyphenation():
         Word("Next", 90, (1, 2, 1), (0, 0, 1, 1)),
     ]
     assert join_words(words) == "How could she explain alcohol- Based\nNext"
+
+
+def test_a_stuck_tesseract_is_stopped(reader, shared_data):
+    impatient = dataclasses.replace(reader, timeout_s=0.01)
+    with pytest.raises(DescribeLocalError, match="Tesseract took more than"):
+        impatient.read(_photo(shared_data / "ocr" / "pages" / "8071_093.3B.tif"))
 
 
 # --- concurrency ----------------------------------------------------------------------
