@@ -273,6 +273,10 @@ def test_pull_a_piper_voice_and_an_argos_package(tmp_path, hub, tiny_argos):
     hub.add_json("/argos/index.json", [
         {"from_code": "en", "to_code": "es", "type": "translate", "package_version": "1.0",
          "links": [f"{hub.url}/argos/translate-en_es-1_0.argosmodel"]},
+        {"from_code": "en", "to_code": "es", "type": "translate", "package_version": "0.9",
+         "links": [f"{hub.url}/argos/old.argosmodel"]},  # older: not taken
+        {"from_code": "en", "to_code": "es", "type": "sbd", "package_version": "9.0",
+         "links": [f"{hub.url}/argos/sbd.argosmodel"]},  # not a translation
     ])
     hub.add_file("/argos/translate-en_es-1_0.argosmodel", tiny_argos.read_bytes())
     settings = _settings(tmp_path, hub.url)
@@ -428,6 +432,13 @@ def test_import_argosmodel_and_piper_voice_through_the_cli(tmp_path, tiny_argos,
     assert cli_main(["models", "--models-dir", str(models), "list"]) == 0
     text = capsys.readouterr().out
     assert "argos-en_es" in text and "en → es" in text and "voice for es_MX" in text
+
+    assert cli_main(["models", "--models-dir", str(models), "verify"]) == 0
+    assert "argos-en_es: ok (6 files)" in capsys.readouterr().out
+    with (models / "argos-en_es" / "model" / "model.bin").open("ab") as fh:
+        fh.write(b"\0")
+    assert cli_main(["models", "--models-dir", str(models), "verify", "argos-en_es"]) == 1
+    assert "model/model.bin has the wrong sha256" in capsys.readouterr().out
 
     assert cli_main(["models", "--models-dir", str(models), "remove", "es_MX-joe-medium"]) == 0
     assert not (models / "es_MX-joe-medium").exists()

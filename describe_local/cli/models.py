@@ -41,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bring.add_argument("--replace", action="store_true", help="replace an installed model of that name")
     bring.set_defaults(func=import_model)
 
+    verify = actions.add_parser("verify", help="check installed models against their manifests' checksums")
+    verify.add_argument("names", nargs="*", help="models to check (default: all)")
+    verify.set_defaults(func=verify_models)
+
     remove = actions.add_parser("remove", help="delete an installed model")
     remove.add_argument("name")
     remove.set_defaults(func=remove_model)
@@ -119,6 +123,27 @@ def import_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify_models(args: argparse.Namespace) -> int:
+    from describe_local.store import ModelNotInstalled
+
+    _settings, store = _store(args)
+    models = store.installed()
+    if args.names:
+        missing = sorted(set(args.names) - {m.name for m in models})
+        if missing:
+            raise ModelNotInstalled(f"not installed: {', '.join(missing)} (see describe-local models list)")
+        models = [m for m in models if m.name in args.names]
+    bad = 0
+    for model in models:
+        if model.manifest is None:
+            print(f"{model.name}: no manifest, nothing to check against")
+            continue
+        problems = model.manifest.verify(model.path)
+        bad += bool(problems)
+        print(f"{model.name}: " + ("; ".join(problems) if problems else f"ok ({len(model.manifest.files)} files)"))
+    return 1 if bad else 0
+
+
 def remove_model(args: argparse.Namespace) -> int:
     _settings, store = _store(args)
     model = store.remove(args.name)
@@ -139,10 +164,14 @@ def _progress_bar() -> Callable[[str, int, int | None], None] | None:
             return
         last.update(t=now, file=file)
         if total:
-            line = f"{file}: {done / 1e6:.1f} / {total / 1e6:.1f} MB ({100 * done / total:.0f}%)"
+            line = f"{file}: {_size(done)} / {_size(total)} ({100 * done / total:.0f}%)"
         else:
-            line = f"{file}: {done / 1e6:.1f} MB"
+            line = f"{file}: {_size(done)}"
         end = "\n" if finished else ""
         print(f"\r\033[K{line}", end=end, file=sys.stderr, flush=True)
 
     return show
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"

@@ -16,6 +16,7 @@ archive, ``.argosmodel`` or Piper voice brought by hand).
 
 from __future__ import annotations
 
+from describe_local.errors import ModelNotInstalled
 from describe_local.store.catalogue import CatalogueEntry, UnknownModel, known_models, resolve
 from describe_local.store.download import DownloadError
 from describe_local.store.importing import import_model
@@ -31,6 +32,7 @@ __all__ = [
     "InstalledModel",
     "Manifest",
     "ManifestError",
+    "ModelNotInstalled",
     "ModelStore",
     "NotAModel",
     "StoreError",

@@ -178,15 +178,26 @@ def _modelscope_files(model_id: str, endpoint: str, timeout: float) -> tuple[lis
 def _argos_files(pair: str, index_url: str, timeout: float) -> tuple[list[RemoteFile], str]:
     source, target = pair.split("_")
     index = _as_list(fetch_json(index_url, timeout=timeout))
-    for package in index:
-        if (package.get("type", "translate") == "translate"
-                and package.get("from_code") == source and package.get("to_code") == target):
-            links = package.get("links") or []
-            if not links:
-                break
-            # The index publishes no checksum; the package is checked when it is imported.
-            return [RemoteFile(url=links[0], path=f"translate-{pair}.argosmodel")], links[0]
-    raise DownloadError(f"the Argos package index has no {source} → {target} translation package")
+    matches = [
+        package for package in index
+        if package.get("type", "translate") == "translate"
+        and package.get("from_code") == source and package.get("to_code") == target
+        and package.get("links")
+    ]
+    if not matches:
+        raise DownloadError(f"the Argos package index has no {source} → {target} translation package")
+    newest = max(matches, key=lambda package: _version(package.get("package_version", "")))
+    link = newest["links"][0]
+    # The index publishes no checksum; the package is checked when it is imported.
+    return [RemoteFile(url=link, path=f"translate-{pair}.argosmodel")], link
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """"1.9" -> (1, 9); anything unparsable sorts first."""
+    try:
+        return tuple(int(part) for part in str(text).split("."))
+    except ValueError:
+        return ()
 
 
 def _piper_files(key: str, endpoint: str, timeout: float) -> tuple[list[RemoteFile], str]:
