@@ -48,7 +48,11 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _SENTINEL_BASE = 7301
 
+# Dialects that Argos packages name with codes of their own.
+ARGOS_DIALECTS = {"pt_BR": "pb", "zh_TW": "zt", "zh_HK": "zt"}
+
 LANGUAGE_NAMES = {
+    "pb": "Portuguese (Brazil)", "zt": "Chinese (traditional)",
     "ar": "Arabic", "az": "Azerbaijani", "bg": "Bulgarian", "bn": "Bengali", "ca": "Catalan",
     "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek", "en": "English", "eo": "Esperanto",
     "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian", "fi": "Finnish", "fr": "French",
@@ -223,8 +227,9 @@ class Translator:
         notes: list[str] = []
         if base == PIVOT:
             return self._segments(sentences, [s.template for s in sentences], tag, notes), tag, notes
+        code = self._argos_code(tag, base)
         missing = None
-        if self.route(PIVOT, base) is None:
+        if self.route(PIVOT, code) is None:
             missing = f"no translation model for {language_name(base)} is installed"
             hint = f"describe-local models pull argos-en_{base}"
         elif not self.voices.has(base):
@@ -235,8 +240,15 @@ class Translator:
             spoken = Segment(f"{language_name(base)} is not available, so I will describe this in English.", "en")
             segments = self._segments(sentences, [s.template for s in sentences], "en", notes)
             return _merge([spoken, *segments]), "en", notes
-        templates = self._translate_templates(sentences, base, notes)
+        templates = self._translate_templates(sentences, code, notes)
         return self._segments(sentences, templates, tag, notes), tag, notes
+
+    def _argos_code(self, tag: str, base: str) -> str:
+        """The Argos language code for ``tag``: a dialect's own code where such a package is installed."""
+        special = ARGOS_DIALECTS.get(tag)
+        if special and self.route(PIVOT, special) is not None:
+            return special
+        return base
 
     def _translate_templates(self, sentences: list[Sentence], target: str, notes: list[str]) -> list[str]:
         """Each sentence's template in ``target``, its placeholders intact.
