@@ -135,17 +135,15 @@ def create_app(settings: Settings, describer: Describer | None = None) -> FastAP
 
 
 def _languages(state: ServerState) -> list[dict[str, str]]:
+    """English, plus every language with both a translation model and a voice installed."""
     found: dict[str, str] = {"en": "English"}
     translator = state.describer.translator if state.describer is not None else None
-    listed = getattr(translator, "languages", None)
-    if callable(listed):
-        listed = listed()
-    if isinstance(listed, dict):
-        found.update({str(code): str(name) for code, name in listed.items()})
-    elif listed:
-        for item in listed:
-            code = getattr(item, "code", item)
-            found[str(code)] = str(getattr(item, "name", code))
+    if translator is not None:
+        from describe_local.translate import language_name
+
+        for code in translator.targets():
+            if translator.voices.has(code):
+                found[code] = language_name(code)
     return [{"code": code, "name": name} for code, name in sorted(found.items(), key=lambda kv: kv[1])]
 
 

@@ -69,11 +69,15 @@ _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"description": "the ad
 
 
 def _gallery(state: ServerState) -> Any:
+    """The one gallery object of this server: it keeps the face models it loads for enrolment."""
     from describe_local.gallery import Gallery
 
-    faces = state.describer.faces if state.describer is not None else None
-    models = getattr(faces, "models", None)
-    return Gallery.open(state.settings.known_faces, state.settings, models=models)
+    with state.lock:
+        if state.gallery is None:
+            faces = state.describer.faces if state.describer is not None else None
+            models = getattr(faces, "models", None)  # None when faces are found in a child process
+            state.gallery = Gallery.open(state.settings.known_faces, state.settings, models=models)
+        return state.gallery
 
 
 def _list_people(state: ServerState) -> list[Person]:
@@ -192,13 +196,16 @@ def _remove(state: ServerState, name: str) -> int:
 
 
 def _refresh_recognizer(state: ServerState, gallery: Any) -> None:
-    """Reload the gallery's encodings into the describer (cached, so this is quick)."""
-    from describe_local.faces import FaceRecognizer
+    """Give the describer's recogniser the gallery's new encodings (from the cache: quick).
 
-    describer = state.describer
-    if describer is None or describer.faces is None:
+    The recogniser itself (and its face-finding child process) stays; only
+    the known names and encodings change.
+    """
+    faces = state.describer.faces if state.describer is not None else None
+    if faces is None:
         return
-    describer.faces = FaceRecognizer.load(gallery, state.settings, models=describer.faces.models)
+    names, encodings = gallery.known_encodings(faces.models)
+    faces.known_names, faces.known_encodings = names, encodings
 
 
 def _staged_name(part: Part, index: int) -> str:

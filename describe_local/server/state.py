@@ -32,6 +32,8 @@ class ServerState:
     describer: Describer | None = None
     load_error: str | None = None
     owns_describer: bool = False  # loaded here, so closed here
+    gallery: Any = None  # made on first use by the gallery API
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     started: float = field(default_factory=time.time)
 
     @classmethod
