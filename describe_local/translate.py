@@ -236,7 +236,7 @@ class Translator:
             missing = f"no {language_name(base)} voice is installed"
             hint = "describe-local languages lists the voices; models pull VOICE_KEY adds one"
         if missing:
-            notes.append(f"{missing}, so the description is in English (to add it: {hint}).")
+            notes.append(f"{missing[0].upper()}{missing[1:]}, so the description is in English (to add it: {hint}).")
             spoken = Segment(f"{language_name(base)} is not available, so I will describe this in English.", "en")
             segments = self._segments(sentences, [s.template for s in sentences], "en", notes)
             return _merge([spoken, *segments]), "en", notes

@@ -446,7 +446,7 @@ def test_import_argosmodel_and_piper_voice_through_the_cli(tmp_path, tiny_argos,
 
 
 @pytest.mark.parametrize("case", ["random folder", "voice without config", "traversal zip",
-                                  "not an archive", "symlink tar", "bad name"])
+                                  "not an archive", "symlink tar", "bad name", "caption without weights"])
 def test_import_refuses_what_is_not_a_usable_model(tmp_path, case):
     store = ModelStore.open(tmp_path / "models")
     path = tmp_path / "thing"
@@ -471,6 +471,8 @@ def test_import_refuses_what_is_not_a_usable_model(tmp_path, case):
             info.type = tarfile.SYMTYPE
             info.linkname = "/etc/passwd"
             tf.addfile(info)
+    elif case == "caption without weights":
+        _write_folder(path, {k: v for k, v in _ofa_files().items() if k != "pytorch_model.bin"})
     else:
         _write_folder(path, _ofa_files())
         name = "../escape"

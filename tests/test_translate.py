@@ -247,7 +247,7 @@ def test_no_translation_falls_back_to_english_and_says_so(describer):
     segments, spoken, notes = describer._translate(_sentences(), "fr")
 
     assert spoken == "en"
-    assert len(notes) == 1 and "no translation model for French" in notes[0]
+    assert len(notes) == 1 and "No translation model for French" in notes[0]
     assert "argos-en_fr" in notes[0]
     assert segments[0].language == "en"
     assert segments[0].text.startswith("French is not available, so I will describe this in English.")
@@ -257,7 +257,7 @@ def test_no_translation_falls_back_to_english_and_says_so(describer):
 def test_no_voice_falls_back_to_english_and_says_so(translator):
     segments, spoken, notes = translator.translate(_sentences(), "de")
 
-    assert spoken == "en" and "no German voice is installed" in notes[0]
+    assert spoken == "en" and "No German voice is installed" in notes[0]
     assert segments[0].text.startswith("German is not available")
 
 

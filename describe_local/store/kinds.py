@@ -120,6 +120,9 @@ def _caption_model(folder: Path) -> Identified:
             log.debug("caption backend %s could not check %s: %s", backend.name, folder, exc)
             accepted = False
         if accepted:
+            if not _has_weights(folder):
+                raise NotAModel(f"{folder.name} looks like a {backend.name} caption model but holds no weights "
+                                "(pytorch_model.bin or *.safetensors); copy the whole folder")
             return Identified("caption", folder.name, _caption_licence(folder), {"backend": backend.name})
     if "ofa" not in registered:
         # The OFA engine is not importable here: check the released folder layout instead.
@@ -131,6 +134,12 @@ def _caption_model(folder: Path) -> Identified:
         "(metadata.json), not a Piper voice (.onnx + .onnx.json), and no caption backend "
         f"({', '.join(sorted(registered)) or 'none available'}) accepts it"
     )
+
+
+def _has_weights(folder: Path) -> bool:
+    """Whether ``folder`` holds model weights in a format the caption backends read."""
+    patterns = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json", "pytorch_model.bin.index.json")
+    return any(path.is_file() for pattern in patterns for path in folder.glob(pattern))
 
 
 def _ofa_layout_problem(folder: Path) -> str | None:
