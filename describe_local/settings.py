@@ -75,6 +75,7 @@ class Settings:
     # Comma-separated voice keys, each the default voice of its language
     # (e.g. "es_MX-ald-medium,en_GB-alan-medium"); otherwise the best installed one.
     default_voices: str = ""
+    translation_beam: int = 4  # beam size of Argos translation (argostranslate's own default); 1 is faster
 
     # Model store downloads (`describe-local models pull`).
     hf_endpoint: str = "https://huggingface.co"

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BEAM_SIZE = 4  # as argostranslate
 PIVOT = "en"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -80,6 +79,7 @@ class ArgosPackage:
     path: Path
     threads: int
     _package: Any = field(repr=False)
+    beam_size: int = 4
     # Benchmarks only: random weights never end a sentence, so fix the output
     # length to this many times the input instead of running to the limit.
     forced_length_ratio: float | None = None
@@ -87,7 +87,7 @@ class ArgosPackage:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def load(cls, folder: Path, *, threads: int, name: str | None = None) -> ArgosPackage:
+    def load(cls, folder: Path, *, threads: int, beam_size: int = 4, name: str | None = None) -> ArgosPackage:
         """Read the package in ``folder`` (metadata and tokenizer; the model waits)."""
         package_module = _argos_package_module(folder.parent)
         package = package_module.Package(folder)
@@ -100,7 +100,7 @@ class ArgosPackage:
                 raise ModelNotInstalled(
                     f"{folder.name} is an old BPE package and needs sacremoses (pip install sacremoses)"
                 ) from None
-        return cls(package.from_code, package.to_code, name or folder.name, folder, threads, package)
+        return cls(package.from_code, package.to_code, name or folder.name, folder, threads, package, beam_size)
 
     def warm(self) -> None:
         """Load the CTranslate2 model now rather than at the first translation."""
@@ -121,7 +121,7 @@ class ArgosPackage:
         results = self._translator().translate_batch(
             tokens,
             target_prefix=[[prefix]] * len(tokens) if prefix else None,
-            beam_size=BEAM_SIZE,
+            beam_size=self.beam_size,
             length_penalty=0.2,
             replace_unknowns=True,
             **options,
@@ -166,7 +166,9 @@ class Translator:
         packages: dict[tuple[str, str], ArgosPackage] = {}
         for model in ModelStore.open(settings.models_dir).installed(kind="translation"):
             try:
-                package = ArgosPackage.load(model.path, threads=threads, name=model.name)
+                package = ArgosPackage.load(
+                    model.path, threads=threads, beam_size=max(1, settings.translation_beam), name=model.name
+                )
             except (ModelNotInstalled, OSError, ValueError) as exc:
                 log.warning("translation package %s skipped: %s", model.name, exc)
                 continue

@@ -72,8 +72,9 @@ def main() -> None:
                             ["Kanbo", "Jack", "Ayman"], 2, None)
         print(f"{len(sentences)} sentences: " + " ".join(s.render() for s in sentences))
 
-        for beam in (translate.BEAM_SIZE, 1):
-            translate.BEAM_SIZE = beam
+        for beam in (settings.translation_beam, 1):
+            for pkg in translator.packages.values():
+                pkg.beam_size = beam
             _, spoken, _ = translator.translate(sentences, "es")
             assert spoken == "es", "the translator fell back to English"
             description = _timed(lambda: translator.translate(sentences, "es"), args.runs)
