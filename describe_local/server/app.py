@@ -30,7 +30,7 @@ from describe_local.server.jobs import JobTimeout, QueueFull
 from describe_local.server.logs import AccessLog
 from describe_local.server.signing import SignatureError
 from describe_local.server.state import ServerState
-from describe_local.server.uploads import BadUpload, UploadTooLarge
+from describe_local.server.uploads import BadUpload, UploadTimeout, UploadTooLarge
 from describe_local.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (AuthError, 401),
     (SignatureError, 403),
     (gallery_api.PersonNotFound, 404),
+    (UploadTimeout, 408),
     (describe_api.AudioGone, 410),
     (UploadTooLarge, 413),
     (ImageError, 415),

@@ -110,7 +110,9 @@ async def describe(
         state.tokens.require(bearer_token(authorization), DESCRIBE, ADMIN)
     describer = ready_describer(state)
     state.jobs.check_room()  # refuse before reading a large upload
-    body = await read_body(request.headers.get("content-length"), request.stream(), settings.max_upload_bytes)
+    body = await read_body(
+        request.headers.get("content-length"), request.stream(), settings.max_upload_bytes, settings.request_timeout_s
+    )
     form = parse_form(request.headers.get("content-type"), body)
     del body
     photos = form.files("photo")

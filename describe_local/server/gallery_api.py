@@ -127,8 +127,9 @@ async def add_person(request: Request, state: AdminState) -> AddedResponse:
     if describer.faces is None:
         raise FacesUnavailable("face recognition is not loaded on this server, so no one can be added")
     state.jobs.check_room()
+    settings = state.settings
     body = await read_body(
-        request.headers.get("content-length"), request.stream(), state.settings.max_upload_bytes
+        request.headers.get("content-length"), request.stream(), settings.max_upload_bytes, settings.request_timeout_s
     )
     form = parse_form(request.headers.get("content-type"), body)
     del body

@@ -7,6 +7,7 @@ size limit and splits the multipart form in memory instead.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -26,6 +27,10 @@ MAX_FIELD_BYTES = 4096  # text fields (lang, voice, name) are short
 
 class UploadTooLarge(DescribeLocalError):
     """The request body is over the upload limit."""
+
+
+class UploadTimeout(DescribeLocalError):
+    """The upload did not arrive within the request's time budget."""
 
 
 class BadUpload(DescribeLocalError):
@@ -61,8 +66,23 @@ class Form:
         return None
 
 
-async def read_body(content_length: str | None, stream: AsyncIterator[bytes], max_bytes: int) -> bytes:
-    """The whole body, or :class:`UploadTooLarge` as soon as it passes ``max_bytes``."""
+async def read_body(
+    content_length: str | None, stream: AsyncIterator[bytes], max_bytes: int, timeout_s: float
+) -> bytes:
+    """The whole body, or :class:`UploadTooLarge` as soon as it passes ``max_bytes``.
+
+    A body that trickles in for longer than ``timeout_s`` is given up
+    (:class:`UploadTimeout`), so that a slow sender cannot hold a request open.
+    """
+    try:
+        return await asyncio.wait_for(_read_limited(content_length, stream, max_bytes), timeout_s)
+    except TimeoutError:
+        raise UploadTimeout(
+            f"the upload took longer than {timeout_s:g} s; check the connection and try again"
+        ) from None
+
+
+async def _read_limited(content_length: str | None, stream: AsyncIterator[bytes], max_bytes: int) -> bytes:
     limit_mb = max_bytes / 1e6
     message = f"the photo is too large: the limit is {limit_mb:.0f} MB; send a smaller photo"
     if content_length and content_length.isdigit() and int(content_length) > max_bytes:

@@ -6,11 +6,21 @@ const dl = (() => {
   const errorBox = () => document.getElementById("error");
 
   // Clear first, then set on the next frame, so that a screen reader
-  // announces a message even when it repeats the previous one.
-  function announce(text) {
+  // announces a message even when it repeats the previous one. `parts` is a
+  // string, or a list of strings and nodes (e.g. a span with its own lang).
+  function announce(parts) {
     const box = statusBox();
     box.textContent = "";
-    requestAnimationFrame(() => { box.textContent = text; });
+    requestAnimationFrame(() => { box.replaceChildren(...[].concat(parts)); });
+  }
+
+  // Text in another language than the page, marked so that a screen reader
+  // pronounces it in that language.
+  function inLanguage(text, lang) {
+    const span = document.createElement("span");
+    span.textContent = text;
+    if (lang) span.lang = lang;
+    return span;
   }
 
   function showError(text) {
@@ -52,5 +62,5 @@ const dl = (() => {
     });
   }
 
-  return { announce, showError, clearMessages, errorMessage, authHeaders };
+  return { announce, inLanguage, showError, clearMessages, errorMessage, authHeaders };
 })();

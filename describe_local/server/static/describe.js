@@ -60,20 +60,19 @@
     if (data.caption) rows.push(["Caption", data.caption]);
     if (data.people.length) rows.push(["People recognised", data.people.join(", ")]);
     if (data.unknown_faces) rows.push(["Faces not recognised", String(data.unknown_faces)]);
-    if (data.text_found) {
-      const lang = data.text_language ? ` (language: ${data.text_language})` : "";
-      rows.push(["Text found", data.text_found + lang]);
-    }
+    if (data.text_found) rows.push(["Text found", data.text_found, data.text_language]);
+    if (data.text_language) rows.push(["Language of the text", data.text_language]);
     for (const note of data.notes) rows.push(["Note", note]);
     for (const [stage, problem] of Object.entries(data.errors)) rows.push([`Problem (${stage})`, problem]);
     if (data.timings_ms.total !== undefined) {
       rows.push(["Time taken", `${(data.timings_ms.total / 1000).toFixed(1)} seconds`]);
     }
-    details.replaceChildren(...rows.flatMap(([term, value]) => {
+    details.replaceChildren(...rows.flatMap(([term, value, lang]) => {
       const dt = document.createElement("dt");
       dt.textContent = term;
       const dd = document.createElement("dd");
       dd.textContent = value;
+      if (lang) dd.lang = lang;
       return [dt, dd];
     }));
   }
@@ -103,6 +102,7 @@
       }
       const data = await response.json();
       description.textContent = data.text;
+      description.lang = data.language || "en"; // read in the language it is spoken in
       showDetails(data);
       if (previewUrl) URL.revokeObjectURL(previewUrl);
       previewUrl = URL.createObjectURL(file);
@@ -117,7 +117,7 @@
       playButton.textContent = "Play";
       result.hidden = false;
       const hint = data.audio_url ? " Press Play to hear it." : "";
-      dl.announce(`Description ready: ${data.text}${hint}`);
+      dl.announce(["Description ready: ", dl.inLanguage(data.text, data.language), hint]);
     } catch (_) {
       dl.announce("");
       dl.showError("Could not reach the server. Check the connection and take the photo again.");
