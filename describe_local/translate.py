@@ -175,7 +175,11 @@ class Translator:
             packages.setdefault((package.source, package.target), package)
         translator = cls(packages, VoiceCatalogue.load(settings, bundled=bundled_voice))
         for package in translator.route(PIVOT, base_language(settings.lang)) or []:
-            package.warm()
+            try:
+                package.warm()
+            except (RuntimeError, OSError, ValueError) as exc:  # a damaged model.bin
+                log.warning("translation model %s cannot be loaded, left out: %s", package.name, exc)
+                del translator.packages[package.source, package.target]
         return translator
 
     # -- what is available ------------------------------------------------------------
@@ -238,12 +242,22 @@ class Translator:
             missing = f"no {language_name(base)} voice is installed"
             hint = "describe-local languages lists the voices; models pull VOICE_KEY adds one"
         if missing:
-            notes.append(f"{missing[0].upper()}{missing[1:]}, so the description is in English (to add it: {hint}).")
-            spoken = Segment(f"{language_name(base)} is not available, so I will describe this in English.", "en")
-            segments = self._segments(sentences, [s.template for s in sentences], "en", notes)
-            return _merge([spoken, *segments]), "en", notes
-        templates = self._translate_templates(sentences, code, notes)
+            return self._english(sentences, base, missing, hint, notes)
+        try:
+            templates = self._translate_templates(sentences, code, notes)
+        except (RuntimeError, OSError, ValueError) as exc:  # a damaged model must not cost the description
+            log.exception("translation to %s failed", code)
+            return self._english(sentences, base, f"translation to {language_name(base)} failed ({exc})",
+                                 "describe-local models verify, then pull or import the model again", notes)
         return self._segments(sentences, templates, tag, notes), tag, notes
+
+    def _english(self, sentences: list[Sentence], base: str, missing: str, hint: str,
+                 notes: list[str]) -> tuple[list[Segment], str, list[str]]:
+        """The English description, opened by a sentence that says why it is not in ``base``."""
+        notes.append(f"{missing[0].upper()}{missing[1:]}, so the description is in English (to fix it: {hint}).")
+        spoken = Segment(f"{language_name(base)} is not available, so I will describe this in English.", "en")
+        segments = self._segments(sentences, [s.template for s in sentences], "en", notes)
+        return _merge([spoken, *segments]), "en", notes
 
     def _argos_code(self, tag: str, base: str) -> str:
         """The Argos language code for ``tag``: a dialect's own code where such a package is installed."""

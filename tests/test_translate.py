@@ -13,6 +13,7 @@ import io
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -274,6 +275,23 @@ def test_text_in_another_language_is_read_with_its_own_voice(describer, translat
     segments, _, notes = translator.translate(german, "en")
     assert [s.language for s in segments] == ["en"] and segments[0].text.endswith("Notausgang")
     assert "looks German; no German voice is installed" in notes[0]
+
+
+def test_a_damaged_model_falls_back_to_english(store, tmp_path):
+    damaged = tmp_path / "models"
+    for name in ("argos-en_es", "es_ES-joe-medium"):
+        shutil.copytree(store / name, damaged / name, copy_function=os.link)
+    (damaged / "argos-en_es" / "model" / "model.bin").unlink()  # a hard link: the original stays
+    (damaged / "argos-en_es" / "model" / "model.bin").write_bytes(b"not a model")
+
+    lazy = Translator.load(Settings.load(environ={}, models_dir=damaged, lang="en"))
+    segments, spoken, notes = lazy.translate(_sentences(), "es")
+    assert spoken == "en" and "Translation to Spanish failed" in notes[0]
+    assert segments[0].text.startswith("Spanish is not available")
+
+    eager = Translator.load(Settings.load(environ={}, models_dir=damaged, lang="es"))
+    assert eager.packages == {}  # left out at load, with a warning, instead of failing the pipeline
+    assert "No translation model for Spanish" in eager.translate(_sentences(), "es")[2][0]
 
 
 def test_pivot_through_english(translator):
