@@ -174,7 +174,8 @@ def randomize(state: dict[str, torch.Tensor], seed: int, scale: float) -> None:
     Each tensor's values depend only on the seed and its name, so two programs
     that hold the same checkpoint names get the same weights. Matrices get
     ``scale / sqrt(fan_in)`` spread (``scale`` above 1 makes attention sharp and
-    the output depend on the photo); norms get weights near 1; BatchNorm gets
+    the output depend on the photo), except the token embedding (unit spread);
+    norms get weights near 1; BatchNorm gets
     plausible running statistics; ``c_attn`` head scales near 1.
     """
     for name in sorted(state):
@@ -190,6 +191,10 @@ def randomize(state: dict[str, torch.Tensor], seed: int, scale: float) -> None:
         elif tensor.dim() == 4:  # convolution: He initialisation keeps activations bounded
             fan_in = tensor.shape[1] * tensor.shape[2] * tensor.shape[3]
             value = noise * (2.0 / fan_in) ** 0.5
+        elif "embed_tokens" in name or "output_projection" in name:
+            # the output projection: unit-scale logits keep fp32 rounding (1e-6 relative)
+            # well below the 1e-4 the equality tests allow
+            value = noise / tensor.shape[-1] ** 0.5
         elif tensor.dim() >= 2:
             value = noise * (scale / tensor.shape[-1] ** 0.5)
         elif name.endswith("bias"):
@@ -237,14 +242,99 @@ def write_ofa(folder: Path, size: str = "ofa-tiny", *, seed: int = 0, scale: flo
 
 
 TRANSFORMERS_MODELS = ("vit-gpt2", "blip", "git")
+_TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+_TINY_VISION = dict(_TINY, image_size=32, patch_size=8)
 
 
-def write_transformers_captioner(folder: Path, family: str, seed: int = 0) -> Path:
-    """Write a tiny random ``transformers`` image-to-text model of ``family`` with its processor."""
-    sys.path.insert(0, str(ROOT))
-    from scripts_tiny_transformers import build
+def _wordpiece_vocab(folder: Path) -> Path:
+    """A BERT ``vocab.txt`` of the corpus words, letters and BLIP's ``[DEC]``."""
+    import re
 
-    return build(Path(folder), family, seed)
+    words = sorted(set(re.findall(r"[a-z]+", CORPUS.lower())))
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    marks = list(".,?!'\"-")
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", *marks, *letters,
+              *(f"##{c}" for c in letters), *(w for w in words if w not in letters)]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "vocab.txt"
+    path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    return path
+
+
+def write_transformers_captioner(folder: Path, family: str, seed: int = 0, scale: float = 3.0) -> Path:
+    """Write a tiny random ``transformers`` image-to-text model of ``family`` with its processor.
+
+    Weights are :func:`randomize`d like the OFA ones, so that the caption
+    depends on the picture.
+    """
+    import transformers as tf
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if family == "vit-gpt2":
+        write_tokenizer(folder)
+        vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()[1:]
+        tokenizer = tf.GPT2TokenizerFast(
+            vocab=vocab, merges=[tuple(line.split()) for line in lines if line],
+            bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+        )
+        decoder = tf.GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+        config = tf.VisionEncoderDecoderConfig.from_encoder_decoder_configs(tf.ViTConfig(**_TINY_VISION), decoder)
+        config.decoder_start_token_id = tokenizer.bos_token_id
+        config.pad_token_id = tokenizer.pad_token_id
+        config.eos_token_id = tokenizer.eos_token_id
+        model = tf.VisionEncoderDecoderModel(config)
+        tf.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    else:
+        words = _wordpiece_vocab(folder).read_text(encoding="utf-8").split()
+        tokenizer = tf.BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}, bos_token="[DEC]")
+        text = dict(_TINY, vocab_size=len(tokenizer), max_position_embeddings=64,
+                    pad_token_id=tokenizer.pad_token_id)
+        if family == "git":
+            config = tf.GitConfig(vision_config=_TINY_VISION, **text, bos_token_id=tokenizer.cls_token_id,
+                                  eos_token_id=tokenizer.sep_token_id)
+            model = tf.GitForCausalLM(config)
+            images = tf.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+            tf.GitProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+        elif family == "blip":
+            dec = tokenizer.convert_tokens_to_ids("[DEC]")
+            config = tf.BlipConfig(
+                text_config=dict(text, bos_token_id=dec, sep_token_id=tokenizer.sep_token_id,
+                                 eos_token_id=tokenizer.sep_token_id),
+                vision_config=_TINY_VISION,
+            )
+            model = tf.BlipForConditionalGeneration(config)
+            images = tf.BlipImageProcessor(size={"height": 32, "width": 32})
+            tf.BlipProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+        else:
+            raise ValueError(f"unknown captioner family {family!r}")
+    state = model.state_dict()
+    randomize(state, seed, scale)
+    _quiet_special_tokens(model, tokenizer)
+    model.save_pretrained(folder)
+    return folder
+
+
+@torch.no_grad()
+def _quiet_special_tokens(model, tokenizer) -> None:
+    """Keep random weights from writing padding or unknown tokens, and from ending at once.
+
+    A trained model rarely emits them; a random one would, and its caption would
+    decode to nothing. Zeroed output rows (and very low biases) rule them out.
+    """
+    output = model.get_output_embeddings() or model.text_decoder.get_output_embeddings()
+    eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    silent = {i for i in tokenizer.all_special_ids if i != eos}
+    silent.add(tokenizer.convert_tokens_to_ids("[DEC]") if "[DEC]" in tokenizer.get_vocab() else eos)
+    silent.discard(eos)
+    for i in sorted(silent):
+        output.weight[i] = 0.0
+        if getattr(output, "bias", None) is not None:
+            output.bias[i] = -1e4
+    output.weight[eos] *= 0.3
 
 
 def main(argv: list[str] | None = None) -> int:

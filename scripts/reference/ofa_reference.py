@@ -8,7 +8,7 @@ transformers 4.x), never in the main environment. It
    fills it with seeded random weights (``make_tiny_models.randomize``), raising
    the weight scale until different photos get different captions;
 2. saves it with ``save_pretrained`` in the released Hugging Face on-disk format
-   (``config.json``, ``pytorch_model.bin`` or ``model.safetensors``, plus the
+   (``config.json``, ``pytorch_model.bin``, plus the
    toy ``vocab.json`` / ``merges.txt``);
 3. records, for the given photos: encoder outputs, teacher-forced decoder
    logits, greedy and beam-search tokens from modelscope's fairseq-style
@@ -94,7 +94,6 @@ def main() -> int:
     parser.add_argument("--scales", default="1,2,3,4,6")
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--max-tokens", type=int, default=16)
-    parser.add_argument("--safetensors", action="store_true")
     parser.add_argument("--full-vocab", action="store_true", help="the released 59457-token vocabulary size")
     parser.add_argument("--bench", type=int, default=0, help="time N captions per mode instead")
     parser.add_argument("--threads", type=int, default=0)
@@ -159,7 +158,8 @@ def main() -> int:
     if chosen is None:
         print("no weight scale gave every photo its own caption", file=sys.stderr)
         return 1
-    model.save_pretrained(str(out), safe_serialization=args.safetensors)
+    # pytorch_model.bin, as the released OFA-Sys folders have it (tied embeddings saved under each name)
+    model.save_pretrained(str(out), safe_serialization=False)
 
     if args.bench:
         return bench(args, model, encode, run, generator, pixels)

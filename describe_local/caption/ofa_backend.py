@@ -1,0 +1,79 @@
+"""The default caption backend: OFA checkpoints run by our own engine (:mod:`describe_local.ofa`).
+
+Settings honoured: ``beam`` (5 by default, as OFA evaluates; 1 is plain greedy
+search with no n-gram or length rules), ``max_caption_tokens``, ``device``
+("auto": CUDA in bf16/fp16 when present, else CPU) and ``torch_threads``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from describe_local.caption import Backend, register_backend
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from describe_local.ofa import OFA, SearchOptions
+    from describe_local.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def accepts(folder: Path) -> bool:
+    """Whether ``folder`` holds an OFA checkpoint (HF ``OFA-Sys`` or ModelScope layout)."""
+    from describe_local.ofa.checkpoint import is_ofa_folder
+
+    return is_ofa_folder(folder)
+
+
+@dataclass
+class OFACaptioner:
+    """A loaded OFA model with the search settings to caption with."""
+
+    name: str
+    engine: OFA
+    options: SearchOptions
+
+    @classmethod
+    def load(cls, folder: Path, settings: Settings) -> OFACaptioner:
+        import torch
+
+        from describe_local.ofa import OFA
+
+        if settings.torch_threads > 0:
+            torch.set_num_threads(settings.torch_threads)
+        engine = OFA.load(folder, device=settings.device)
+        options = engine.task.search_options(beam=settings.beam, max_tokens=settings.max_caption_tokens)
+        log.info("OFA %s on %s (%s), %s", folder.name, engine.device, engine.dtype, options)
+        return cls(name=f"ofa:{Path(folder).name}", engine=engine, options=options)
+
+    def caption(self, image: Image.Image) -> str:
+        """One sentence for ``image``, as the checkpoint writes it."""
+        return self.caption_batch([image])[0]
+
+    def caption_batch(self, images: list[Image.Image]) -> list[str]:
+        """Captions for several images in one pass through the model."""
+        return [_sentence(text) for text in self.engine.caption(images, self.options)]
+
+    def answer(self, image: Image.Image, question: str) -> str:
+        """OFA's short answer to a question about ``image`` (same weights, VQA prompt)."""
+        return self.engine.answer(image, question, self.options).strip()
+
+
+def _sentence(text: str) -> str:
+    """Tidy a generated caption: single spaces, no space before punctuation."""
+    text = " ".join(text.split())
+    for mark in (" .", " ,", " ?", " !"):
+        text = text.replace(mark, mark[1:])
+    return text
+
+
+def load(folder: Path, settings: Settings) -> OFACaptioner:
+    return OFACaptioner.load(Path(folder), settings)
+
+
+register_backend(Backend(name="ofa", accepts=accepts, load=load))

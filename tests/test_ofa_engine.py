@@ -1,0 +1,154 @@
+"""The OFA engine on tiny random checkpoints written by scripts/make_tiny_models.py.
+
+Equality with the reference implementation is in test_ofa_reference.py; here:
+checkpoint layouts, errors, decoding rules, the caption backend, the tokenizer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from describe_local.caption import load_captioner
+from describe_local.errors import ModelNotInstalled
+from describe_local.ofa import OFA, SearchOptions
+from describe_local.ofa.checkpoint import is_ofa_folder
+from describe_local.ofa.generate import generate
+from describe_local.ofa.positions import image_buckets, token_buckets
+from describe_local.ofa.tokenizer import OFATokenizer
+from describe_local.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_tiny_models  # noqa: E402
+
+
+def _pictures() -> list[Image.Image]:
+    """Two very different pictures, made here (the shared photos may be absent)."""
+    grid = torch.linspace(0, 255, 200)
+    ramp = torch.stack([grid[None, :].expand(200, 200), grid[:, None].expand(200, 200),
+                        255 - grid[None, :].expand(200, 200)], dim=-1)
+    checker = ((torch.arange(160)[:, None] // 20 + torch.arange(240)[None, :] // 20) % 2 * 255)
+    return [
+        Image.fromarray(ramp.to(torch.uint8).numpy()),
+        Image.fromarray(checker.to(torch.uint8).numpy()).convert("RGB"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    return make_tiny_models.write_ofa(tmp_path_factory.mktemp("ofa") / "ofa-tiny", "ofa-tiny", seed=3, scale=3.0)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_folder) -> OFA:
+    return OFA.load(tiny_folder, device="cpu")
+
+
+def test_folder_is_recognised(tiny_folder, tmp_path):
+    assert is_ofa_folder(tiny_folder)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "blip"}))
+    assert not is_ofa_folder(tmp_path)
+
+
+def test_captions_are_text_and_batch_equals_single(engine):
+    pictures = _pictures()
+    batch = engine.caption(pictures, SearchOptions(beam=3, max_tokens=8))
+    single = [engine.caption([p], SearchOptions(beam=3, max_tokens=8))[0] for p in pictures]
+    assert batch == single
+    assert all(isinstance(c, str) and c for c in batch)
+
+
+def test_search_rules(engine):
+    enc = engine.encode(_pictures(), [" what does the image describe?"] * 2)
+    forced = generate(engine.model, enc, SearchOptions(beam=4, min_tokens=6, max_tokens=6))
+    assert [len(ids) for ids in forced] == [6, 6]
+    for ids in generate(engine.model, enc, SearchOptions(beam=4, max_tokens=12, no_repeat_ngram=2)):
+        pairs = list(itertools.pairwise(ids))
+        assert len(pairs) == len(set(pairs)), ids
+    greedy = generate(engine.model, enc, SearchOptions.plain_greedy(5))
+    assert all(len(ids) <= 5 for ids in greedy)
+    assert greedy == generate(engine.model, enc, SearchOptions.plain_greedy(5))
+
+
+def test_modelscope_layout_loads_the_same(tiny_folder, engine, tmp_path):
+    """ModelScope folders: weights under ``model.``, safetensors, a configuration.json."""
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "ofa_image-caption_distilled"
+    folder.mkdir()
+    for name in ("config.json", "vocab.json", "merges.txt"):
+        shutil.copy(tiny_folder / name, folder / name)
+    state = torch.load(tiny_folder / "pytorch_model.bin", weights_only=True)
+    # safetensors keeps one copy of shared tensors, as save_pretrained does
+    state = {f"model.{k}": v.contiguous() for k, v in state.items()
+             if k not in ("decoder.embed_tokens.weight", "decoder.output_projection.weight")}
+    save_file(state, str(folder / "model.safetensors"))
+    (folder / "configuration.json").write_text(json.dumps({
+        "framework": "pytorch", "task": "image-captioning",
+        "model": {"type": "ofa", "patch_image_size": 256, "prompt": " what does the image describe?",
+                  "beam_search": {"beam_size": 2, "max_len_b": 7, "min_len": 1, "no_repeat_ngram_size": 3}},
+    }))
+    other = OFA.load(folder, device="cpu")
+    assert other.task.search_options().beam == 2
+    assert other.task.search_options().max_tokens == 7
+    options = SearchOptions(beam=3, max_tokens=8)
+    assert other.caption(_pictures(), options) == engine.caption(_pictures(), options)
+
+
+def test_damaged_checkpoints_are_refused(tiny_folder, tmp_path):
+    folder = tmp_path / "broken"
+    shutil.copytree(tiny_folder, folder)
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    del state["encoder.layers.0.fc1.weight"]
+    torch.save(state, folder / "pytorch_model.bin")
+    with pytest.raises(ModelNotInstalled, match="lacks 1 weights"):
+        OFA.load(folder, device="cpu")
+    (folder / "pytorch_model.bin").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelNotInstalled, match="cannot read"):
+        OFA.load(folder, device="cpu")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "use_ofasys": True}))
+    with pytest.raises(ModelNotInstalled, match="ViT"):
+        OFA.load(folder, device="cpu")
+
+
+def test_caption_backend_honours_settings(tiny_folder, engine):
+    settings = Settings.load(caption_model=str(tiny_folder), beam=1, max_caption_tokens=6, device="cpu")
+    captioner = load_captioner(settings)
+    assert captioner.name == "ofa:ofa-tiny"
+    assert captioner.options == SearchOptions.plain_greedy(6)
+    picture = _pictures()[0]
+    assert captioner.caption(picture) == engine.caption([picture], SearchOptions.plain_greedy(6))[0]
+    beam = load_captioner(Settings.load(caption_model=str(tiny_folder), device="cpu"))
+    assert beam.options.beam == 5 and beam.options.no_repeat_ngram == 3
+    assert isinstance(beam.answer(picture, "What colour is the car"), str)
+
+
+def test_tokenizer_round_trip(tiny_folder):
+    tokenizer = OFATokenizer.load(tiny_folder)
+    text = " a man riding a bike, café <bin_17> over 3 streets!"
+    ids = tokenizer.encode(text)
+    assert ids[0] == tokenizer.bos_id and ids[-1] == tokenizer.eos_id
+    assert tokenizer.bin_id(17) in ids
+    assert tokenizer.decode(ids) == text
+    assert len(tokenizer) == len(json.loads((tiny_folder / "vocab.json").read_text())) + 9192
+
+
+def test_position_buckets():
+    buckets = token_buckets(256)
+    assert buckets.shape == (1024, 1024)
+    assert buckets[5, 5] == 255  # distance 0 sits in the middle bucket
+    assert buckets[6, 5] == 256 and buckets[5, 6] == 254
+    assert buckets.min() >= 0 and buckets.max() <= 2 * 256 - 2
+    grid = image_buckets(42)
+    assert grid.shape == (42 * 42 + 1,) * 2
+    assert grid[1, 1] == grid[100, 100]  # same cell, same bucket
+    assert grid.max() == (2 * 42 - 1) ** 2 + 2
