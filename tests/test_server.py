@@ -271,8 +271,12 @@ def test_malformed_requests_do_not_take_the_server_down(client: httpx.Client, se
 def test_a_full_queue_answers_503_with_retry_after(make_server, shared_data: Path):
     server, _ = make_server(max_queue=1)
     results: dict[str, httpx.Response] = {}
+    def send_slow() -> None:
+        with httpx.Client(base_url=server.url, timeout=120) as own:
+            results["slow"] = describe(own, shared_data, GROUP)
+
     with httpx.Client(base_url=server.url, timeout=120) as c:
-        slow = threading.Thread(target=lambda: results.update(slow=describe(c, shared_data, GROUP)))
+        slow = threading.Thread(target=send_slow)
         slow.start()
         wait_for(lambda: pending(c) == 1)
         refused = describe(c, shared_data, "obama_small.jpg")
