@@ -241,6 +241,9 @@ class Translator:
         elif not self.voices.has(base):
             missing = f"no {language_name(base)} voice is installed"
             hint = "describe-local languages lists the voices; models pull VOICE_KEY adds one"
+        elif not self.voices.loads(tag):
+            missing = f"the {language_name(base)} voice cannot be loaded"
+            hint = "describe-local models verify, then pull or import the voice again"
         if missing:
             return self._english(sentences, base, missing, hint, notes)
         try:

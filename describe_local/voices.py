@@ -150,9 +150,27 @@ class VoiceCatalogue:
             voice = self._loaded.get(info.key)
             if voice is None:
                 log.info("loading voice %s", info.key)
-                voice = Voice.load(info.onnx_path, key=info.key, language=info.language)
+                try:
+                    voice = Voice.load(info.onnx_path, key=info.key, language=info.language)
+                except ModelNotInstalled:
+                    raise
+                except Exception as exc:  # onnxruntime's errors for a damaged model
+                    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise ModelNotInstalled(
+                        f"voice {info.key} cannot be loaded ({first_line}); "
+                        f"check it with `describe-local models verify {info.key}`"
+                    ) from None
                 self._loaded[info.key] = voice
         return voice
+
+    def loads(self, language: str, preferred: str | None = None) -> bool:
+        """Whether the voice for ``language`` loads (it is kept loaded for speaking)."""
+        try:
+            self.voice_for(language, preferred)
+        except ModelNotInstalled as exc:
+            log.warning("%s", exc)
+            return False
+        return True
 
 
 def _best(voices: list[VoiceInfo]) -> VoiceInfo:
