@@ -55,7 +55,7 @@ def compose(
     if text_found:
         lead = "There was text found in the image as well." if sentences else "There is text in the image."
         sentences.append(
-            Sentence("text", lead + " It reads: {text}", {"text": text_found}, text_language)
+            Sentence("text", lead + " It reads: {text}", {"text": speakable(text_found)}, text_language)
         )
 
     if not sentences:
@@ -68,6 +68,23 @@ def compose(
 def render(sentences: list[Sentence]) -> str:
     """All sentences as one paragraph of English."""
     return " ".join(s.render() for s in sentences)
+
+
+def speakable(text: str) -> str:
+    """Text read from a photo as one line to speak, with a pause where a new line starts anew.
+
+    A sign's separate lines ("Musée du" / "LOUVRE" / "Théâtre") become
+    sentences; a page's lines that continue a sentence are joined with a space.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    spoken = lines[0]
+    for line in lines[1:]:
+        ends_open = spoken[-1].isalnum()
+        starts_new = line[0].isupper() or line[0].isdigit()
+        spoken += (". " if ends_open and starts_new else " ") + line
+    return spoken
 
 
 def count_phrase(n: int, noun: str, plural: str | None = None) -> str:

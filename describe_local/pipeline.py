@@ -168,7 +168,12 @@ class Describer:
         )
 
     def close(self) -> None:
+        """Stop the stage threads and any helper process a stage started."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for stage in (self.captioner, self.faces, self.reader):
+            close = getattr(stage, "close", None)
+            if close is not None:
+                close()
 
     def __enter__(self) -> Describer:
         return self

@@ -72,3 +72,12 @@ def test_names_and_text_are_protected_and_braces_survive():
 def test_join_names():
     assert join_names(["A"]) == "A"
     assert join_names(["A", "B", "C", "D"]) == "A, B, C, and D"
+
+
+def test_sign_lines_become_pauses_and_page_lines_flow():
+    assert spoken(None, [], 0, "Musée du\nLOUVRE\nThéâtre") == (
+        "There is text in the image. It reads: Musée du. LOUVRE. Théâtre"
+    )
+    assert spoken(None, [], 0, "The quick brown\nfox jumps over.\nThen it sleeps") == (
+        "There is text in the image. It reads: The quick brown fox jumps over. Then it sleeps"
+    )
