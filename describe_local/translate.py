@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 PIVOT = "en"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
-_SENTINEL_BASE = 7301
+# Numbers that stand in for names: three digits, so that no model writes them with a
+# thousands separator; another series when the sentence already holds one of them.
+_SENTINEL_BASES = (731, 831, 931, 631, 531, 431, 331, 231, 7301, 8301, 9301)
 
 # Dialects that Argos packages name with codes of their own.
 ARGOS_DIALECTS = {"pt_BR": "pb", "zh_TW": "zt", "zh_HK": "zt"}
@@ -349,7 +351,7 @@ class _Masked:
     """A template with its placeholders replaced by numbers that survive translation."""
 
     text: str
-    sentinels: dict[str, str]  # number -> placeholder ("7301" -> "{name0}")
+    sentinels: dict[str, str]  # number -> placeholder ("731" -> "{name0}")
 
     def restore(self, translated: str) -> str | None:
         """``translated`` with the placeholders back, or ``None`` if a number was lost or repeated."""
@@ -367,12 +369,15 @@ def _mask(sentence: Sentence) -> _Masked:
     template = sentence.template
     if sentence.kind == "text":
         template = template.replace("{text}", "").strip()
-    base = _SENTINEL_BASE
-    while any(str(n) in template for n in range(base, base + 100)):
-        base += 1000
+    names = _PLACEHOLDER.findall(template)
+    base = next(
+        (b for b in _SENTINEL_BASES
+         if len(str(b + len(names))) == len(str(b)) and not any(str(b + i) in template for i in range(len(names)))),
+        _SENTINEL_BASES[-1] * 10,
+    )
     sentinels: dict[str, str] = {}
     masked = template
-    for i, name in enumerate(_PLACEHOLDER.findall(template)):
+    for i, name in enumerate(names):
         number = str(base + i)
         sentinels[number] = "{" + name + "}"
         masked = masked.replace("{" + name + "}", number, 1)

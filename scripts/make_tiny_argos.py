@@ -45,7 +45,7 @@ Je reconnais 3 personnes : Kanbo, Jack et Ayman.
 Ein Mann fährt mit dem Fahrrad eine Straße entlang.
 Ich erkenne 3 Personen: Kanbo, Jack und Ayman.
 Um homem andando de bicicleta numa rua ao lado de um prédio.
-0123456789 , . : ; ! ? ' " ( ) - 7301 7302 7303 7304
+0123456789 , . : ; ! ? ' " ( ) - 731 732 733 734 7301 7302
 """
 
 

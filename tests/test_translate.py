@@ -185,7 +185,7 @@ def test_describe_a_photo_in_spanish(describer):
 def test_lost_placeholders_fall_back_to_the_lead_and_the_names(translator):
     people = _sentences()[1]
     mask = _mask(people)
-    assert mask.text == "I recognize 3 people: 7301, 7302, and 7303."
+    assert mask.text == "I recognize 3 people: 731, 732, and 733."
     raw = translator.translate_texts([mask.text], "en", "es")[0]
     assert mask.restore(raw) is None  # random weights do not copy the numbers
 
@@ -205,7 +205,7 @@ def test_names_come_back_through_a_real_model_that_copies(translator):
     sentences = _sentences()
     mask = _mask(sentences[1])
     raw = translator.translate_texts([mask.text], "en", "pt")[0]
-    assert raw == "I recognize 3 people: 7301, 7302, and 7303."
+    assert raw == "I recognize 3 people: 731, 732, and 733."
     assert mask.restore(raw) == "I recognize 3 people: {name0}, {name1}, and {name2}."
 
     segments, spoken, notes = translator.translate(sentences, "pt_BR")
@@ -223,15 +223,17 @@ def test_masking_checks_and_restores_placeholders():
     people = Sentence("people", "I recognize 3 people: {name0}, {name1}, and {name2}.",
                       dict(zip(("name0", "name1", "name2"), NAMES, strict=True)))
     mask = _mask(people)
-    assert mask.restore("Reconozco a 3 personas: 7301, 7302 y 7303.") == (
+    assert mask.restore("Reconozco a 3 personas: 731, 732 y 733.") == (
         "Reconozco a 3 personas: {name0}, {name1} y {name2}.")
-    assert mask.restore("Reconozco a 3 personas: 7301 y 7303.") is None  # one lost
-    assert mask.restore("Reconozco: 7301, 7301, 7302 y 7303.") is None  # one doubled
-    assert mask.restore("Reconozco: 17301, 7302 y 7303.") is None  # a longer number is not ours
-    assert mask.restore("{x} 7301, 7302, 7303") == "(x) {name0}, {name1}, {name2}"
+    assert mask.restore("Reconozco a 3 personas: 731 y 733.") is None  # one lost
+    assert mask.restore("Reconozco: 731, 731, 732 y 733.") is None  # one doubled
+    assert mask.restore("Reconozco: 1731, 732 y 733.") is None  # a longer number is not ours
+    assert mask.restore("Reconozco: 731, 732 y 7.33.") is None
+    assert mask.restore("{x} 731, 732, 733") == "(x) {name0}, {name1}, {name2}"
     # A template that already holds the numbers gets other ones.
-    clash = _mask(Sentence("people", "I recognize 7301 people: {name0}.", {"name0": "Ann"}))
-    assert "7301" in clash.text and clash.restore(clash.text) == "I recognize 7301 people: {name0}."
+    clash = _mask(Sentence("people", "I recognize 731 people: {name0}.", {"name0": "Ann"}))
+    assert clash.text == "I recognize 731 people: 831."
+    assert clash.restore(clash.text) == "I recognize 731 people: {name0}."
     # The text read from the photo is not sent to the model at all.
     text = _mask(Sentence("text", "There is text in the image. It reads: {text}", {"text": OCR_TEXT}, "es"))
     assert text.text == "There is text in the image. It reads:" and OCR_TEXT not in text.text
