@@ -483,6 +483,14 @@ def test_import_refuses_what_is_not_a_usable_model(tmp_path, case):
     assert not (tmp_path / "escaped.txt").exists()
 
 
+def test_file_system_errors_are_one_line(tmp_path, capsys):
+    not_a_folder = tmp_path / "models"
+    not_a_folder.write_text("a file where the store should be")
+    assert cli_main(["models", "--models-dir", str(not_a_folder), "list"]) == StoreError.exit_code
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "check the space and permissions of the model store" in lines[0]
+
+
 def test_remove_refuses_unknown_and_unsafe_names(tmp_path):
     store = ModelStore.open(tmp_path / "models")
     with pytest.raises(Exception, match="no model called"):

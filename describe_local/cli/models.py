@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -50,6 +51,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     remove.set_defaults(func=remove_model)
 
 
+def _file_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report a full disk or a read-only store as one line, like every other error."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from describe_local.store import StoreError
+
+        try:
+            return command(args)
+        except OSError as exc:
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            problem = f"{exc.strerror or exc}{where}"
+            raise StoreError(f"{problem}: check the space and permissions of the model store") from None
+
+    return run
+
+
 def _store(args: argparse.Namespace):
     from describe_local.store import ModelStore
 
@@ -57,6 +75,7 @@ def _store(args: argparse.Namespace):
     return settings, ModelStore.open(settings.models_dir)
 
 
+@_file_errors
 def list_models(args: argparse.Namespace) -> int:
     from describe_local.store import known_models
     from describe_local.store.manifest import folder_size
@@ -104,6 +123,7 @@ def _describe_installed(model) -> str:
     return model.manifest.source
 
 
+@_file_errors
 def pull_model(args: argparse.Namespace) -> int:
     from describe_local.store import pull_model as pull
 
@@ -114,6 +134,7 @@ def pull_model(args: argparse.Namespace) -> int:
     return 0
 
 
+@_file_errors
 def import_model(args: argparse.Namespace) -> int:
     from describe_local.store import import_model as bring
 
@@ -123,6 +144,7 @@ def import_model(args: argparse.Namespace) -> int:
     return 0
 
 
+@_file_errors
 def verify_models(args: argparse.Namespace) -> int:
     from describe_local.store import ModelNotInstalled
 
@@ -144,6 +166,7 @@ def verify_models(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+@_file_errors
 def remove_model(args: argparse.Namespace) -> int:
     _settings, store = _store(args)
     model = store.remove(args.name)
