@@ -332,6 +332,23 @@ def test_pull_fails_fast_and_clearly_offline(tmp_path, endpoint, hub):
     assert "models import" in message or "again" in message
 
 
+def test_a_resolver_that_hangs_is_given_up_on(tmp_path, monkeypatch):
+    """With no network a resolver can block for a long time; the lookup has the pull's deadline."""
+    real = socket.getaddrinfo
+
+    def slow(host, *args, **kwargs):
+        if host == "hub.example":
+            time.sleep(10)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    settings = _settings(tmp_path, "http://hub.example")
+    started = time.monotonic()
+    with pytest.raises(OfflineError, match="cannot resolve hub.example within 1 s"):
+        pull_model(ModelStore.open(settings.models_dir), "ofa-tiny", settings, timeout=1.0)
+    assert time.monotonic() - started < 2.5
+
+
 def test_cli_pull_offline_prints_one_line_and_no_traceback(tmp_path):
     env = {**os.environ, "DESCRIBE_LOCAL_HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
     started = time.monotonic()
