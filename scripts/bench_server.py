@@ -71,14 +71,17 @@ class RssSampler(threading.Thread):
     def __init__(self, pid: int, every_s: float = 0.1) -> None:
         super().__init__(daemon=True)
         self.pid, self.every_s = pid, every_s
-        self.samples: list[tuple[float, int]] = []  # (time, bytes)
+        self.samples: list[tuple[float, int]] = []  # (time, bytes), the process and its children
+        self.own_peak = 0  # the server process alone
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             rss = rss_bytes(self.pid)
-            if rss is None:
+            own = _rss_of(self.pid)
+            if rss is None or own is None:
                 return
+            self.own_peak = max(self.own_peak, own)
             self.samples.append((time.monotonic(), rss))
             self.stop.wait(self.every_s)
 
@@ -300,6 +303,7 @@ def main() -> int:
         "end_to_end_p95_s": round(percentile(tally.end_to_end_s, 0.95), 2),
         "server_load_s": round(load_s, 1),
         "server_peak_rss_mb": round(sampler.peak() / mb),
+        "server_process_peak_rss_mb": round(sampler.own_peak / mb),
         "rss_first_quarter_mb": round(rss_first),
         "rss_last_quarter_mb": round(rss_last),
         "rss_growth_mb": round(growth, 1),
@@ -317,7 +321,8 @@ def main() -> int:
     print(f"  latency     p50 {figures['latency_p50_s']} s, p95 {figures['latency_p95_s']} s (answered attempt); "
           f"with 503 retries p50 {figures['end_to_end_p50_s']} s, p95 {figures['end_to_end_p95_s']} s")  # fmt: skip
     print(f"  503 busy    {figures['http_503']} (each retried after Retry-After); other errors {figures['errors']}")
-    print(f"  server RSS  peak {figures['server_peak_rss_mb']} MB (with its child processes); "
+    print(f"  server RSS  peak {figures['server_peak_rss_mb']} MB with its child processes "
+          f"({figures['server_process_peak_rss_mb']} MB the server process alone); "
           f"first quarter {figures['rss_first_quarter_mb']} MB, last quarter {figures['rss_last_quarter_mb']} MB: "
           f"{'flat' if figures['rss_flat'] else 'GROWING'} ({figures['rss_growth_mb']:+} MB)")  # fmt: skip
     print(f"  RSS through the run (MB, tenths): {' '.join(str(v) for v in figures['rss_timeline_mb'])}")
