@@ -152,3 +152,29 @@ def test_position_buckets():
     assert grid.shape == (42 * 42 + 1,) * 2
     assert grid[1, 1] == grid[100, 100]  # same cell, same bucket
     assert grid.max() == (2 * 42 - 1) ** 2 + 2
+
+
+def test_ask_prints_and_speaks_the_answer(tiny_folder, engine, tmp_path, capsys):
+    from describe_local.audio import decode_audio
+    from describe_local.cli import main
+
+    photo = tmp_path / "street.png"
+    _pictures()[0].save(photo)
+    target = tmp_path / "answer.mp3"
+    code = main(["ask", str(photo), "What colour is the car", "--caption-model", str(tiny_folder),
+                 "--beam", "1", "-o", str(target)])
+    assert code == 0
+    printed = capsys.readouterr().out.strip()
+    expected = engine.answer(_pictures()[0], "What colour is the car", SearchOptions.plain_greedy(20))
+    assert printed == (expected or "I don't know.")
+    assert target.stat().st_size > 1000
+    assert len(decode_audio(target.read_bytes())[0]) > 0
+
+
+def test_ask_refuses_an_empty_question(tiny_folder, tmp_path, capsys):
+    from describe_local.cli import main
+
+    photo = tmp_path / "p.png"
+    _pictures()[1].save(photo)
+    assert main(["ask", str(photo), "  ", "--caption-model", str(tiny_folder)]) == 1
+    assert "question is empty" in capsys.readouterr().err

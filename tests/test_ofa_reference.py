@@ -57,14 +57,14 @@ def _reference(tmp_path_factory, size: str, photos: list[Path], *extra: str) -> 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     photos = _photos(4)
-    folder, ref = _reference(tmp_path_factory, "ofa-tiny", photos)
+    folder, ref = _reference(tmp_path_factory, "ofa-tiny", photos, "--scales", "3,4,6")
     return folder, ref, [Image.open(p) for p in photos]
 
 
 @pytest.fixture(scope="module")
 def medium(tmp_path_factory):
     photos = _photos(3)
-    folder, ref = _reference(tmp_path_factory, "ofa-medium", photos, "--scales", "6,8")
+    folder, ref = _reference(tmp_path_factory, "ofa-medium", photos, "--scales", "4,6,8")
     return folder, ref, [Image.open(p) for p in photos]
 
 

@@ -72,10 +72,11 @@ class ResNetBackbone(nn.Module):
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
-    bias = bn.bias - bn.running_mean * scale
-    if conv.bias is None:
-        conv.bias = nn.Parameter(bias.clone())
-    else:
-        conv.bias.add_(bias)
+    # in float64, so that the folded weights are rounded once
+    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    weight = conv.weight.double() * scale.reshape(-1, 1, 1, 1)
+    bias = bn.bias.double() - bn.running_mean.double() * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias.double() * scale
+    conv.weight.copy_(weight.to(conv.weight.dtype))
+    conv.bias = nn.Parameter(bias.to(conv.weight.dtype), requires_grad=False)
