@@ -151,11 +151,15 @@ class Describer:
 
             reader = TextReader.load(settings)
 
-        voice = translator = None
+        voice = None
         if speech:
             say("loading the voice")
             voice = load_bundled_voice()
-            translator = _load_translator(settings)
+        # Loaded without speech too: `--no-audio --lang es` still prints Spanish.
+        say("loading translation models")
+        from describe_local.translate import Translator
+
+        translator = Translator.load(settings, bundled_voice=voice)
 
         return cls(
             settings,
@@ -226,7 +230,7 @@ class Describer:
         timings["compose"] = _ms_since(t0)
 
         t0 = time.perf_counter()
-        lang = options.lang or self.settings.lang
+        lang = options.lang or self._language_of_voice(options.voice) or self.settings.lang
         segments, spoken_lang, notes = self._translate(sentences, lang)
         timings["translate"] = _ms_since(t0)
 
@@ -321,6 +325,12 @@ class Describer:
             return [Segment(compose.render(sentences), "en")], "en", [note]
         return [Segment(compose.render(sentences), "en")], "en", []
 
+    def _language_of_voice(self, key: str | None) -> str | None:
+        """The language a chosen voice speaks, so that `--voice es_MX-...` alone means Spanish."""
+        voices = getattr(self.translator, "voices", None)
+        info = voices.find(key) if key and voices is not None else None
+        return info.language if info is not None else None
+
     def _speak(self, segments: list[Segment], options: DescribeOptions) -> tuple[np.ndarray, int, str]:
         """PCM for all segments, the sample rate, and the key of the main voice."""
         length_scale = options.length_scale or self.settings.length_scale
@@ -358,10 +368,3 @@ def _ms_since(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
-def _load_translator(settings: Settings) -> Any | None:
-    """The translator and voice catalogue, when the translation module is present."""
-    try:
-        from describe_local.translate import Translator
-    except ModuleNotFoundError:
-        return None
-    return Translator.load(settings)

@@ -128,3 +128,14 @@ def test_one_bad_photo_does_not_stop_the_others(tmp_path: Path, isolated, shared
     assert "bad.jpg" in done.stderr and "french.jpg" in done.stdout
     assert "It reads:" in done.stdout
     assert "no caption model is installed" not in done.stdout  # the hint goes to stderr
+
+
+def test_describing_writes_nothing_in_the_home_folder(tmp_path: Path, isolated, shared_data: Path):
+    """Models and caches stay in the project; no library drops telemetry ids or caches in $HOME."""
+    home = tmp_path / "home"
+    home.mkdir()
+    done = run_cli("describe", str(shared_data / "faces/photos/knn_test__obama1.jpg"), "-o", str(tmp_path / "o"),
+                   env={**isolated, "HOME": str(home), "XDG_CACHE_HOME": "", "XDG_DATA_HOME": ""})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "o" / "knn_test__obama1.mp3").is_file()
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
