@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -450,6 +453,36 @@ def test_uploads_are_not_written_and_logs_hold_no_names_or_text(
         keep_names_out_of_logs(debug=True)  # back to the default for the other tests
     state_dir = Path(base_settings.state_dir)
     assert not (state_dir / "uploads").exists()
+
+
+def test_a_large_upload_never_touches_the_disk(
+    client: httpx.Client, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Starlette's own form parser would spool an upload over 1 MB to a temporary
+    # file; this one is 4 MB (the group photo as PNG). Such a file has no name in
+    # the folder (O_TMPFILE), so the opening itself is watched, not only the folder.
+    from PIL import Image
+
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    monkeypatch.setenv("TMPDIR", str(private))
+    opened: list[str] = []
+    real_open = os.open
+
+    def watched_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(path).startswith(str(private)):
+            opened.append(str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", watched_open)
+    png = io.BytesIO()
+    Image.open(shared_data / PHOTOS / GROUP).save(png, "PNG")
+    assert png.tell() > 2_000_000
+    response = client.post("/api/describe", files={"photo": ("group.png", png.getvalue(), "image/png")})
+    assert response.status_code == 200, response.text
+    assert response.json()["unknown_faces"] == 3
+    assert opened == [] and list(private.rglob("*")) == []
 
 
 def test_keep_uploads_keeps_them(make_server, shared_data: Path):
