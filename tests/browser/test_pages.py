@@ -213,6 +213,7 @@ def test_a_kiosk_opens_the_page_while_the_server_is_down(
         server.stop()
         page.reload()
         assert page.inner_text("h1") == "Describe a photo"
+        page.wait_for_function("document.getElementById('status').textContent.includes('cannot be reached')")
         assert page.locator("#photo").count() == 1
         assert page.eval_on_selector(".big-button", "el => getComputedStyle(el).minHeight") != "auto"  # CSS too
         page.goto(server.url + "/gallery")

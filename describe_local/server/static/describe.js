@@ -35,23 +35,29 @@
   }
 
   async function waitUntilReady() {
-    for (let attempt = 0; ; attempt++) {
+    let said = "";
+    const sayOnce = (text) => { if (said !== text) dl.announce(text); said = text; };
+    for (;;) {
       let health = null;
+      let reachable = true;
       try {
         const response = await fetch("/api/health", { cache: "no-store" });
         if (response.ok) health = await response.json();
-      } catch (_) { /* the server is not reachable yet */ }
+      } catch (_) {
+        reachable = false; // e.g. a kiosk whose page came from the service worker
+      }
       if (health && health.status === "ready") {
         if (health.describe_needs_token) tokenField.hidden = false;
-        if (attempt > 0) dl.announce("The server is ready. Take a photo.");
+        if (said) dl.announce("The server is ready. Take a photo.");
         return;
       }
       if (health && health.status === "failed") {
         dl.showError(`The server could not load its models: ${health.error || "unknown error"}.`);
         return;
       }
-      if (attempt === 0) dl.announce("The server is getting ready. Please wait.");
-      await new Promise((resolve) => setTimeout(resolve, 2000));
+      sayOnce(reachable ? "The server is getting ready. Please wait."
+                        : "The server cannot be reached. Trying again.");
+      await new Promise((resolve) => setTimeout(resolve, reachable ? 2000 : 5000));
     }
   }
 
