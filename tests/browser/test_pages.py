@@ -221,3 +221,32 @@ def test_a_kiosk_opens_the_page_while_the_server_is_down(
     finally:
         server.stop()
         context.close()
+
+
+def test_a_server_that_asks_for_a_token(
+    browser: Any, page_settings: Settings, describer: Describer, axe_source: str, shared_data: Path, tmp_path: Path
+):
+    from dataclasses import replace
+
+    from describe_local.server.auth import DESCRIBE, TokenStore
+
+    settings = replace(page_settings, require_token_for_describe=True, state_dir=tmp_path / "state")
+    token = TokenStore.open(settings.state_dir).reset(DESCRIBE)
+    server = ServerThread(create_app(settings, describer)).start()
+    context = browser.new_context(bypass_csp=True, service_workers="block")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(server.url + "/")
+        page.wait_for_selector("#token", state="visible")  # shown because the server asks for one
+        audit(page, axe_source, "the describe page asking for a token")
+        page.set_input_files("#photo", str(shared_data / PHOTOS / "obama_small.jpg"))
+        page.wait_for_function("document.querySelector('[role=alert]').textContent.includes('access token')")
+        page.fill("#token", token)
+        page.dispatch_event("#token", "change")
+        page.set_input_files("#photo", str(shared_data / PHOTOS / "obama_small.jpg"))
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('Description ready')")
+        assert page.inner_text("[role=alert]") == ""
+    finally:
+        context.close()
+        server.stop()
