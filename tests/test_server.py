@@ -147,9 +147,23 @@ def test_describe_returns_the_description_and_a_signed_mp3(client: httpx.Client,
     assert 1.5 <= words / (len(samples) / rate) <= 5.0  # the audio speaks this text
 
     # Byte ranges, which Safari needs to play audio.
-    part = client.get(data["audio_url"], headers={"Range": "bytes=10-19"})
-    assert part.status_code == 206 and part.content == audio.content[10:20]
-    assert part.headers["content-range"] == f"bytes 10-19/{len(audio.content)}"
+    size = len(audio.content)
+    for header, status, first, last in [
+        ("bytes=10-19", 206, 10, 19),
+        ("bytes=100-", 206, 100, size - 1),
+        ("bytes=-50", 206, size - 50, size - 1),
+        (f"bytes=0-{size + 1000}", 206, 0, size - 1),
+        ("bytes=1-2,5-6", 200, 0, size - 1),  # several ranges: the whole file
+    ]:
+        part = client.get(data["audio_url"], headers={"Range": header})
+        assert part.status_code == status, header
+        assert part.content == audio.content[first : last + 1], header
+        if status == 206:
+            assert part.headers["content-range"] == f"bytes {first}-{last}/{size}"
+    beyond = client.get(data["audio_url"], headers={"Range": f"bytes={size}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{size}"
+    head = client.head(data["audio_url"])
+    assert head.status_code == 200 and int(head.headers["content-length"]) == size and not head.content
 
 
 @pytest.fixture(scope="module")

@@ -137,8 +137,9 @@ async def describe(
     return response
 
 
-@router.get(
+@router.api_route(
     "/audio/{clip_id}.mp3",
+    methods=["GET", "HEAD"],
     response_class=Response,
     responses={
         200: {"content": {"audio/mpeg": {}}, "description": "the MP3"},
