@@ -16,7 +16,7 @@ if each call lets go of the GIL while it works. Two measurements:
 
 Usage (from the project root)::
 
-    .venv/bin/python scripts/measure_overlap.py [PHOTO] [--seconds 1.0] [--repeat 3]
+    .venv/bin/python scripts/measure_overlap.py [PHOTO] [--seconds 1.0] [--repeat 3] [--no-wall]
 
 The default photo is ``../shared/data/faces/groups/bald_guys.jpg`` (24
 faces: a long detection and encoding run). Run it on a quiet machine: other
@@ -116,6 +116,34 @@ def torch_decoder_like(seconds: float) -> Callable[[], None] | None:
     return lambda: steps(count)
 
 
+def longest_stall(work: Callable[[], object]) -> tuple[float, float]:
+    """The longest gap (s) between two steps of a light Python thread while ``work`` runs, and its time.
+
+    Little affected by other load on the machine: a busy core delays a thread
+    by milliseconds, a call that holds the GIL by its whole duration.
+    """
+    gaps = [0.0]
+    running = True
+
+    def steps() -> None:
+        last = time.perf_counter()
+        while running:
+            time.sleep(0.001)
+            now = time.perf_counter()
+            gaps[0] = max(gaps[0], now - last)
+            last = now
+
+    thread = threading.Thread(target=steps)
+    thread.start()
+    time.sleep(0.05)
+    start = time.perf_counter()
+    work()
+    took = time.perf_counter() - start
+    running = False
+    thread.join()
+    return gaps[0], took
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -150,6 +178,7 @@ def main() -> int:
     parser.add_argument("photo", nargs="?", type=Path, default=DEFAULT_PHOTO)
     parser.add_argument("--seconds", type=float, default=1.0, help="length of each ticker window")
     parser.add_argument("--repeat", type=int, default=3, help="runs per wall-time figure (median)")
+    parser.add_argument("--no-wall", action="store_true", help="skip the wall-time pairs (the slow part)")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured, even when piped
     if not args.photo.is_file():
@@ -228,15 +257,25 @@ def main() -> int:
         ticker.running = False
         ticker.join()
 
-    print()
-    print(f"2. Wall time, median of {args.repeat}: each alone, then both at once in two threads")
-
     def faces_here() -> None:
         find_faces(models, photo, settings.face_max_side, settings.face_upsample)
 
     def faces_worker() -> None:
         worker.find_faces(downscale(photo, settings.face_max_side)[0], settings.face_upsample)
 
+    print()
+    print("2. Longest stall of another Python thread (1 ms steps) while the faces stage runs")
+    for label, fn in (("faces in-process", faces_here), ("faces in worker", faces_worker)):
+        stalls = [longest_stall(fn) for _ in range(args.repeat)]
+        gap = statistics.median(g for g, _ in stalls)
+        took = statistics.median(t for _, t in stalls)
+        print(f"   {label:<16} longest stall {gap * 1000:7.1f} ms during {took:5.2f} s")
+
+    if args.no_wall:
+        worker.close()
+        return 0
+    print()
+    print(f"3. Wall time, median of {args.repeat}: each alone, then both at once in two threads")
     # The other stage's work is sized to last as long as the faces stage, so
     # that it overlaps the encoding phase and not only detection.
     faces_alone = statistics.median(timed(faces_here) for _ in range(2))
