@@ -351,6 +351,21 @@ def test_a_trickling_upload_is_given_up(make_server, shared_data: Path):
         assert c.get("/api/health").json()["status"] == "ready"
 
 
+def test_models_that_fail_to_load_are_reported(base_settings: Settings, tmp_path: Path, shared_data: Path):
+    # No describer given: the app loads the models itself, in the background, and
+    # here the settings ask for an OCR language that Tesseract does not have.
+    settings = Settings.load(
+        environ={}, **{**base_settings.as_dict(), "state_dir": tmp_path, "ocr_languages": "eng+xyz"}
+    )
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+        wait_for(lambda: c.get("/api/health").json()["status"] != "loading")
+        health = c.get("/api/health").json()
+        assert health["status"] == "failed" and "xyz" in health["error"]
+        response = describe(c, shared_data, "obama_small.jpg")
+        assert response.status_code == 503
+        assert "could not load its models" in response.json()["detail"] and "xyz" in response.json()["detail"]
+
+
 # -- the gallery ----------------------------------------------------------------------------------
 
 
