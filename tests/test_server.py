@@ -538,6 +538,7 @@ def test_pages_and_docs_are_served_from_this_server(client: httpx.Client):
     for page in ("/", "/gallery", "/docs"):
         html = client.get(page).text
         assert "http://" not in html and "https://" not in html, page  # no CDN
+    assert '"validatorUrl": null' in client.get("/docs").text  # Swagger UI's online validator is off
     manifest = client.get("/manifest.webmanifest")
     assert manifest.headers["content-type"].startswith("application/manifest+json")
     for icon in manifest.json()["icons"]:

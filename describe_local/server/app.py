@@ -105,6 +105,8 @@ def create_app(settings: Settings, describer: Describer | None = None) -> FastAP
         ),
         lifespan=lifespan,
         favicon_url="/static/icons/icon.svg",
+        # Swagger UI would send the spec's URL to validator.swagger.io: nothing leaves the machine.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.server = state
     app.add_middleware(AccessLog)
