@@ -18,6 +18,7 @@ encoder release the GIL, and Tesseract runs as a child process
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -126,58 +127,61 @@ class Describer:
         say = progress or (lambda _msg: None)
         stages = set(stages)
         unavailable: dict[str, str] = {}
+        # Stages that start helper processes are closed again if a later one fails to load.
+        with contextlib.ExitStack() as cleanup:
+            captioner = None
+            if "caption" in stages:
+                say("loading the caption model")
+                try:
+                    captioner = load_captioner(settings)
+                    cleanup.callback(_close, captioner)
+                except ModelNotInstalled as exc:
+                    unavailable["caption"] = f"not installed: {exc}"
+                    log.warning("caption stage off: %s", exc)
 
-        captioner = None
-        if "caption" in stages:
-            say("loading the caption model")
-            try:
-                captioner = load_captioner(settings)
-            except ModelNotInstalled as exc:
-                unavailable["caption"] = f"not installed: {exc}"
-                log.warning("caption stage off: %s", exc)
+            faces = None
+            if "faces" in stages:
+                say("loading the face models and the gallery")
+                from describe_local.faces import FaceRecognizer
+                from describe_local.gallery import Gallery
 
-        faces = None
-        if "faces" in stages:
-            say("loading the face models and the gallery")
-            from describe_local.faces import FaceRecognizer
-            from describe_local.gallery import Gallery
+                faces = FaceRecognizer.load(Gallery.open(settings.known_faces), settings)
+                cleanup.callback(_close, faces)
 
-            faces = FaceRecognizer.load(Gallery.open(settings.known_faces), settings)
+            reader = None
+            if "text" in stages:
+                say("checking Tesseract")
+                from describe_local.text import TextReader
 
-        reader = None
-        if "text" in stages:
-            say("checking Tesseract")
-            from describe_local.text import TextReader
+                reader = TextReader.load(settings)
 
-            reader = TextReader.load(settings)
+            voice = None
+            if speech:
+                say("loading the voice")
+                voice = load_bundled_voice()
+            # Loaded without speech too: `--no-audio --lang es` still prints Spanish.
+            say("loading translation models")
+            from describe_local.translate import Translator
 
-        voice = None
-        if speech:
-            say("loading the voice")
-            voice = load_bundled_voice()
-        # Loaded without speech too: `--no-audio --lang es` still prints Spanish.
-        say("loading translation models")
-        from describe_local.translate import Translator
+            translator = Translator.load(settings, bundled_voice=voice)
 
-        translator = Translator.load(settings, bundled_voice=voice)
-
-        return cls(
-            settings,
-            captioner=captioner,
-            faces=faces,
-            reader=reader,
-            voice=voice,
-            translator=translator,
-            unavailable=unavailable,
-        )
+            describer = cls(
+                settings,
+                captioner=captioner,
+                faces=faces,
+                reader=reader,
+                voice=voice,
+                translator=translator,
+                unavailable=unavailable,
+            )
+            cleanup.pop_all()  # loaded: the describer closes them from now on
+            return describer
 
     def close(self) -> None:
         """Stop the stage threads and any helper process a stage started."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         for stage in (self.captioner, self.faces, self.reader):
-            close = getattr(stage, "close", None)
-            if close is not None:
-                close()
+            _close(stage)
 
     def __enter__(self) -> Describer:
         return self
@@ -362,6 +366,13 @@ def _timed(fn: Callable[[Photo], Any], photo: Photo) -> _Outcome:
         message = str(exc).split("\n")[0] or type(exc).__name__
         return _Outcome(ms=_ms_since(t0), error=f"{type(exc).__name__}: {message}")
     return _Outcome(value=value, ms=_ms_since(t0))
+
+
+def _close(stage: Any) -> None:
+    """Close a stage that holds a helper process or other resources, if it has ``close()``."""
+    close = getattr(stage, "close", None)
+    if close is not None:
+        close()
 
 
 def _ms_since(t0: float) -> float:
