@@ -20,7 +20,7 @@ from describe_local.caption import load_captioner
 from describe_local.errors import ModelNotInstalled
 from describe_local.ofa import OFA, SearchOptions
 from describe_local.ofa.checkpoint import is_ofa_folder
-from describe_local.ofa.generate import generate
+from describe_local.ofa.generate import generate, teacher_forced_logits
 from describe_local.ofa.positions import image_buckets, token_buckets
 from describe_local.ofa.tokenizer import OFATokenizer
 from describe_local.settings import Settings
@@ -178,3 +178,28 @@ def test_ask_refuses_an_empty_question(tiny_folder, tmp_path, capsys):
     _pictures()[1].save(photo)
     assert main(["ask", str(photo), "  ", "--caption-model", str(tiny_folder)]) == 1
     assert "question is empty" in capsys.readouterr().err
+
+
+def test_residual_scale_checkpoints(tiny_folder, engine, tmp_path):
+    """ModelScope ``use_gamma_feature`` checkpoints: per-sub-block scales are loaded and applied."""
+    folder = tmp_path / "gamma"
+    shutil.copytree(tiny_folder, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "use_gamma_feature": True}))
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    d = config["d_model"]
+    for side, names in (("encoder", ("self_attn", "ffn")), ("decoder", ("self_attn", "cross_attn", "ffn"))):
+        for i in range(config[f"{side}_layers"]):
+            for name in names:
+                state[f"{side}.layers.{i}.weight_{name}"] = torch.ones(d)
+    torch.save(state, folder / "pytorch_model.bin")
+    options = SearchOptions(beam=2, max_tokens=6)
+    assert OFA.load(folder, device="cpu").caption(_pictures(), options) == engine.caption(_pictures(), options)
+    for i in range(config["decoder_layers"]):
+        state[f"decoder.layers.{i}.weight_cross_attn"] = torch.full((d,), 3.0)
+    torch.save(state, folder / "pytorch_model.bin")
+    scaled = OFA.load(folder, device="cpu")
+    enc = scaled.encode(_pictures()[:1], [" what does the image describe?"])
+    ref = engine.encode(_pictures()[:1], [" what does the image describe?"])
+    assert not torch.allclose(teacher_forced_logits(scaled.model, enc, torch.tensor([[0, 5]])),
+                              teacher_forced_logits(engine.model, ref, torch.tensor([[0, 5]])))

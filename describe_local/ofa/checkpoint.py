@@ -168,9 +168,10 @@ def load_model(folder: Path, config: OFAConfig | None = None) -> OFAModel:
 def _rebuild_buffers(model: OFAModel, config: OFAConfig) -> None:
     from describe_local.ofa.positions import image_buckets, token_buckets
 
-    model.encoder.token_buckets = token_buckets(config.token_bucket_size)
+    tokens = token_buckets(config.token_bucket_size)
+    model.encoder.token_buckets = tokens
+    model.decoder.token_buckets = tokens  # the same table: keep one copy
     model.encoder.image_buckets = image_buckets(config.image_bucket_size)
-    model.decoder.token_buckets = token_buckets(config.token_bucket_size)
 
 
 def save_hf_folder(model_state: dict[str, torch.Tensor], config: dict, folder: Path) -> None:

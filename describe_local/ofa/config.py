@@ -53,6 +53,7 @@ class OFAConfig:
     entangle_position_embedding: bool = False
     share_attn_bias: bool = False
     use_ofasys: bool = False
+    use_gamma_feature: bool = False  # some ModelScope checkpoints: learned residual scales
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OFAConfig:
@@ -84,6 +85,8 @@ class OFAConfig:
                 f"unsupported OFA image backbone {self.resnet_type!r} "
                 f"(known: {', '.join(sorted(RESNET_LAYERS))})"
             )
+        if self.entangle_position_embedding:
+            raise ModelNotInstalled("OFA checkpoints with entangled position embeddings are not supported")
         if self.d_model % self.encoder_attention_heads or self.d_model % self.decoder_attention_heads:
             raise ModelNotInstalled("OFA config: d_model is not a multiple of the attention heads")
 

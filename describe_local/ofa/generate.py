@@ -78,7 +78,7 @@ def generate(model: OFAModel, encoder_out: EncoderOutput, options: SearchOptions
 
 def _ban(lprobs: torch.Tensor, step: int, options: SearchOptions, config, tokens: torch.Tensor) -> None:
     """Apply the length rules, never-pad, and the n-gram rule to ``lprobs`` in place."""
-    lprobs[lprobs != lprobs] = -math.inf
+    torch.nan_to_num_(lprobs, nan=-math.inf)
     eos, pad = config.eos_token_id, config.pad_token_id
     if step < options.min_tokens:
         lprobs[:, eos] = -math.inf

@@ -58,7 +58,24 @@ class Attention(nn.Module):
         per_column = self.c_attn.repeat_interleave(self.head_dim)
         self.out_proj.weight.mul_(per_column[None, :])
         self.c_attn.fill_(1.0)
+        # one matmul for queries, keys and values of self-attention
+        self.qkv_weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
+        self.qkv_bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+        # the separate projections become views of the joint one: no second copy in memory
+        for index, proj in enumerate((self.q_proj, self.k_proj, self.v_proj)):
+            rows = slice(index * proj.out_features, (index + 1) * proj.out_features)
+            proj.weight = nn.Parameter(self.qkv_weight[rows], requires_grad=False)
+            proj.bias = nn.Parameter(self.qkv_bias[rows], requires_grad=False)
         self.prepared = True
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values of ``x`` for self-attention, each (B, heads, T, hd)."""
+        if not self.prepared:
+            return (self.query(x), *self.keys_values(x))
+        b, t, _ = x.shape
+        qkv = F.linear(x, self.qkv_weight, self.qkv_bias).view(b, t, 3, self.heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        return q, k, v
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, D) -> (B, heads, T, head_dim)."""
@@ -83,8 +100,7 @@ class Attention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        k, v = self.keys_values(x)
-        return self.attend(self.query(x), k, v, bias)
+        return self.attend(*self.project(x), bias)
 
 
 def _maybe_norm(dim: int, enabled: bool) -> nn.LayerNorm | None:
@@ -114,17 +130,18 @@ class EncoderLayer(FeedForward):
         self.final_layer_norm = nn.LayerNorm(dim)
         self.pre_norm = config.encoder_normalize_before
         self.activation = _ACTIVATIONS[config.activation_function]
+        _add_residual_scales(self, dim, config, ("weight_self_attn", "weight_ffn"))
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         h = self.self_attn_layer_norm(x) if self.pre_norm else x
         h = self.self_attn(h, bias)
         if self.self_attn_mid_layer_norm is not None:
             h = self.self_attn_mid_layer_norm(h)
-        x = x + h
+        x = x + _scaled(self, "weight_self_attn", h)
         if not self.pre_norm:
             x = self.self_attn_layer_norm(x)
         h = self.final_layer_norm(x) if self.pre_norm else x
-        x = x + self.forward_ffn(h)
+        x = x + _scaled(self, "weight_ffn", self.forward_ffn(h))
         return x if self.pre_norm else self.final_layer_norm(x)
 
 
@@ -145,6 +162,7 @@ class DecoderLayer(FeedForward):
         self.final_layer_norm = nn.LayerNorm(dim)
         self.pre_norm = config.decoder_normalize_before
         self.activation = _ACTIVATIONS[config.activation_function]
+        _add_residual_scales(self, dim, config, ("weight_self_attn", "weight_cross_attn", "weight_ffn"))
 
     def step(
         self,
@@ -157,15 +175,13 @@ class DecoderLayer(FeedForward):
     ) -> torch.Tensor:
         """One decoding step for (N, 1, D) inputs at position ``t``, updating ``cache``."""
         h = self.self_attn_layer_norm(x) if self.pre_norm else x
-        k, v = self.self_attn.keys_values(h)
+        q, k, v = self.self_attn.project(h)
         cache.keys[:, :, t : t + 1] = k
         cache.values[:, :, t : t + 1] = v
-        h = self.self_attn.attend(
-            self.self_attn.query(h), cache.keys[:, :, : t + 1], cache.values[:, :, : t + 1], self_bias
-        )
+        h = self.self_attn.attend(q, cache.keys[:, :, : t + 1], cache.values[:, :, : t + 1], self_bias)
         if self.self_attn_mid_layer_norm is not None:
             h = self.self_attn_mid_layer_norm(h)
-        x = x + h
+        x = x + _scaled(self, "weight_self_attn", h)
         if not self.pre_norm:
             x = self.self_attn_layer_norm(x)
 
@@ -179,13 +195,27 @@ class DecoderLayer(FeedForward):
         h = h.reshape(n, 1, -1)
         if self.cross_attn_mid_layer_norm is not None:
             h = self.cross_attn_mid_layer_norm(h)
-        x = x + h
+        x = x + _scaled(self, "weight_cross_attn", h)
         if not self.pre_norm:
             x = self.cross_attn_layer_norm(x)
 
         h = self.final_layer_norm(x) if self.pre_norm else x
-        x = x + self.forward_ffn(h)
+        x = x + _scaled(self, "weight_ffn", self.forward_ffn(h))
         return x if self.pre_norm else self.final_layer_norm(x)
+
+
+def _add_residual_scales(layer: nn.Module, dim: int, config: OFAConfig, names: tuple[str, ...]) -> None:
+    """ModelScope's ``use_gamma_feature`` checkpoints scale each sub-block before its residual."""
+    for name in names:
+        if config.use_gamma_feature:
+            layer.register_parameter(name, nn.Parameter(torch.ones(dim)))
+        else:
+            setattr(layer, name, None)
+
+
+def _scaled(layer: nn.Module, name: str, h: torch.Tensor) -> torch.Tensor:
+    scale = getattr(layer, name)
+    return h if scale is None else h * scale
 
 
 @dataclass
@@ -256,7 +286,7 @@ class Encoder(nn.Module):
         q = _heads(self.pos_q_linear(positions), self.heads) * self.pos_scaling
         k = _heads(self.pos_k_linear(positions), self.heads)
         abs_bias = q @ k.transpose(-1, -2)  # (1, H, S, S)
-        image_rel = self.image_buckets[patch_ids][:, patch_ids]
+        image_rel = self.image_buckets[patch_ids][:, patch_ids].long()
         value = (positions, abs_bias, image_rel)
         self._layout_cache = (key, value)
         return value
@@ -267,7 +297,7 @@ class Encoder(nn.Module):
         table = 0 if self.config.share_attn_bias else index
         bias = abs_bias.clone()
         patches = image_rel.shape[0]
-        token_rel = self.token_rel_pos_table_list[table](self.token_buckets[:text_len, :text_len])
+        token_rel = self.token_rel_pos_table_list[table](self.token_buckets[:text_len, :text_len].long())
         bias[:, :, patches:, patches:] += token_rel.permute(2, 0, 1)
         image_bias = self.image_rel_pos_table_list[table](image_rel)
         bias[:, :, :patches, :patches] += image_bias.permute(2, 0, 1)
@@ -346,7 +376,7 @@ class Decoder(nn.Module):
         q = _heads(self.self_pos_q_linear(target), self.heads) * self.pos_scaling
         k = _heads(self.self_pos_k_linear(target), self.heads)
         self_abs = (q @ k.transpose(-1, -2))[0]  # (H, L, L)
-        buckets = self.token_buckets[:length, :length]
+        buckets = self.token_buckets[:length, :length].long()
         self_bias = torch.stack(
             [
                 self_abs + self.token_rel_pos_table_list[self._table(i)](buckets).permute(2, 0, 1)
