@@ -163,7 +163,8 @@ class Gallery:
         photos = self.photos(models)
         for photo in photos:
             if not photo.usable:
-                log.warning("gallery photo %s skipped: %s", photo.path.relative_to(self.folder), photo.problem)
+                log.warning("a gallery photo was skipped: %s (debug logging names it)", photo.problem)
+                log.debug("gallery photo %s skipped", photo.path.relative_to(self.folder))
         usable = [p for p in photos if p.usable]
         if not self.folder.is_dir():
             log.warning("the gallery folder %s does not exist: no one will be recognised", self.folder)
@@ -241,7 +242,7 @@ class Gallery:
                 raise
             raise GalleryError(f"cannot add photos to {person}: {exc.strerror}") from None
         self._write_cache(cache)
-        log.info("added %d photo(s) of %s to %s", len(added), name, self.folder)
+        log.debug("added %d photo(s) of %s to %s", len(added), name, self.folder)
         return added
 
     def remove(self, name: str) -> int:
@@ -261,7 +262,7 @@ class Gallery:
             raise GalleryError(f"there is no {name!r} in the gallery {self.folder}; see: describe-local faces list")
         cache = self._read_cache()
         self._write_cache({k: v for k, v in cache.items() if not k.startswith(f"{name}/")})
-        log.info("removed %s (%d photos) from %s", name, count, self.folder)
+        log.debug("removed %s (%d photos) from %s", name, count, self.folder)
         return count
 
     # -- internals -------------------------------------------------------------

@@ -100,9 +100,9 @@ def decode_photo(data: bytes, *, source: str = "<upload>", max_bytes: int, max_p
     if len(data) > max_bytes:
         raise ImageError(f"{source}: {_human(len(data))} is over the {_human(max_bytes)} limit")
 
-    # face_recognition sets LOAD_TRUNCATED_IMAGES for the whole process when it
-    # is imported; a truncated photo must still be refused here, so switch it
-    # back off. (We never use face_recognition's own loader.)
+    # Some libraries (face_recognition among them) switch LOAD_TRUNCATED_IMAGES
+    # on for the whole process when imported; a truncated photo must still be
+    # refused here, so switch it back off.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -123,7 +123,7 @@ def decode_photo(data: bytes, *, source: str = "<upload>", max_bytes: int, max_p
         raise ImageError(f"{source}: not an image, or a format this tool cannot read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = str(exc).split("\n")[0] or type(exc).__name__
-        if "truncated" in reason or isinstance(exc, EOFError):
+        if "truncated" in reason.lower() or isinstance(exc, EOFError):
             reason = "the file is truncated"
         raise ImageError(f"{source}: cannot decode the image: {reason}") from None
     return Photo(rgb, source=source)

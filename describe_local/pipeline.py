@@ -10,9 +10,10 @@ Stages: decode → (caption | faces | text, concurrently in threads) → compose
 translate → speak → encode. A stage that raises or runs past its time budget is
 recorded in :attr:`Description.errors` and the others are still spoken.
 
-Threads are enough for real overlap: torch, dlib's HOG detector and face
-encoder release the GIL, and Tesseract runs as a child process
-(``scripts/measure_overlap.py`` measures it).
+The stages overlap for real: torch releases the GIL, Tesseract runs as a
+child process, and faces run in a child process of their own because dlib's
+face encoder holds the GIL for its whole call (``scripts/measure_overlap.py``
+measures it).
 """
 
 from __future__ import annotations
