@@ -139,7 +139,7 @@ def _beam_search(model: OFAModel, encoder_out: EncoderOutput, options: SearchOpt
     bsz = encoder_out.hidden.shape[0]
     device = encoder_out.hidden.device
     max_len = options.max_tokens
-    setup = _setup(model, encoder_out, bsz * beam, max_len + 1)
+    setup = _setup(model, encoder_out, bsz, max_len + 1)  # one row per image until step 1
 
     tokens = torch.full((bsz * beam, max_len + 2), config.pad_token_id, dtype=torch.long, device=device)
     tokens[:, 0] = config.bos_token_id
@@ -155,22 +155,32 @@ def _beam_search(model: OFAModel, encoder_out: EncoderOutput, options: SearchOpt
     kept: torch.Tensor | None = None
 
     for step in range(max_len + 1):
-        if reorder is not None:
+        if step == 0:
+            # Every beam starts the same: decode one row per image, then copy its cache per beam.
+            lprobs = _log_probs(model, setup, tokens[::beam, 0], 0)
+            _ban(lprobs, 0, options, config, tokens[::beam])
+            _reorder_caches(setup, torch.arange(bsz, device=device).repeat_interleave(beam), None)
+            lp = lprobs.unsqueeze(1)  # (bsz, 1, vocab)
+        else:
             if kept is not None:
                 # rows of dropped sentences vanish: shift the beam indices accordingly
                 shift = kept - torch.arange(kept.numel(), device=device)
                 reorder = (reorder.view(-1, beam) + shift[:, None] * beam).view(-1)
             _reorder_caches(setup, reorder, kept)
-        lprobs = _log_probs(model, setup, tokens[:, step], step)
-        _ban(lprobs, step, options, config, tokens)
-        vocab = lprobs.shape[-1]
-        lp = lprobs.view(bsz, beam, vocab)
-        # every beam is the same at the start: only the first one counts
-        lp = lp + scores.view(bsz, beam, -1)[:, :, step - 1].unsqueeze(-1) if step else lp[:, :1]
-        flat = lp.reshape(bsz, -1)
-        cand_scores, cand_flat = torch.topk(flat, k=min(cand_size, flat.shape[1] - 1))
-        cand_beams = torch.div(cand_flat, vocab, rounding_mode="floor")
-        cand_tokens = cand_flat.fmod(vocab)
+            lprobs = _log_probs(model, setup, tokens[:, step], step)
+            _ban(lprobs, step, options, config, tokens)
+            lp = lprobs.view(bsz, beam, -1)
+        vocab = lp.shape[-1]
+        # The best 2 x beam continuations overall are among the best 2 x beam of each
+        # hypothesis: select per hypothesis first, then add the running scores.
+        row_scores, row_tokens = torch.topk(lp, k=min(cand_size, vocab), dim=-1)
+        if step:
+            row_scores = row_scores + scores.view(bsz, beam, -1)[:, :, step - 1].unsqueeze(-1)
+        per_row = row_scores.shape[-1]
+        k = min(cand_size, lp.shape[1] * vocab - 1)
+        cand_scores, picked = torch.topk(row_scores.reshape(bsz, -1), k=k)
+        cand_beams = torch.div(picked, per_row, rounding_mode="floor")
+        cand_tokens = torch.gather(row_tokens.reshape(bsz, -1), 1, picked)
         offsets = (torch.arange(bsz, device=device) * beam)[:, None]
         cand_rows = cand_beams + offsets
 
