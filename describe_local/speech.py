@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from describe_local.errors import ModelNotInstalled
 log = logging.getLogger(__name__)
 
 BUNDLED_VOICE = "en_US-joe-medium"
+MAX_CHUNK_CHARS = 240
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,34 @@ class Voice:
         from piper import SynthesisConfig
 
         config = SynthesisConfig(length_scale=length_scale)
-        chunks = [chunk.audio_int16_array for chunk in self._piper.synthesize(text, syn_config=config)]
+        chunks = [
+            chunk.audio_int16_array
+            for piece in split_for_speech(text)
+            for chunk in self._piper.synthesize(piece, syn_config=config)
+        ]
         if not chunks:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate(chunks).astype(np.int16, copy=False)
+
+
+def split_for_speech(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[str]:
+    """``text`` in pieces of at most about ``max_chars``, cut at sentence ends, else commas, else spaces.
+
+    Piper's memory grows with the length of one utterance (a 40-second run of
+    text with no full stop takes about 0.8 GB), and text read from a sign often
+    has no punctuation at all.
+    """
+    pieces: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        while len(sentence) > max_chars:
+            window = sentence[:max_chars]
+            cut = max(window.rfind(", "), window.rfind(" "))
+            cut = cut if cut > max_chars // 3 else max_chars
+            pieces.append(sentence[:cut].strip())
+            sentence = sentence[cut:].lstrip(", ")
+        if sentence.strip():
+            pieces.append(sentence.strip())
+    return pieces
 
 
 def bundled_voice_path() -> Path:

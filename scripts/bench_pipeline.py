@@ -8,10 +8,12 @@ this process (and of its Tesseract children). Run it through ``scripts/bench``.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,9 +39,53 @@ STAGES = ("decode", "caption", "faces", "text", "compose", "translate", "speech"
 
 
 def peak_rss_mb() -> tuple[float, float]:
+    """Peak RSS of this process, and of its largest child (the face worker or a Tesseract run)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return own, children
+
+
+class TreeRss:
+    """Samples the RSS of this process plus all its descendants, and keeps the peak."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
+
+    def __enter__(self) -> TreeRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            self.peak_mb = max(self.peak_mb, self.sample_mb())
+
+    @staticmethod
+    def sample_mb() -> float:
+        parents: dict[int, int] = {}
+        rss: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            rss[int(entry.name)] = int(fields[21])  # pages
+        tree, frontier = {os.getpid()}, [os.getpid()]
+        while frontier:
+            pid = frontier.pop()
+            for child, parent in parents.items():
+                if parent == pid and child not in tree:
+                    tree.add(child)
+                    frontier.append(child)
+        return sum(rss.get(pid, 0) for pid in tree) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def main() -> int:
@@ -51,30 +97,30 @@ def main() -> int:
         print(f"needs the real photos in {DATA}", file=sys.stderr)
         return 2
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, TreeRss() as tree:
         gallery = Gallery.open(Path(tmp) / "known_faces")
         for name, files in GALLERY.items():
             gallery.add(name, [DATA / "faces/photos" / f for f in files])
         settings = Settings.load(known_faces=gallery.folder, caption_model=args.caption_model)
-        describer = Describer.load(settings)
-        print(f"caption model: {settings.caption_model}"
-              + (f" ({describer.unavailable['caption']})" if "caption" in describer.unavailable else ""))
-        print(f"timed runs per photo and mode: {args.repeat} (median), after one warm-up run\n")
-        header = f"{'photo':10} {'mode':10} " + " ".join(f"{s:>9}" for s in STAGES) + "   AWS ms"
-        print(header)
-        print("-" * len(header))
-        for label, photo, aws_seq, aws_par in CASES:
-            for sequential, aws in ((True, aws_seq), (False, aws_par)):
-                options = DescribeOptions(sequential=sequential)
-                first = describer.describe(photo, options)  # warm-up
-                runs = [describer.describe(photo, options) for _ in range(args.repeat)]
-                med = {s: statistics.median(r.timings_ms.get(s, 0.0) for r in runs) for s in STAGES}
-                mode = "sequential" if sequential else "parallel"
-                print(f"{label:10} {mode:10} " + " ".join(f"{med[s]:9.0f}" for s in STAGES) + f"   {aws:6d}")
-            print(f"{'':10} said: {first.text[:110]}")
-        own, children = peak_rss_mb()
-        print(f"\npeak RSS: {own:.0f} MB (this process), {children:.0f} MB (largest Tesseract child)")
-        describer.close()
+        with Describer.load(settings) as describer:
+            caption_note = describer.unavailable.get("caption")
+            print(f"caption model: {settings.caption_model}" + (f" ({caption_note})" if caption_note else ""))
+            print(f"timed runs per photo and mode: {args.repeat} (median), after one warm-up run\n")
+            header = f"{'photo':10} {'mode':10} " + " ".join(f"{s:>9}" for s in STAGES) + "   AWS ms"
+            print(header)
+            print("-" * len(header))
+            for label, photo, aws_seq, aws_par in CASES:
+                for sequential, aws in ((True, aws_seq), (False, aws_par)):
+                    options = DescribeOptions(sequential=sequential)
+                    first = describer.describe(photo, options)  # warm-up
+                    runs = [describer.describe(photo, options) for _ in range(args.repeat)]
+                    med = {s: statistics.median(r.timings_ms.get(s, 0.0) for r in runs) for s in STAGES}
+                    mode = "sequential" if sequential else "parallel"
+                    print(f"{label:10} {mode:10} " + " ".join(f"{med[s]:9.0f}" for s in STAGES) + f"   {aws:6d}")
+                print(f"{'':10} said: {first.text[:110]}")
+    own, children = peak_rss_mb()
+    print(f"\npeak RSS: {tree.peak_mb:.0f} MB for the whole process tree (sampled every 20 ms); "
+          f"{own:.0f} MB this process, {children:.0f} MB its largest child")
     return 0
 
 

@@ -55,3 +55,16 @@ def test_resample_keeps_duration():
     pcm = (np.sin(np.linspace(0, 100, 16000)) * 10000).astype(np.int16)
     out = resample(pcm, 16000, 22050)
     assert len(out) == 22050 and out.dtype == np.int16
+
+
+def test_long_text_is_spoken_in_pieces_cut_at_natural_breaks():
+    from describe_local.speech import split_for_speech
+
+    assert split_for_speech("A cat on a bed. I recognize one person: Kanbo.") == [
+        "A cat on a bed.",
+        "I recognize one person: Kanbo.",
+    ]
+    sign = " ".join(["SPEED LIMIT 50"] * 40)  # sign text: no punctuation at all
+    pieces = split_for_speech(sign, max_chars=100)
+    assert all(len(p) <= 100 for p in pieces) and len(pieces) > 5
+    assert " ".join(pieces) == sign  # nothing lost, cut only at spaces
