@@ -103,6 +103,7 @@ def _check_model(folder: Path, ref: dict, images: list[Image.Image]) -> None:
         assert generate(ofa.model, enc_q, SearchOptions(beam=5)) == ref["beam_questions"]
 
 
+@pytest.mark.slow
 def test_tiny_model_equals_reference(tiny):
     _check_model(*tiny)
 
@@ -123,6 +124,7 @@ def test_tokenizer_equals_reference(tiny):
     assert any(tokenizer.bin_id(0) in ids for ids in ref["bin_prompts"].values())
 
 
+@pytest.mark.slow
 def test_medium_model_equals_reference(medium):
     _check_model(*medium)
 

@@ -8,6 +8,7 @@ search with no n-gram or length rules), ``max_caption_tokens``, ``device``
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from describe_local.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# OFA's <code_*> (image codes) and <bin_*> (box corners) mean nothing read aloud.
+_LOCATION_TOKEN = re.compile(r"<(?:code|bin)_\d+>")
 
 
 def accepts(folder: Path) -> bool:
@@ -61,12 +65,12 @@ class OFACaptioner:
 
     def answer(self, image: Image.Image, question: str) -> str:
         """OFA's short answer to a question about ``image`` (same weights, VQA prompt)."""
-        return self.engine.answer(image, question, self.options).strip()
+        return _sentence(self.engine.answer(image, question, self.options))
 
 
 def _sentence(text: str) -> str:
-    """Tidy a generated caption: single spaces, no space before punctuation."""
-    text = " ".join(text.split())
+    """Tidy a generated caption: no image-code/location tokens, single spaces, no space before punctuation."""
+    text = " ".join(_LOCATION_TOKEN.sub(" ", text).split())
     for mark in (" .", " ,", " ?", " !"):
         text = text.replace(mark, mark[1:])
     return text
