@@ -209,3 +209,16 @@ def test_residual_scale_checkpoints(tiny_folder, engine, tmp_path):
 
 def test_spoken_captions_leave_out_location_tokens():
     assert _sentence(" a dog <bin_12><bin_40> on grass .<code_7>") == "a dog on grass."
+
+
+def test_device_names():
+    from describe_local.errors import ConfigError
+    from describe_local.ofa import pick_device
+
+    assert pick_device("cpu") == (torch.device("cpu"), torch.float32)
+    with pytest.raises(ConfigError, match="unknown device"):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        assert pick_device("auto") == (torch.device("cpu"), torch.float32)
+        with pytest.raises(ConfigError, match="no usable CUDA"):
+            pick_device("cuda")

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from describe_local.errors import ConfigError
 from describe_local.ofa.checkpoint import load_model
 from describe_local.ofa.config import OFAConfig
 from describe_local.ofa.generate import SearchOptions, generate
@@ -73,6 +74,10 @@ def pick_device(name: str = "auto") -> tuple[torch.device, torch.dtype]:
     """"auto": CUDA in bf16 (fp16 on older cards) when present, else the CPU in fp32."""
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu"), torch.float32
+    if not name.startswith("cuda") and name != "auto":
+        raise ConfigError(f"unknown device {name!r}: use auto, cpu or cuda")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but this machine has no usable CUDA GPU: use auto or cpu")
     device = torch.device("cuda" if name == "auto" else name)
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return device, dtype
