@@ -188,7 +188,8 @@ def main() -> int:
     import numpy as np
     import pytesseract
 
-    from describe_local.faces import FaceModels, FaceWorker, detect_faces, downscale, encode_faces, find_faces
+    from describe_local.face_worker import FaceWorker
+    from describe_local.faces import FaceModels, detect_faces, downscale, encode_faces, find_faces
     from describe_local.images import load_photo
     from describe_local.settings import Settings
 

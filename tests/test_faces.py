@@ -20,14 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from describe_local.face_worker import IDLE_EXIT_STATUS, FaceWorker, FaceWorkerError
 from describe_local.faces import (
-    IDLE_EXIT_STATUS,
     Box,
     FaceModels,
     FaceRecognizer,
     FaceResult,
-    FaceWorker,
-    FaceWorkerError,
     detect_faces,
     downscale,
     encode_faces,
