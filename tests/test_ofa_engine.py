@@ -22,7 +22,7 @@ from describe_local.errors import ModelNotInstalled
 from describe_local.ofa import OFA, SearchOptions
 from describe_local.ofa.checkpoint import is_ofa_folder
 from describe_local.ofa.generate import generate, teacher_forced_logits
-from describe_local.ofa.positions import image_buckets, token_buckets
+from describe_local.ofa.positions import image_buckets, image_position_ids, patch_buckets, token_buckets
 from describe_local.ofa.tokenizer import OFATokenizer
 from describe_local.settings import Settings
 
@@ -154,6 +154,9 @@ def test_position_buckets():
     assert grid.shape == (42 * 42 + 1,) * 2
     assert grid[1, 1] == grid[100, 100]  # same cell, same bucket
     assert grid.max() == (2 * 42 - 1) ** 2 + 2
+    ids = image_position_ids(16, 12, 42)
+    assert torch.equal(patch_buckets(16, 12, 42), grid[ids][:, ids])
+    assert torch.equal(token_buckets(256, 40), buckets[:40, :40])
 
 
 def test_ask_prints_and_speaks_the_answer(tiny_folder, engine, tmp_path, capsys):

@@ -15,11 +15,14 @@ skipped; every weight the caption/VQA path needs must be present.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from describe_local.errors import ModelNotInstalled
 from describe_local.ofa.config import OFAConfig
@@ -89,6 +92,24 @@ def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     )
 
 
+@contextlib.contextmanager
+def _no_initialisation() -> Iterator[None]:
+    """Skip the random initialisation of new modules: every weight is about to be replaced.
+
+    On the meta device it would do no work, but its first call loads PyTorch's
+    Python decompositions: some 70 MB that a captioner never needs.
+    """
+    names = ("normal_", "uniform_", "kaiming_uniform_", "xavier_uniform_", "constant_", "ones_", "zeros_")
+    saved = {name: getattr(nn.init, name) for name in names}
+    for name in names:
+        setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(nn.init, name, function)
+
+
 def _read_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         if path.suffix == ".safetensors":
@@ -127,7 +148,7 @@ def load_model(folder: Path, config: OFAConfig | None = None) -> OFAModel:
     """
     folder = Path(folder)
     config = config or OFAConfig.load(folder)
-    with torch.device("meta"):
+    with torch.device("meta"), _no_initialisation():
         model = OFAModel(config)
     state = normalise_names(read_state_dict(folder))
     if config.share_decoder_input_output_embed:
@@ -160,18 +181,7 @@ def load_model(folder: Path, config: OFAConfig | None = None) -> OFAModel:
     tensors = {n: state[n].to(torch.float32) if state[n].is_floating_point() else state[n] for n in expected}
     model.load_state_dict(tensors, strict=False, assign=True)
     model.decoder.embed_tokens = model.encoder.embed_tokens
-    # Buffers computed at construction (position buckets) were built on "meta": rebuild them.
-    _rebuild_buffers(model, config)
     return model.requires_grad_(False).eval()
-
-
-def _rebuild_buffers(model: OFAModel, config: OFAConfig) -> None:
-    from describe_local.ofa.positions import image_buckets, token_buckets
-
-    tokens = token_buckets(config.token_bucket_size)
-    model.encoder.token_buckets = tokens
-    model.decoder.token_buckets = tokens  # the same table: keep one copy
-    model.encoder.image_buckets = image_buckets(config.image_bucket_size)
 
 
 def save_hf_folder(model_state: dict[str, torch.Tensor], config: dict, folder: Path) -> None:

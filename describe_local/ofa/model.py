@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from describe_local.ofa.config import RESNET_LAYERS, OFAConfig
-from describe_local.ofa.positions import image_buckets, image_position_ids, token_buckets
+from describe_local.ofa.positions import image_position_ids, patch_buckets, token_buckets
 from describe_local.ofa.resnet import ResNetBackbone
 
 _ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "gelu_new": lambda x: F.gelu(x, approximate="tanh")}
@@ -264,14 +264,12 @@ class Encoder(nn.Module):
         )
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         self.layer_norm = _maybe_norm(dim, config.encoder_normalize_before)
-        self.register_buffer("token_buckets", token_buckets(config.token_bucket_size), persistent=False)
-        self.register_buffer("image_buckets", image_buckets(config.image_bucket_size), persistent=False)
-        self._layout_cache: tuple[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
+        self._layout_cache: tuple[tuple, tuple[torch.Tensor, ...]] | None = None
 
     def _layout(
         self, text_len: int, grid: tuple[int, int], ref: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Position embeddings and absolute biases for a (text length, patch grid) layout.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Position embeddings, absolute biases and relative buckets for a (text length, grid) layout.
 
         They depend only on the layout, not on the photo or the words, so they
         are computed once and reused for every image of the same size.
@@ -286,19 +284,20 @@ class Encoder(nn.Module):
         q = _heads(self.pos_q_linear(positions), self.heads) * self.pos_scaling
         k = _heads(self.pos_k_linear(positions), self.heads)
         abs_bias = q @ k.transpose(-1, -2)  # (1, H, S, S)
-        image_rel = self.image_buckets[patch_ids][:, patch_ids].long()
-        value = (positions, abs_bias, image_rel)
+        image_rel = patch_buckets(*grid, self.config.image_bucket_size).to(ref.device)
+        token_rel = token_buckets(self.config.token_bucket_size, text_len).to(ref.device)
+        value = (positions, abs_bias, image_rel, token_rel)
         self._layout_cache = (key, value)
         return value
 
     def _layer_bias(
-        self, index: int, abs_bias: torch.Tensor, image_rel: torch.Tensor, text_len: int
+        self, index: int, abs_bias: torch.Tensor, image_rel: torch.Tensor, token_rel: torch.Tensor
     ) -> torch.Tensor:
         table = 0 if self.config.share_attn_bias else index
         bias = abs_bias.clone()
         patches = image_rel.shape[0]
-        token_rel = self.token_rel_pos_table_list[table](self.token_buckets[:text_len, :text_len].long())
-        bias[:, :, patches:, patches:] += token_rel.permute(2, 0, 1)
+        token_bias = self.token_rel_pos_table_list[table](token_rel)
+        bias[:, :, patches:, patches:] += token_bias.permute(2, 0, 1)
         image_bias = self.image_rel_pos_table_list[table](image_rel)
         bias[:, :, :patches, :patches] += image_bias.permute(2, 0, 1)
         return bias
@@ -319,7 +318,7 @@ class Encoder(nn.Module):
         x = torch.cat([image_x, text_x], dim=1)
 
         text_len = input_ids.shape[1]
-        positions, abs_bias, image_rel = self._layout(text_len, grid, x)
+        positions, abs_bias, image_rel, token_rel = self._layout(text_len, grid, x)
         text_pad = input_ids.eq(self.config.pad_token_id)
         padding = None
         pad_bias = None
@@ -328,7 +327,7 @@ class Encoder(nn.Module):
             x = x * (~padding).unsqueeze(-1).to(x.dtype)
             pad_bias = _padding_bias(padding, x.dtype)
         for index, layer in enumerate(self.layers):
-            bias = self._layer_bias(index, abs_bias, image_rel, text_len)
+            bias = self._layer_bias(index, abs_bias, image_rel, token_rel)
             if pad_bias is not None:
                 bias = bias + pad_bias
             x = layer(x, bias.to(x.dtype))
@@ -362,7 +361,6 @@ class Decoder(nn.Module):
         self.output_projection = None
         if not config.share_decoder_input_output_embed:
             self.output_projection = nn.Linear(dim, config.vocab_size, bias=False)
-        self.register_buffer("token_buckets", token_buckets(config.token_bucket_size), persistent=False)
 
     def position_biases(
         self, length: int, source_positions: torch.Tensor
@@ -376,7 +374,7 @@ class Decoder(nn.Module):
         q = _heads(self.self_pos_q_linear(target), self.heads) * self.pos_scaling
         k = _heads(self.self_pos_k_linear(target), self.heads)
         self_abs = (q @ k.transpose(-1, -2))[0]  # (H, L, L)
-        buckets = self.token_buckets[:length, :length].long()
+        buckets = token_buckets(self.config.token_bucket_size, length).to(target.device)
         self_bias = torch.stack(
             [
                 self_abs + self.token_rel_pos_table_list[self._table(i)](buckets).permute(2, 0, 1)

@@ -13,13 +13,13 @@ import torch
 MAX_POSITIONS = 1024  # the largest text length the released checkpoints were built for
 
 
-def token_buckets(bucket_size: int, max_positions: int = MAX_POSITIONS) -> torch.Tensor:
-    """Bucket index of every (query, key) pair of text positions, shape (max, max).
+def token_buckets(bucket_size: int, size: int = MAX_POSITIONS, max_positions: int = MAX_POSITIONS) -> torch.Tensor:
+    """Bucket index of every (query, key) pair of the first ``size`` text positions, (size, size).
 
     Distances below ``bucket_size // 2`` get their own bucket; longer ones share
-    logarithmically wider buckets. Indices are shifted to start at 0.
+    logarithmically wider buckets, scaled for ``max_positions``. Indices start at 0.
     """
-    pos = torch.arange(max_positions, dtype=torch.long)
+    pos = torch.arange(size, dtype=torch.long)
     rel = pos[:, None] - pos[None, :]
     mid = bucket_size // 2
     near = (rel < mid) & (rel > -mid)
@@ -27,12 +27,11 @@ def token_buckets(bucket_size: int, max_positions: int = MAX_POSITIONS) -> torch
     # float32 arithmetic as in the released models, so that ceil() rounds the same way
     far = torch.ceil(torch.log(dist / mid) / math.log((max_positions - 1) / mid) * (mid - 1)) + mid
     bucket = torch.where(dist.le(mid), rel, far.int().long() * torch.sign(rel))
-    # int16 keeps the table at 2 MB; callers index with .long() slices
-    return (bucket + bucket_size - 1).to(torch.int16)
+    return bucket + bucket_size - 1
 
 
 def image_buckets(bucket_size: int) -> torch.Tensor:
-    """Bucket index of every pair of image cells on a ``bucket_size`` square grid.
+    """Bucket index of every pair of image cells on a ``bucket_size`` square grid (the full table).
 
     Row/column 0 stand for a cell outside the grid (OFA reserves index 0), so the
     table is ``(bucket_size**2 + 1)`` square; the last three bucket ids mark pairs
@@ -43,7 +42,7 @@ def image_buckets(bucket_size: int) -> torch.Tensor:
     ys, xs = torch.meshgrid(cells, cells, indexing="ij")
     ys, xs = ys.flatten(), xs.flatten()
     n = bucket_size * bucket_size + 1
-    table = torch.zeros((n, n), dtype=torch.int16)  # 6 MB for OFA's 42 x 42 grid
+    table = torch.zeros((n, n), dtype=torch.int16)
     table[1:, 1:] = (ys[:, None] - ys[None, :] + bucket_size - 1) * (2 * bucket_size - 1) + (
         xs[:, None] - xs[None, :] + bucket_size - 1
     )
@@ -58,3 +57,16 @@ def image_position_ids(height: int, width: int, bucket_size: int) -> torch.Tenso
     rows = torch.arange(height)[:, None] * bucket_size
     cols = torch.arange(width)[None, :]
     return (rows + cols + 1).flatten()
+
+
+def patch_buckets(height: int, width: int, bucket_size: int) -> torch.Tensor:
+    """Bucket index of every pair of patches of an h x w feature map, (h*w, h*w), long.
+
+    The same entries as ``image_buckets(bucket_size)`` at the patches'
+    :func:`image_position_ids`, computed for the patches only.
+    """
+    rows = torch.arange(height).repeat_interleave(width)
+    cols = torch.arange(width).repeat(height)
+    dy = rows[:, None] - rows[None, :] + bucket_size - 1
+    dx = cols[:, None] - cols[None, :] + bucket_size - 1
+    return dy * (2 * bucket_size - 1) + dx
