@@ -100,8 +100,11 @@ def test_modelscope_layout_loads_the_same(tiny_folder, engine, tmp_path):
     other = OFA.load(folder, device="cpu")
     assert other.task.search_options().beam == 2
     assert other.task.search_options().max_tokens == 7
+    assert other.task.prompt == " what does the image describe?"
+    assert engine.task.prompt == " what is the description of the image?"  # a pretrained HF folder
     options = SearchOptions(beam=3, max_tokens=8)
-    assert other.caption(_pictures(), options) == engine.caption(_pictures(), options)
+    prompts = [other.task.prompt] * 2
+    assert other.generate_ids(_pictures(), prompts, options) == engine.generate_ids(_pictures(), prompts, options)
 
 
 def test_damaged_checkpoints_are_refused(tiny_folder, tmp_path):
@@ -225,3 +228,12 @@ def test_device_names():
         assert pick_device("auto") == (torch.device("cpu"), torch.float32)
         with pytest.raises(ConfigError, match="no usable CUDA"):
             pick_device("cuda")
+
+
+def test_prompt_follows_the_model_card(tmp_path):
+    from describe_local.ofa.engine import default_prompt
+    from describe_local.ofa.preprocess import CAPTION_PROMPT, PRETRAINED_CAPTION_PROMPT
+
+    assert default_prompt(tmp_path / "ofa-tiny", has_task_file=False) == PRETRAINED_CAPTION_PROMPT
+    assert default_prompt(tmp_path / "OFA-large-caption", has_task_file=False) == CAPTION_PROMPT
+    assert default_prompt(tmp_path / "ofa_image-caption_coco_distilled_en", has_task_file=True) == CAPTION_PROMPT

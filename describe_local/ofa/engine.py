@@ -17,6 +17,7 @@ from describe_local.ofa.generate import SearchOptions, generate
 from describe_local.ofa.model import EncoderOutput, OFAModel
 from describe_local.ofa.preprocess import (
     CAPTION_PROMPT,
+    PRETRAINED_CAPTION_PROMPT,
     default_resolution,
     image_tensor,
     question_prompt,
@@ -45,7 +46,7 @@ class TaskSettings:
                 log.warning("ignoring unreadable %s: %s", path, exc)
         return cls(
             resolution=int(model.get("patch_image_size", default_resolution(config.d_model))),
-            prompt=str(model.get("prompt", CAPTION_PROMPT)),
+            prompt=str(model.get("prompt", default_prompt(Path(folder), has_task_file=path.is_file()))),
             search=dict(model.get("beam_search", {}) or {}),
         )
 
@@ -68,6 +69,18 @@ class TaskSettings:
                 return SearchOptions.plain_greedy(options.max_tokens)
             options = SearchOptions(**{**options.__dict__, "beam": beam})
         return options
+
+
+def default_prompt(folder: Path, *, has_task_file: bool) -> str:
+    """The caption prompt a checkpoint was trained with, as its model card gives it.
+
+    Caption fine-tuned checkpoints (ModelScope caption folders, ``OFA-large-caption``)
+    use " what does the image describe?"; the pretrained ``OFA-Sys/ofa-*`` ones
+    answer " what is the description of the image?".
+    """
+    if has_task_file or "caption" in folder.name.lower():
+        return CAPTION_PROMPT
+    return PRETRAINED_CAPTION_PROMPT
 
 
 def pick_device(name: str = "auto") -> tuple[torch.device, torch.dtype]:
