@@ -182,11 +182,3 @@ def load_model(folder: Path, config: OFAConfig | None = None) -> OFAModel:
     model.load_state_dict(tensors, strict=False, assign=True)
     model.decoder.embed_tokens = model.encoder.embed_tokens
     return model.requires_grad_(False).eval()
-
-
-def save_hf_folder(model_state: dict[str, torch.Tensor], config: dict, folder: Path) -> None:
-    """Write ``config.json`` and ``pytorch_model.bin`` the way the released folders have them."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
-    torch.save(model_state, folder / "pytorch_model.bin")
