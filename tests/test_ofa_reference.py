@@ -108,6 +108,19 @@ def test_tiny_model_equals_reference(tiny):
     _check_model(*tiny)
 
 
+@pytest.mark.slow
+def test_early_endings_equal_reference(tiny):
+    """Hypotheses and sentences that end at different steps (beam bookkeeping, batch pruning)."""
+    folder, ref, images = tiny
+    assert len({len(c) for c in ref["early_beam"]}) > 1, ref["early_beam"]
+    ofa = OFA.load(folder / "early", device="cpu")
+    enc = ofa.encode(images, [CAPTION_PROMPT] * len(images))
+    assert generate(ofa.model, enc, SearchOptions(beam=5)) == ref["early_beam"]
+    assert generate(ofa.model, enc, SearchOptions.plain_greedy(16)) == ref["early_greedy"]
+    enc_q = ofa.model.encode(ref["question_ids"], image_tensor(images, ofa.task.resolution))
+    assert generate(ofa.model, enc_q, SearchOptions(beam=5)) == ref["early_beam_questions"]
+
+
 def test_one_image_at_a_time_equals_the_batch(tiny):
     folder, ref, images = tiny
     ofa = OFA.load(folder, device="cpu")

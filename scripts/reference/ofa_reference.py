@@ -199,11 +199,43 @@ def main() -> int:
                            decoder_input_ids=forced).logits
         result["forced_tokens"] = forced
         result["forced_logits"] = logits
+        early_stopping(result, model, tokenizer, out, run, generator, caption_ids, question_ids, pixels)
     torch.save(result, out / "reference.pt")
     (out / "reference.json").write_text(
         json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float, str, list, dict))},
                    indent=1), encoding="utf-8")
     return 0
+
+
+def early_stopping(result, model, tokenizer, out, run, generator, caption_ids, question_ids, pixels) -> None:
+    """A second checkpoint whose ``</s>`` is likely, so that hypotheses end at different steps.
+
+    With the main weights every caption runs to the length limit; here the
+    ``</s>`` embedding is scaled up until beam search finishes hypotheses and
+    sentences early and unevenly, which exercises its bookkeeping.
+    """
+    embedding = model.encoder.embed_tokens.weight
+    original = embedding[tokenizer.eos_token_id].clone()
+    for factor in (2.0, 3.0, 4.0, 6.0, 8.0):
+        with torch.no_grad():
+            embedding[tokenizer.eos_token_id] = original * factor
+        beam = run(generator(5, False), caption_ids, pixels)
+        lengths = {len(c) for c in beam}
+        print(f"</s> x{factor}: beam lengths {sorted(lengths)}", file=sys.stderr)
+        if len(lengths) > 1 and min(lengths) < max(len(c) for c in result["beam"]):
+            break
+    else:
+        raise SystemExit("no </s> scale made captions end early")
+    early = out / "early"
+    model.save_pretrained(str(early), safe_serialization=False)
+    for name in ("vocab.json", "merges.txt"):
+        (early / name).write_bytes((out / name).read_bytes())
+    result["early_factor"] = factor
+    result["early_beam"] = beam
+    result["early_greedy"] = run(generator(1, True), caption_ids, pixels)
+    result["early_beam_questions"] = run(generator(5, False), question_ids, pixels)
+    with torch.no_grad():
+        embedding[tokenizer.eos_token_id] = original
 
 
 def bench(args, model, encode, run, generator, pixels) -> int:
