@@ -237,3 +237,13 @@ def test_prompt_follows_the_model_card(tmp_path):
     assert default_prompt(tmp_path / "ofa-tiny", has_task_file=False) == PRETRAINED_CAPTION_PROMPT
     assert default_prompt(tmp_path / "OFA-large-caption", has_task_file=False) == CAPTION_PROMPT
     assert default_prompt(tmp_path / "ofa_image-caption_coco_distilled_en", has_task_file=True) == CAPTION_PROMPT
+
+
+def test_legacy_pickle_checkpoints_load(tiny_folder, engine, tmp_path):
+    """pytorch_model.bin files from before PyTorch's zip format cannot be mapped; they are read."""
+    folder = tmp_path / "legacy"
+    shutil.copytree(tiny_folder, folder)
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    torch.save(state, folder / "pytorch_model.bin", _use_new_zipfile_serialization=False)
+    options = SearchOptions(beam=2, max_tokens=5)
+    assert OFA.load(folder, device="cpu").caption(_pictures(), options) == engine.caption(_pictures(), options)

@@ -116,7 +116,14 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:
+            # mapped, not read: only the weights we keep ever reach memory
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+            # a file in the legacy (pre-zip) format cannot be mapped
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated download, a foreign pickle: say which file
         raise ModelNotInstalled(f"cannot read the OFA weights {path}: {exc}") from exc
 
