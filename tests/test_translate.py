@@ -182,6 +182,16 @@ def test_describe_a_photo_in_spanish(describer):
     assert result.mp3 and result.mp3[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
 
 
+def test_a_voice_alone_chooses_its_language(describer):
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (30, 200, 30)).save(buffer, format="PNG")
+
+    result = describer.describe(buffer.getvalue(), DescribeOptions(voice="es_ES-joe-medium"))
+
+    assert result.language == "es_ES" and result.voice == "es_ES-joe-medium"
+    assert "I could not find anything" not in result.text  # translated, not English
+
+
 def test_lost_placeholders_fall_back_to_the_lead_and_the_names(translator):
     people = _sentences()[1]
     mask = _mask(people)
