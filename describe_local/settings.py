@@ -46,7 +46,7 @@ class Settings:
     # Caption stage.
     caption_model: str = "ofa-tiny"
     beam: int = 5
-    max_caption_tokens: int = 20
+    max_caption_tokens: int = 16  # as OFA evaluates captions
     device: str = "auto"  # "auto", "cpu", "cuda"
     torch_threads: int = 0  # 0: let torch decide
 
