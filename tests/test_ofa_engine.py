@@ -215,6 +215,7 @@ def test_residual_scale_checkpoints(tiny_folder, engine, tmp_path):
 
 def test_spoken_captions_leave_out_location_tokens():
     assert _sentence(" a dog <bin_12><bin_40> on grass .<code_7>") == "a dog on grass."
+    assert _sentence("<unused_5283> a cat madeupword0001 on a bed") == "a cat on a bed"
 
 
 def test_device_names():

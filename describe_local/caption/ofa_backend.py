@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# OFA's <code_*> (image codes) and <bin_*> (box corners) mean nothing read aloud.
-_LOCATION_TOKEN = re.compile(r"<(?:code|bin)_\d+>")
+# OFA's <code_*> (image codes) and <bin_*> (box corners) mean nothing read aloud, nor do the
+# filler entries at the end of a vocabulary (BART's madeupwordNNNN, <unused_N> in our test vocabularies).
+_LOCATION_TOKEN = re.compile(r"<(?:code|bin|unused)_\d+>|madeupword\d+")
 
 
 def accepts(folder: Path) -> bool:
