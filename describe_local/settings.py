@@ -76,6 +76,9 @@ class Settings:
     # (e.g. "es_MX-ald-medium,en_GB-alan-medium"); otherwise the best installed one.
     default_voices: str = ""
     translation_beam: int = 4  # beam size of Argos translation (argostranslate's own default); 1 is faster
+    # CTranslate2 threads. A description is a handful of short sentences: on 2 cores one
+    # thread took 88 ms where two took 286 ms (scripts/bench_translate.py --threads).
+    translation_threads: int = 1
 
     # Model store downloads (`describe-local models pull`).
     hf_endpoint: str = "https://huggingface.co"

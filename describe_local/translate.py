@@ -164,7 +164,7 @@ class Translator:
         """
         from describe_local.store import ModelStore
 
-        threads = settings.torch_threads or min(4, os.cpu_count() or 1)
+        threads = max(1, settings.translation_threads)
         packages: dict[tuple[str, str], ArgosPackage] = {}
         for model in ModelStore.open(settings.models_dir).installed(kind="translation"):
             try:

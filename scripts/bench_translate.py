@@ -44,7 +44,8 @@ LENGTH_RATIO = 1.1
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2, help="CTranslate2 threads (default 2: this machine)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CTranslate2 threads (default: the translation_threads setting)")
     parser.add_argument("--package", type=Path, help="reuse this .argosmodel instead of writing one")
     args = parser.parse_args()
 
@@ -61,7 +62,8 @@ def main() -> None:
         store = ModelStore.open(work / "models")
         import_model(store, package)
         _add_spanish_voice(store, work)
-        settings = Settings.load(environ={}, models_dir=store.root, lang="es", torch_threads=args.threads)
+        settings = Settings.load(environ={}, models_dir=store.root, lang="es",
+                                 translation_threads=args.threads)
         t0 = time.perf_counter()
         translator = translate.Translator.load(settings)
         print(f"Translator.load (model loaded): {1000 * (time.perf_counter() - t0):.0f} ms")
