@@ -139,3 +139,30 @@ def test_describing_writes_nothing_in_the_home_folder(tmp_path: Path, isolated, 
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "o" / "knn_test__obama1.mp3").is_file()
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
+
+
+def test_describe_with_a_caption_model_imported_into_the_store(tmp_path: Path, isolated, shared_data: Path):
+    """A (tiny, random) OFA checkpoint in the released layout goes in through `models import`,
+    then captions through the whole pipeline, concurrently with faces and text."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import make_tiny_models
+
+    usb = make_tiny_models.write_ofa(tmp_path / "usb" / "ofa-tiny", "ofa-tiny", seed=3, scale=3.0)
+    imported = run_cli("models", "import", str(usb), env=isolated)
+    assert imported.returncode == 0, imported.stderr
+    assert (Path(isolated["DESCRIBE_LOCAL_MODELS_DIR"]) / "ofa-tiny" / "describe-local.json").is_file()
+
+    photos = [str(shared_data / "captions/images/000000000802.jpg"), str(shared_data / "ocr/signs/french.jpg")]
+    runs = {}
+    for mode in ([], ["--sequential"]):
+        done = run_cli("describe", *photos, "--json", "--no-audio", "--beam", "1", *mode, env=isolated)
+        assert done.returncode == 0, done.stderr
+        runs[bool(mode)] = [json.loads(line) for line in done.stdout.splitlines()]
+    for record in runs[False]:
+        assert "caption" not in record["errors"]  # installed, loaded and run: no "not installed"
+        assert record["timings_ms"]["caption"] > 0
+        # Random weights write mostly OFA's <code_*> image tokens, which are never spoken;
+        # the stage's result is a string (None would mean it did not run).
+        assert isinstance(record["caption"], str) and "<code_" not in record["text"]
+    assert "It reads:" in runs[False][1]["text"]
+    assert [r["text"] for r in runs[False]] == [r["text"] for r in runs[True]]
