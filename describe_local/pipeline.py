@@ -108,7 +108,9 @@ class Describer:
         self.translator = translator
         # Stages that could not be loaded, and why; reported with every result.
         self.unavailable: dict[str, str] = dict(unavailable or {})
-        self._pool = cf.ThreadPoolExecutor(max_workers=len(ANALYSIS_STAGES), thread_name_prefix="stage")
+        # Twice the stages: a stage that ran past its budget still holds its thread
+        # until it ends, and must not make the next photo's stages wait for it.
+        self._pool = cf.ThreadPoolExecutor(max_workers=2 * len(ANALYSIS_STAGES), thread_name_prefix="stage")
 
     @classmethod
     def load(
@@ -227,7 +229,7 @@ class Describer:
         reading = outcomes["text"].value if "text" in outcomes else None
         people = list(face_result.people) if face_result else []
         unknown = int(face_result.unknown) if face_result else 0
-        text_found = reading.text or None if reading else None
+        text_found = (reading.text or None) if reading else None
         text_language = reading.language if reading else None
 
         t0 = time.perf_counter()
@@ -297,9 +299,9 @@ class Describer:
         outcomes: dict[str, _Outcome] = {}
         if sequential:
             for name, fn in functions.items():
-                outcomes[name] = self._wait(self._pool.submit(_timed, fn, photo), name, budget)
+                outcomes[name] = self._wait(self._pool.submit(_timed, name, fn, photo), name, budget)
             return outcomes
-        futures = {name: self._pool.submit(_timed, fn, photo) for name, fn in functions.items()}
+        futures = {name: self._pool.submit(_timed, name, fn, photo) for name, fn in functions.items()}
         deadline = time.perf_counter() + budget
         for name, future in futures.items():
             outcomes[name] = self._wait(future, name, max(0.0, deadline - time.perf_counter()))
@@ -357,13 +359,13 @@ class Describer:
         return pcm, rate, main_key
 
 
-def _timed(fn: Callable[[Photo], Any], photo: Photo) -> _Outcome:
+def _timed(name: str, fn: Callable[[Photo], Any], photo: Photo) -> _Outcome:
     """Run one stage; catch its failure so that the others still count."""
     t0 = time.perf_counter()
     try:
         value = fn(photo)
     except Exception as exc:  # a failing stage must not sink the description
-        log.exception("stage %s failed", getattr(fn, "__name__", fn))
+        log.exception("the %s stage failed", name)
         message = str(exc).split("\n")[0] or type(exc).__name__
         return _Outcome(ms=_ms_since(t0), error=f"{type(exc).__name__}: {message}")
     return _Outcome(value=value, ms=_ms_since(t0))
