@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,22 +19,32 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Settings isolated from the user's config, env and gallery: empty models and gallery."""
+def isolated_settings(root: Path, **overrides):
+    """Settings that ignore the environment and keep every folder under ``root``:
+    an empty model store, an empty gallery, and their own output and server state."""
     from describe_local.settings import Settings
 
-    for key in list(__import__("os").environ):
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    (root / "known_faces").mkdir(exist_ok=True)
+    folders = {
+        "models_dir": root / "models",
+        "known_faces": root / "known_faces",
+        "output_dir": root / "out",
+        "state_dir": root / "state",
+    }
+    return Settings.load(environ={}, **{**folders, **overrides})
+
+
+@pytest.fixture(scope="session")
+def make_settings():
+    """:func:`isolated_settings`, for module-scoped fixtures in any test folder."""
+    return isolated_settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Settings isolated from the user's environment, models and gallery."""
+    for key in list(os.environ):
         if key.startswith("DESCRIBE_LOCAL_"):
             monkeypatch.delenv(key)
-    models = tmp_path / "models"
-    gallery = tmp_path / "known_faces"
-    models.mkdir()
-    gallery.mkdir()
-    return Settings.load(
-        environ={},
-        models_dir=models,
-        known_faces=gallery,
-        output_dir=tmp_path / "out",
-        state_dir=tmp_path / "state",
-    )
+    return isolated_settings(tmp_path)

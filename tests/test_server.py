@@ -37,16 +37,8 @@ GROUP = "knn_test__obama_and_biden.jpg"  # three faces; the text stage reads it 
 
 
 @pytest.fixture(scope="module")
-def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    root = tmp_path_factory.mktemp("server")
-    (root / "models").mkdir()
-    return Settings.load(
-        environ={},
-        models_dir=root / "models",
-        known_faces=root / "known_faces",
-        state_dir=root / "state",
-        output_dir=root / "out",
-    )
+def base_settings(tmp_path_factory: pytest.TempPathFactory, make_settings) -> Settings:
+    return make_settings(tmp_path_factory.mktemp("server"))
 
 
 @pytest.fixture(scope="module")

@@ -57,16 +57,8 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    root = tmp_path_factory.mktemp("browser")
-    (root / "models").mkdir()
-    return Settings.load(
-        environ={},
-        models_dir=root / "models",
-        known_faces=root / "known_faces",
-        state_dir=root / "state",
-        output_dir=root / "out",
-    )
+def page_settings(tmp_path_factory: pytest.TempPathFactory, make_settings) -> Settings:
+    return make_settings(tmp_path_factory.mktemp("browser"))
 
 
 @pytest.fixture(scope="module")
