@@ -140,7 +140,7 @@ class Describer:
                     cleanup.callback(_close, captioner)
                 except ModelNotInstalled as exc:
                     unavailable["caption"] = f"not installed: {exc}"
-                    log.warning("caption stage off: %s", exc)
+                    log.info("caption stage off: %s", exc)
 
             faces = None
             if "faces" in stages:
