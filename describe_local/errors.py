@@ -1,17 +1,30 @@
-"""Errors that reach the user.
+"""Every error that reaches the user, in one place.
 
-Every error the CLI and the server report to a person derives from
+Each error the CLI and the server report to a person derives from
 :class:`DescribeLocalError`; its message is one line that says what went wrong
-and, where there is one, what to do about it. Anything else is a bug.
+and, where there is one, what to do about it. Each class carries the CLI's
+exit code and the web API's HTTP status, so neither front end keeps a table of
+its own. Anything else that escapes is a bug.
 """
 
 from __future__ import annotations
+
+
+def first_line(exc: object) -> str:
+    """The first line of an exception's (or any object's) message, or its class name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class DescribeLocalError(Exception):
     """An error with a message meant for the user."""
 
     exit_code = 1
+    http_status = 400
+    retry_after: int | None = None  # seconds, for a 503's Retry-After header
+
+
+# -- settings and input -----------------------------------------------------------
 
 
 class ConfigError(DescribeLocalError):
@@ -24,6 +37,10 @@ class ImageError(DescribeLocalError):
     """A file is not an image we can describe (not an image, empty, truncated, too big)."""
 
     exit_code = 3
+    http_status = 415
+
+
+# -- models -------------------------------------------------------------------------
 
 
 class ModelNotInstalled(DescribeLocalError):
@@ -32,13 +49,124 @@ class ModelNotInstalled(DescribeLocalError):
     exit_code = 4
 
 
-class GalleryError(DescribeLocalError):
-    """The known-faces gallery refused an operation (bad name, no face, several faces)."""
+class OcrNotInstalled(ModelNotInstalled):
+    """Tesseract or one of its language packs is missing."""
 
-    exit_code = 5
+
+class StoreError(DescribeLocalError):
+    """The store refused an operation (a bad name, a model already there)."""
+
+    exit_code = 4
+
+
+class NotAModel(StoreError):
+    """A folder or file offered to the store is not a model we can use."""
+
+
+class UnknownModel(StoreError):
+    """A model name that no catalogue entry or naming pattern matches."""
+
+
+class ManifestError(DescribeLocalError):
+    """A model folder's manifest is unreadable, or its files do not match it."""
 
 
 class OfflineError(DescribeLocalError):
     """A download was needed and the network is unreachable."""
 
     exit_code = 6
+
+
+class DownloadError(DescribeLocalError):
+    """A download failed for a reason other than being offline (HTTP error, bad checksum)."""
+
+    exit_code = 7
+
+
+# -- stages -------------------------------------------------------------------------
+
+
+class GalleryError(DescribeLocalError):
+    """The known-faces gallery refused an operation (bad name, no face, several faces)."""
+
+    exit_code = 5
+    http_status = 422
+
+
+class FaceWorkerError(DescribeLocalError):
+    """The child process that finds faces stopped or could not start."""
+
+
+# -- the web server -----------------------------------------------------------------
+
+
+class AuthError(DescribeLocalError):
+    """A request lacks the token it needs."""
+
+    http_status = 401
+
+
+class SignatureError(DescribeLocalError):
+    """A signed URL was changed, or it has expired."""
+
+    http_status = 403
+
+
+class PersonNotFound(DescribeLocalError):
+    """No such person in the gallery."""
+
+    http_status = 404
+
+
+class UploadTimeout(DescribeLocalError):
+    """The upload did not arrive within the request's time budget."""
+
+    http_status = 408
+
+
+class AudioGone(DescribeLocalError):
+    """A validly signed clip that is no longer kept."""
+
+    http_status = 410
+
+
+class UploadTooLarge(DescribeLocalError):
+    """The request body is over the upload limit."""
+
+    http_status = 413
+
+
+class BadUpload(DescribeLocalError):
+    """The request is not the multipart form the endpoint expects."""
+
+
+class QueueFull(DescribeLocalError):
+    """Too much work is waiting; try again after ``retry_after`` seconds."""
+
+    http_status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotReady(DescribeLocalError):
+    """The models are still loading, or failed to load."""
+
+    http_status = 503
+
+    def __init__(self, message: str, retry_after: int | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FacesUnavailable(DescribeLocalError):
+    """The face models are not loaded, so the gallery cannot be changed."""
+
+    http_status = 503
+
+
+class JobTimeout(DescribeLocalError):
+    """A job ran past the request's time budget."""
+
+    http_status = 504

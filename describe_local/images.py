@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from describe_local.errors import ImageError
+from describe_local.errors import ImageError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,13 @@ except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
 # Pillow's warning at 89 MP would only add noise for large phone photos.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
+# File suffixes counted as photos (in folders and the gallery).
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
 )
+# The suffix a file of each Pillow format gets when we name it ourselves.
+SUFFIX_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
+                    "TIFF": ".tif", "HEIF": ".heic"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,17 @@ class Photo:
 
 
 def is_image_path(path: Path) -> bool:
+    """Whether ``path`` has the suffix of a photo we read."""
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def suffix_for(source: Path | bytes, default: str = ".jpg") -> str:
+    """The suffix for an image file or bytes, from its real format (``default`` when unknown)."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            return SUFFIX_BY_FORMAT.get(img.format or "", default)
+    except (OSError, ValueError, SyntaxError):  # not an image: a later step refuses it with a clear message
+        return default
 
 
 def load_photo(path: Path, *, max_bytes: int, max_pixels: int) -> Photo:
@@ -122,7 +136,7 @@ def decode_photo(data: bytes, *, source: str = "<upload>", max_bytes: int, max_p
     except UnidentifiedImageError:
         raise ImageError(f"{source}: not an image, or a format this tool cannot read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = str(exc).split("\n")[0] or type(exc).__name__
+        reason = first_line(exc)
         if "truncated" in reason.lower() or isinstance(exc, EOFError):
             reason = "the file is truncated"
         raise ImageError(f"{source}: cannot decode the image: {reason}") from None

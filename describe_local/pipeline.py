@@ -1,4 +1,4 @@
-"""The pipeline: a photo in, a spoken description out.
+"""The pipeline: a photo in, a spoken description out. The one API the CLI and the server use.
 
 :class:`Describer` loads the models once and describes many photos::
 
@@ -6,14 +6,18 @@
     result = describer.describe(Path("photo.jpg"))
     print(result.text); Path("photo.mp3").write_bytes(result.mp3)
 
-Stages: decode → (caption | faces | text, concurrently in threads) → compose →
-translate → speak → encode. A stage that raises or runs past its time budget is
-recorded in :attr:`Description.errors` and the others are still spoken.
+Its public methods are all a front end needs: :meth:`~Describer.describe`,
+:meth:`~Describer.describe_all`, :meth:`~Describer.ask`,
+:meth:`~Describer.reload_gallery`, :meth:`~Describer.status` and
+:meth:`~Describer.languages`.
 
-The stages overlap for real: torch releases the GIL, Tesseract runs as a
-child process, and faces run in a child process of their own because dlib's
-face encoder holds the GIL for its whole call (``scripts/measure_overlap.py``
-measures it).
+The flow is see → say: decode → (caption | faces | text, concurrently in
+threads) → compose → plan (language, voices) → speak → encode. A stage that
+raises or runs past its time budget is recorded in :attr:`Description.errors`
+and the others are still spoken. The stages overlap for real: torch releases
+the GIL, Tesseract runs as a child process, and faces run in a child process
+of their own because dlib's face encoder holds the GIL for its whole call
+(``scripts/measure_overlap.py`` measures it).
 """
 
 from __future__ import annotations
@@ -23,89 +27,81 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from describe_local import audio, compose
-from describe_local.caption import Captioner, load_captioner
-from describe_local.errors import DescribeLocalError, ModelNotInstalled
+from describe_local.errors import DescribeLocalError, ModelNotInstalled, first_line
 from describe_local.images import Photo, decode_photo, load_photo
+from describe_local.results import Answer, DescribeOptions, Description, StageStatus
+from describe_local.say import audio, compose
+from describe_local.say.plan import LanguageInfo, SpeechPlan, SpeechPlanner
+from describe_local.say.speech import Segment, speak_segments
+from describe_local.see import CaptionStage, FaceStage, QuestionAnswerer, TextStage
 from describe_local.settings import Settings
-from describe_local.speech import Segment, Voice, load_bundled_voice, silence
+
+__all__ = ["ANALYSIS_STAGES", "Answer", "DescribeOptions", "Describer", "Description", "StageStatus"]
 
 log = logging.getLogger(__name__)
 
 ANALYSIS_STAGES = ("caption", "faces", "text")
-SEGMENT_PAUSE_S = 0.25
-
-
-@dataclass
-class DescribeOptions:
-    """Per-request choices; ``None`` means "use the setting"."""
-
-    lang: str | None = None
-    voice: str | None = None
-    length_scale: float | None = None
-    audio: bool = True
-    sequential: bool = False
-
-
-@dataclass
-class Description:
-    """What was found in one photo, what is spoken, and how long each stage took."""
-
-    path: str
-    text: str
-    caption: str | None = None
-    people: list[str] = field(default_factory=list)
-    unknown_faces: int = 0
-    text_found: str | None = None
-    text_language: str | None = None
-    language: str = "en"  # the language ``text`` is spoken in
-    voice: str | None = None
-    notes: list[str] = field(default_factory=list)  # e.g. a fallback to English
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # stage -> what went wrong
-    audio: str | None = None  # where the MP3 was written, set by the caller
-    mp3: bytes | None = field(default=None, repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (without the MP3 bytes)."""
-        data = asdict(self)
-        data.pop("mp3")
-        return data
 
 
 @dataclass
 class _Outcome:
+    """One stage's result on one photo: its value, or what went wrong, and how long it took."""
+
     value: Any = None
     ms: float = 0.0
     error: str | None = None
 
 
+class _Stopwatch:
+    """Milliseconds per step, and the total since it was made."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.ms: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = _ms_since(t0)
+
+    def done(self) -> dict[str, float]:
+        self.ms["total"] = _ms_since(self.started)
+        return {k: round(v, 1) for k, v in self.ms.items()}
+
+
 class Describer:
-    """Loaded models, ready to describe any number of photos."""
+    """Loaded stages and voices, ready to describe any number of photos.
+
+    Every stage is optional and replaceable: ``caption``, ``faces`` and
+    ``text`` are anything that follows the protocols in :mod:`describe_local.see`.
+    ``planner`` chooses the language and voices (:mod:`describe_local.say.plan`);
+    ``speech`` says whether audio can be made at all.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
-        captioner: Captioner | None,
-        faces: Any | None,
-        reader: Any | None,
-        voice: Voice | None,
-        translator: Any | None = None,
+        caption: CaptionStage | None = None,
+        faces: FaceStage | None = None,
+        text: TextStage | None = None,
+        planner: SpeechPlanner | None = None,
+        speech: bool = False,
         unavailable: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
-        self.captioner = captioner
+        self.caption = caption
         self.faces = faces
-        self.reader = reader
-        self.voice = voice
-        self.translator = translator
+        self.text = text
+        self.planner = planner
+        self.speech = speech and planner is not None
         # Stages that could not be loaded, and why; reported with every result.
         self.unavailable: dict[str, str] = dict(unavailable or {})
         # Twice the stages: a stage that ran past its budget still holds its thread
@@ -127,63 +123,51 @@ class Describer:
         caption until a caption model is pulled); other load errors propagate.
         ``progress`` is called with a short message before each model loads.
         """
+        from describe_local.say.speech import load_bundled_voice
+        from describe_local.see.caption import load_captioner
+
         say = progress or (lambda _msg: None)
         stages = set(stages)
+        unknown = stages - set(ANALYSIS_STAGES)
+        if unknown:
+            raise ValueError(f"unknown stages: {', '.join(sorted(unknown))}")
         unavailable: dict[str, str] = {}
         # Stages that start helper processes are closed again if a later one fails to load.
         with contextlib.ExitStack() as cleanup:
-            captioner = None
+            caption = faces = text = None
             if "caption" in stages:
                 say("loading the caption model")
                 try:
-                    captioner = load_captioner(settings)
-                    cleanup.callback(_close, captioner)
+                    caption = load_captioner(settings)
+                    cleanup.callback(_close, caption)
                 except ModelNotInstalled as exc:
                     unavailable["caption"] = f"not installed: {exc}"
                     log.info("caption stage off: %s", exc)
-
-            faces = None
             if "faces" in stages:
                 say("loading the face models and the gallery")
-                from describe_local.faces import FaceRecognizer
-                from describe_local.gallery import Gallery
-
-                faces = FaceRecognizer.load(Gallery.open(settings.known_faces), settings)
+                faces = _load_faces(settings)
                 cleanup.callback(_close, faces)
-
-            reader = None
             if "text" in stages:
                 say("checking Tesseract")
-                from describe_local.text import TextReader
+                from describe_local.see.text import TextReader
 
-                reader = TextReader.load(settings)
-
-            voice = None
+                text = TextReader.load(settings)
+            bundled = None
             if speech:
                 say("loading the voice")
-                voice = load_bundled_voice()
+                bundled = load_bundled_voice()
             # Loaded without speech too: `--no-audio --lang es` still prints Spanish.
             say("loading translation models")
-            from describe_local.translate import Translator
-
-            translator = Translator.load(settings, bundled_voice=voice)
-
-            describer = cls(
-                settings,
-                captioner=captioner,
-                faces=faces,
-                reader=reader,
-                voice=voice,
-                translator=translator,
-                unavailable=unavailable,
-            )
+            planner = SpeechPlanner.load(settings, bundled_voice=bundled)
+            describer = cls(settings, caption=caption, faces=faces, text=text, planner=planner,
+                            speech=speech, unavailable=unavailable)
             cleanup.pop_all()  # loaded: the describer closes them from now on
             return describer
 
     def close(self) -> None:
         """Stop the stage threads and any helper process a stage started."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for stage in (self.captioner, self.faces, self.reader):
+        for stage in (self.caption, self.faces, self.text):
             _close(stage)
 
     def __enter__(self) -> Describer:
@@ -192,7 +176,7 @@ class Describer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- describing -----------------------------------------------------------------
+    # -- the public API ----------------------------------------------------------------
 
     def open_photo(self, source: Photo | Path | str | bytes) -> Photo:
         """Decode ``source`` with the configured limits (raises :class:`ImageError`)."""
@@ -203,71 +187,40 @@ class Describer:
             return decode_photo(source, **limits)
         return load_photo(Path(source), **limits)
 
-    def describe(
-        self, source: Photo | Path | str | bytes, options: DescribeOptions | None = None
-    ) -> Description:
+    def describe(self, source: Photo | Path | str | bytes, options: DescribeOptions | None = None) -> Description:
         """Describe one photo. Raises :class:`ImageError` if it cannot be decoded."""
         options = options or DescribeOptions()
-        started = time.perf_counter()
-        timings: dict[str, float] = {}
-
-        t0 = time.perf_counter()
-        photo = self.open_photo(source)
-        timings["decode"] = _ms_since(t0)
-
-        t0 = time.perf_counter()
-        outcomes = self._analyse(photo, sequential=options.sequential)
-        timings["analysis"] = _ms_since(t0)
+        clock = _Stopwatch()
+        with clock.step("decode"):
+            photo = self.open_photo(source)
+        with clock.step("analysis"):
+            outcomes = self._analyse(photo, sequential=options.sequential)
         errors = dict(self.unavailable)
         for stage, outcome in outcomes.items():
-            timings[stage] = outcome.ms
+            clock.ms[stage] = outcome.ms
             if outcome.error:
                 errors[stage] = outcome.error
 
-        caption = outcomes["caption"].value if "caption" in outcomes else None
-        face_result = outcomes["faces"].value if "faces" in outcomes else None
-        reading = outcomes["text"].value if "text" in outcomes else None
-        people = list(face_result.people) if face_result else []
-        unknown = int(face_result.unknown) if face_result else 0
+        caption = _value(outcomes, "caption")
+        found_faces = _value(outcomes, "faces")
+        reading = _value(outcomes, "text")
+        people = list(found_faces.people) if found_faces else []
+        unknown = int(found_faces.unknown) if found_faces else 0
         text_found = (reading.text or None) if reading else None
         text_language = reading.language if reading else None
 
-        t0 = time.perf_counter()
-        sentences = compose.compose(caption, people, unknown, text_found, text_language)
-        timings["compose"] = _ms_since(t0)
-
-        t0 = time.perf_counter()
-        lang = options.lang or self._language_of_voice(options.voice) or self.settings.lang
-        segments, spoken_lang, notes = self._translate(sentences, lang)
-        timings["translate"] = _ms_since(t0)
-
+        with clock.step("compose"):
+            sentences = compose.compose(caption, people, unknown, text_found, text_language)
+        with clock.step("translate"):
+            plan = self._plan(sentences, options)
         result = Description(
-            path=photo.source,
-            text=" ".join(s.text for s in segments),
-            caption=caption,
-            people=people,
-            unknown_faces=unknown,
-            text_found=text_found,
-            text_language=text_language,
-            language=spoken_lang,
-            notes=notes,
+            path=photo.source, text=plan.text, caption=caption, people=people, unknown_faces=unknown,
+            text_found=text_found, text_language=text_language, language=plan.language, notes=plan.notes,
             errors=errors,
         )
-
         if options.audio:
-            if self.voice is None:
-                errors["speech"] = "speech is off (the describer was loaded without a voice)"
-            else:
-                t0 = time.perf_counter()
-                pcm, rate, voice_key = self._speak(segments, options)
-                timings["speech"] = _ms_since(t0)
-                result.voice = voice_key
-                t0 = time.perf_counter()
-                result.mp3 = audio.encode_mp3(pcm, rate)
-                timings["encode"] = _ms_since(t0)
-
-        timings["total"] = _ms_since(started)
-        result.timings_ms = {k: round(v, 1) for k, v in timings.items()}
+            self._add_audio(result, plan.segments, options, clock, errors)
+        result.timings_ms = clock.done()
         return result
 
     def describe_all(
@@ -280,32 +233,82 @@ class Describer:
             except DescribeLocalError as exc:
                 yield source, exc
 
+    def ask(self, source: Photo | Path | str | bytes, question: str,
+            options: DescribeOptions | None = None) -> Answer:
+        """Answer a question about a photo with the caption model (OFA answers with the same weights).
+
+        Raises :class:`ModelNotInstalled` when no loaded model can answer questions.
+        """
+        options = options or DescribeOptions()
+        question = " ".join(question.split())
+        if not question:
+            raise DescribeLocalError("the question is empty: ask something about the photo")
+        if self.caption is None:
+            raise ModelNotInstalled(self.unavailable.get("caption", "no caption model is loaded").removeprefix(
+                "not installed: "))
+        if not isinstance(self.caption, QuestionAnswerer):
+            raise ModelNotInstalled(f"{self.caption.name} cannot answer questions; questions need an OFA model "
+                                    "(e.g. --caption-model ofa-tiny)")
+        clock = _Stopwatch()
+        with clock.step("decode"):
+            photo = self.open_photo(source)
+        with clock.step("answer"):
+            text = self.caption.answer(photo.image, question) or "I don't know."
+        result = Answer(path=photo.source, question=question, answer=text)
+        if options.audio:
+            self._add_audio(result, [Segment(text, "en")], options, clock, {})
+        result.timings_ms = clock.done()
+        return result
+
+    def reload_gallery(self) -> int:
+        """Re-read the known-faces gallery (after a change by any means); returns how many people
+        it knows, or 0 when the faces stage is off."""
+        if self.faces is None:
+            return 0
+        from describe_local.see.faces.gallery import Gallery
+
+        return self.faces.reload(Gallery.open(self.settings.known_faces, self.settings))
+
+    def status(self) -> dict[str, StageStatus]:
+        """Which stages and models are loaded, and why not (no names of people)."""
+        voice = self.planner.voices.default_for("en") if self.planner else None
+        return {
+            "caption": StageStatus(self.caption is not None, getattr(self.caption, "name", None),
+                                   self.unavailable.get("caption")),
+            "faces": StageStatus(self.faces is not None, None, self.unavailable.get("faces")),
+            "text": StageStatus(self.text is not None, None, self.unavailable.get("text")),
+            "speech": StageStatus(self.speech, voice.key if voice and self.speech else None),
+            "translate": StageStatus(self.planner is not None),
+        }
+
+    def languages(self, *, all_common: bool = False) -> list[LanguageInfo]:
+        """The languages a description can be spoken in, with their translation and voices."""
+        return self.planner.languages(all_common=all_common) if self.planner else []
+
     # -- stages --------------------------------------------------------------------
 
     def _stage_functions(self) -> dict[str, Callable[[Photo], Any]]:
         functions: dict[str, Callable[[Photo], Any]] = {}
-        if self.captioner is not None:
-            functions["caption"] = lambda photo: self.captioner.caption(photo.image)
+        if self.caption is not None:
+            captioner = self.caption
+            functions["caption"] = lambda photo: captioner.caption(photo.image)
         if self.faces is not None:
             functions["faces"] = self.faces.recognize
-        if self.reader is not None:
-            functions["text"] = self.reader.read
+        if self.text is not None:
+            functions["text"] = self.text.read
         return functions
 
     def _analyse(self, photo: Photo, *, sequential: bool) -> dict[str, _Outcome]:
         """Run caption, faces and text on ``photo``, concurrently unless ``sequential``."""
         budget = self.settings.stage_timeout_s
         functions = self._stage_functions()
-        outcomes: dict[str, _Outcome] = {}
         if sequential:
-            for name, fn in functions.items():
-                outcomes[name] = self._wait(self._pool.submit(_timed, name, fn, photo), name, budget)
-            return outcomes
+            return {name: self._wait(self._pool.submit(_timed, name, fn, photo), name, budget)
+                    for name, fn in functions.items()}
         futures = {name: self._pool.submit(_timed, name, fn, photo) for name, fn in functions.items()}
         deadline = time.perf_counter() + budget
-        for name, future in futures.items():
-            outcomes[name] = self._wait(future, name, max(0.0, deadline - time.perf_counter()))
-        return outcomes
+        return {name: self._wait(future, name, max(0.0, deadline - time.perf_counter()))
+                for name, future in futures.items()}
 
     def _wait(self, future: cf.Future, name: str, timeout: float) -> _Outcome:
         try:
@@ -313,50 +316,50 @@ class Describer:
         except cf.TimeoutError:
             # The thread cannot be killed; it finishes in the background and its
             # result is dropped. The description goes on without this stage.
-            log.warning("%s stage exceeded its %.0f s budget", name, self.settings.stage_timeout_s)
-            return _Outcome(
-                ms=self.settings.stage_timeout_s * 1000,
-                error=f"timed out after {self.settings.stage_timeout_s:g} s",
-            )
+            budget = self.settings.stage_timeout_s
+            log.warning("%s stage exceeded its %.0f s budget", name, budget)
+            return _Outcome(ms=budget * 1000, error=f"timed out after {budget:g} s")
 
-    def _translate(
-        self, sentences: list[compose.Sentence], lang: str
-    ) -> tuple[list[Segment], str, list[str]]:
-        """Segments to speak, the language they are in, and notes (e.g. a fallback)."""
-        # The translator also handles English: it gives the text read from the photo
-        # a segment (and so a voice) of its own language.
-        if self.translator is not None:
-            return self.translator.translate(sentences, lang)
-        if lang.split("_")[0].split("-")[0].lower() != "en":
-            note = f"Translation to {lang!r} is not available; speaking English."
-            return [Segment(compose.render(sentences), "en")], "en", [note]
-        return [Segment(compose.render(sentences), "en")], "en", []
+    # -- saying --------------------------------------------------------------------
 
-    def _language_of_voice(self, key: str | None) -> str | None:
-        """The language a chosen voice speaks, so that `--voice es_MX-...` alone means Spanish."""
-        voices = getattr(self.translator, "voices", None)
-        info = voices.find(key) if key and voices is not None else None
-        return info.language if info is not None else None
+    def _plan(self, sentences: list[compose.Sentence], options: DescribeOptions) -> SpeechPlan:
+        """The language and voices to speak ``sentences`` in (English only without a planner)."""
+        voice = options.voice or self.settings.voice or None
+        if self.planner is None:
+            return SpeechPlan([Segment(compose.render(sentences), "en")], "en", [])
+        lang = options.lang or self.planner.language_of_voice(options.voice) or self.settings.lang
+        return self.planner.plan(sentences, lang, voice if options.audio else None)
 
-    def _speak(self, segments: list[Segment], options: DescribeOptions) -> tuple[np.ndarray, int, str]:
-        """PCM for all segments, the sample rate, and the key of the main voice."""
-        length_scale = options.length_scale or self.settings.length_scale
-        voices = getattr(self.translator, "voices", None)
-        parts: list[np.ndarray] = []
-        rate = self.voice.sample_rate
-        main_key = self.voice.key
-        for i, segment in enumerate(segments):
-            voice = self.voice
-            if voices is not None:
-                voice = voices.voice_for(segment.language, options.voice or self.settings.voice or None)
-            if i == 0:
-                main_key = voice.key
-            pcm = voice.synthesize(segment.text, length_scale=length_scale)
-            if parts:
-                parts.append(silence(rate, SEGMENT_PAUSE_S))
-            parts.append(audio.resample(pcm, voice.sample_rate, rate))
-        pcm = np.concatenate(parts) if parts else np.zeros(0, np.int16)
-        return pcm, rate, main_key
+    def _add_audio(self, result: Description | Answer, segments: list[Segment], options: DescribeOptions,
+                   clock: _Stopwatch, errors: dict[str, str]) -> None:
+        """Speak ``segments`` into ``result.mp3`` (and the main voice into ``result.voice``)."""
+        if not self.speech or self.planner is None:
+            errors["speech"] = "speech is off (the describer was loaded without a voice)"
+            return
+        voices = self.planner.voices
+        preferred = options.voice or self.settings.voice or None
+
+        def voice_for(segment: Segment) -> Any:
+            return voices.load_voice(segment.voice or voices.choose(segment.language, preferred).key)
+
+        with clock.step("speech"):
+            pcm, rate = speak_segments(segments, voice_for, options.length_scale or self.settings.length_scale)
+        if isinstance(result, Description) and segments:
+            result.voice = segments[0].voice or voices.choose(segments[0].language, preferred).key
+        with clock.step("encode"):
+            result.mp3 = audio.encode_mp3(pcm, rate)
+
+
+def _load_faces(settings: Settings) -> FaceStage:
+    from describe_local.see.faces.gallery import Gallery
+    from describe_local.see.faces.recognize import FaceRecognizer
+
+    return FaceRecognizer.load(Gallery.open(settings.known_faces, settings), settings)
+
+
+def _value(outcomes: dict[str, _Outcome], stage: str) -> Any:
+    outcome = outcomes.get(stage)
+    return outcome.value if outcome is not None else None
 
 
 def _timed(name: str, fn: Callable[[Photo], Any], photo: Photo) -> _Outcome:
@@ -366,8 +369,7 @@ def _timed(name: str, fn: Callable[[Photo], Any], photo: Photo) -> _Outcome:
         value = fn(photo)
     except Exception as exc:  # a failing stage must not sink the description
         log.exception("the %s stage failed", name)
-        message = str(exc).split("\n")[0] or type(exc).__name__
-        return _Outcome(ms=_ms_since(t0), error=f"{type(exc).__name__}: {message}")
+        return _Outcome(ms=_ms_since(t0), error=f"{type(exc).__name__}: {first_line(exc)}")
     return _Outcome(value=value, ms=_ms_since(t0))
 
 
@@ -380,5 +382,3 @@ def _close(stage: Any) -> None:
 
 def _ms_since(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
-
-

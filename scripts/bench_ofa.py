@@ -40,7 +40,7 @@ def worker(folder: Path, photo: Path, runs: int) -> dict:
     from PIL import Image
 
     sys.path.insert(0, str(ROOT))
-    from describe_local.ofa import OFA, SearchOptions
+    from describe_local.see.caption.ofa import OFA, SearchOptions
 
     torch.set_num_threads(THREADS)
     engine = OFA.load(folder, device="cpu")

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from describe_local.gallery import Gallery  # noqa: E402
+from describe_local.see.faces.gallery import Gallery  # noqa: E402
 from describe_local.pipeline import DescribeOptions, Describer  # noqa: E402
 from describe_local.settings import Settings  # noqa: E402
 
@@ -97,10 +97,10 @@ def main() -> int:
         return 2
 
     with tempfile.TemporaryDirectory() as tmp, TreeRss() as tree:
-        gallery = Gallery.open(Path(tmp) / "known_faces")
+        settings = Settings.load(known_faces=Path(tmp) / "known_faces", caption_model=args.caption_model)
+        gallery = Gallery.open(settings.known_faces, settings)
         for name, files in GALLERY.items():
             gallery.add(name, [DATA / "faces/photos" / f for f in files])
-        settings = Settings.load(known_faces=gallery.folder, caption_model=args.caption_model)
         with Describer.load(settings) as describer:
             caption_note = describer.unavailable.get("caption")
             print(f"caption model: {settings.caption_model}" + (f" ({caption_note})" if caption_note else ""))

@@ -207,8 +207,8 @@ def randomize(state: dict[str, torch.Tensor], seed: int, scale: float) -> None:
 def ofa_state_dict(config: dict) -> dict[str, torch.Tensor]:
     """Zero tensors under every name the released OFA checkpoints use, for ``config``."""
     sys.path.insert(0, str(ROOT))
-    from describe_local.ofa.config import OFAConfig
-    from describe_local.ofa.model import OFAModel
+    from describe_local.see.caption.ofa.config import OFAConfig
+    from describe_local.see.caption.ofa.model import OFAModel
 
     model = OFAModel(OFAConfig.from_dict(config))
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}

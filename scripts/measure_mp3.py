@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from describe_local.audio import MP3_BITRATE, encode_mp3
-from describe_local.speech import load_bundled_voice
+from describe_local.say.audio import MP3_BITRATE, encode_mp3
+from describe_local.say.speech import load_bundled_voice
 
 TEXT = (
     "A man in a suit standing in front of a flag. I recognize one person: Barack Obama. "

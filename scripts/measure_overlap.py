@@ -188,9 +188,9 @@ def main() -> int:
     import numpy as np
     import pytesseract
 
-    from describe_local.face_worker import FaceWorker
-    from describe_local.faces import FaceModels, detect_faces, downscale, encode_faces, find_faces
     from describe_local.images import load_photo
+    from describe_local.see.faces.detect import FaceModels, detect_faces, downscale, encode_faces, find_faces
+    from describe_local.see.faces.worker import FaceWorker
     from describe_local.settings import Settings
 
     settings = Settings.load()
@@ -202,11 +202,11 @@ def main() -> int:
 
     reader = None
     try:
-        from describe_local.text import TextReader
+        from describe_local.see.text import TextReader
 
         reader = TextReader.load(settings)
     except Exception as exc:  # the text stage is optional here
-        print(f"(describe_local.text unavailable: {exc}; measuring pytesseract only)")
+        print(f"(describe_local.see.text unavailable: {exc}; measuring pytesseract only)")
 
     # pytesseract as a user would call it; Tesseract may use OpenMP threads of
     # its own, so pin it to one like the text stage does, for a fair overlap test.

@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from describe_local.cli._common import load_settings, progress_printer
-from describe_local.errors import DescribeLocalError, ModelNotInstalled
+from describe_local.cli._common import load_settings, mp3_namer, progress_printer, setting_default, write_mp3
+from describe_local.errors import DescribeLocalError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,58 +34,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON object")
     parser.add_argument(
         "--caption-model", metavar="NAME_OR_FOLDER",
-        help="the OFA model to ask: a name in models/ or a folder (default: ofa-tiny)",
+        help=f"the OFA model to ask: a name in models/ or a folder (default: {setting_default('caption_model')})",
     )
-    parser.add_argument("--beam", type=int, metavar="N", help="beam size (default 5; 1 = greedy)")
+    parser.add_argument("--beam", type=int, metavar="N",
+                        help=f"beam size (default {setting_default('beam')}; 1 = greedy)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from describe_local.caption import load_captioner
-    from describe_local.images import load_photo
+    from describe_local.pipeline import DescribeOptions, Describer
 
-    question = " ".join(args.question.split())
-    if not question:
+    if not args.question.split():
         raise DescribeLocalError("the question is empty: ask something about the photo")
     if args.beam is not None and args.beam < 1:
         raise DescribeLocalError("--beam must be 1 or more")
     settings = load_settings(args, caption_model="caption_model", beam="beam")
-    photo = load_photo(args.photo, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    audio = not args.no_audio
     say = progress_printer()
-    say("loading the question-answering model")
-    model = load_captioner(settings)
-    if not hasattr(model, "answer"):
-        raise ModelNotInstalled(
-            f"{model.name} cannot answer questions; questions need an OFA model (e.g. --caption-model ofa-tiny)"
-        )
-    answer = model.answer(photo.image, question) or "I don't know."
-    audio_path = None
-    if not args.no_audio:
-        audio_path = _audio_path(args.output, settings.output_dir, args.photo)
-        say("speaking the answer")
-        _speak(answer, audio_path, settings.length_scale)
+    with Describer.load(settings, stages=("caption",), speech=audio, progress=say) as describer:
+        result = describer.ask(args.photo, args.question, DescribeOptions(audio=audio, lang="en"))
+    if result.mp3 is not None:
+        result.audio = str(write_mp3(mp3_namer(args.output, settings.output_dir, 1, "-answer")(args.photo), result.mp3))
     if args.json:
-        print(json.dumps({"path": str(args.photo), "question": question, "answer": answer,
-                          "audio": str(audio_path) if audio_path else None}, ensure_ascii=False))
+        print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
-        print(answer)
-        if audio_path:
-            print(f"  audio: {audio_path}", file=sys.stderr)
+        print(result.answer)
+        if result.audio:
+            print(f"  audio: {result.audio}", file=sys.stderr)
     return 0
-
-
-def _audio_path(output: Path | None, default_dir: Path, photo: Path) -> Path:
-    if output is not None and output.suffix.lower() == ".mp3":
-        return output
-    return (output or default_dir) / f"{photo.stem}-answer.mp3"
-
-
-def _speak(text: str, path: Path, length_scale: float) -> None:
-    """Speak ``text`` with the bundled English voice into the MP3 at ``path``."""
-    from describe_local.audio import encode_mp3
-    from describe_local.speech import load_bundled_voice
-
-    voice = load_bundled_voice()
-    pcm = voice.synthesize(text, length_scale=length_scale)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(encode_mp3(pcm, voice.sample_rate))

@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-from describe_local.cli._common import add_gallery_option, load_settings, progress_printer
+from describe_local.cli._common import (
+    add_gallery_option,
+    expand_photos,
+    load_settings,
+    mp3_namer,
+    progress_printer,
+    setting_default,
+    write_mp3,
+)
 from describe_local.errors import DescribeLocalError, ImageError
 
 
@@ -36,13 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_gallery_option(parser)
     parser.add_argument(
         "--caption-model", metavar="NAME_OR_FOLDER",
-        help="caption model: a name in models/ or a folder (default: ofa-tiny)",
+        help=f"caption model: a name in models/ or a folder (default: {setting_default('caption_model')})",
     )
     parser.add_argument(
         "--beam", type=int, metavar="N",
-        help="beam size for the caption (default 5; 1 = plain greedy search, no constraints)",
+        help=f"beam size for the caption (default {setting_default('beam')}; 1 = plain greedy search, no constraints)",
     )
-    parser.add_argument("--lang", metavar="CODE", help="language to speak, e.g. es (default: en)")
+    parser.add_argument("--lang", metavar="CODE",
+                        help=f"language to speak, e.g. es (default: {setting_default('lang')})")
     parser.add_argument("--voice", metavar="KEY", help="voice to speak with, e.g. en_US-joe-medium")
     parser.add_argument(
         "--speed", type=float, metavar="X",
@@ -61,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(
         args, known_faces="gallery", caption_model="caption_model", beam="beam", lang="lang", voice="voice"
     )
-    photos = list(_expand(args.photos))
+    photos = expand_photos(args.photos)
     if not photos:
         raise ImageError("no photos found in the given folder(s)")
-    audio_target = _audio_target(args.output, settings.output_dir, len(photos))
+    audio_target = mp3_namer(args.output, settings.output_dir, len(photos))
 
     options = DescribeOptions(
         lang=args.lang,
@@ -75,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     )
     failures = 0
     with Describer.load(settings, speech=options.audio, progress=progress_printer()) as describer:
-        if "caption" in describer.unavailable and not args.json:
+        if not describer.status()["caption"].loaded and not args.json:
             print(
                 "note: no caption model is installed, so descriptions have no caption; "
                 "install one with `describe-local models pull ofa-tiny` "
@@ -88,33 +96,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"describe-local: error: {result}", file=sys.stderr)
                 continue
             if result.mp3 is not None:
-                target = audio_target(path)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(result.mp3)
-                result.audio = str(target)
+                result.audio = str(write_mp3(audio_target(path), result.mp3))
             _print_result(result, as_json=args.json)
     return ImageError.exit_code if failures else 0
-
-
-def _expand(paths: list[Path]) -> Iterator[Path]:
-    """Photos named directly, and the image files inside named folders (sorted, not recursive)."""
-    from describe_local.images import is_image_path
-
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.is_file() and is_image_path(p))
-        else:
-            yield path
-
-
-def _audio_target(output: Path | None, default_dir: Path, n_photos: int):
-    """A function giving the MP3 path for a photo."""
-    if output is not None and output.suffix.lower() == ".mp3":
-        if n_photos > 1:
-            raise DescribeLocalError("-o FILE.mp3 works with one photo; give a folder for several")
-        return lambda _photo: output
-    folder = output or default_dir
-    return lambda photo: folder / (photo.stem + ".mp3")
 
 
 def _print_result(result, *, as_json: bool) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from describe_local.cli._common import add_gallery_option, load_settings
+from describe_local.cli._common import add_gallery_option, expand_photos, load_settings
+from describe_local.errors import GalleryError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _open_gallery(args: argparse.Namespace):  # -> Gallery, imported lazily
-    from describe_local.gallery import Gallery
+    from describe_local.see.faces.gallery import Gallery
 
     settings = load_settings(args, known_faces="gallery")
     return Gallery.open(settings.known_faces, settings)
@@ -61,7 +62,7 @@ def _open_gallery(args: argparse.Namespace):  # -> Gallery, imported lazily
 def run_add(args: argparse.Namespace) -> int:
     gallery = _open_gallery(args)
     name = gallery.resolve_name(args.name)
-    added = gallery.add(name, _expand_folders(args.photos))
+    added = gallery.add(name, expand_photos(args.photos, GalleryError))
     total = len(gallery.photo_paths(name))
     print(f"Added {_count(len(added), 'photo')} of {name} ({total} in all) to {gallery.folder}.")
     return 0
@@ -97,23 +98,6 @@ def run_remove(args: argparse.Namespace) -> int:
     count = gallery.remove(name)
     print(f"Removed {name} ({_count(count, 'photo')}) from {gallery.folder}.")
     return 0
-
-
-def _expand_folders(paths: list[Path]) -> list[Path]:
-    """Each folder among ``paths`` replaced by the photos in it (not its subfolders)."""
-    from describe_local.errors import GalleryError
-    from describe_local.images import is_image_path
-
-    photos: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and is_image_path(p) and not p.name.startswith("."))
-            if not found:
-                raise GalleryError(f"{path}: no photos in this folder")
-            photos.extend(found)
-        else:
-            photos.append(path)
-    return photos
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:

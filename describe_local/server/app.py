@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +23,10 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from describe_local import __version__
-from describe_local.errors import DescribeLocalError, GalleryError, ImageError
+from describe_local.errors import DescribeLocalError, ImageError
 from describe_local.server import describe_api, gallery_api
-from describe_local.server.auth import AuthError
-from describe_local.server.jobs import JobTimeout, QueueFull
 from describe_local.server.logs import AccessLog
-from describe_local.server.signing import SignatureError
 from describe_local.server.state import ServerState
-from describe_local.server.uploads import BadUpload, UploadTimeout, UploadTooLarge
 from describe_local.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,23 +36,6 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 SWEEP_EVERY_S = 15.0
-
-# Error class -> HTTP status; the most specific class wins (checked in order).
-STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
-    (AuthError, 401),
-    (SignatureError, 403),
-    (gallery_api.PersonNotFound, 404),
-    (UploadTimeout, 408),
-    (describe_api.AudioGone, 410),
-    (UploadTooLarge, 413),
-    (ImageError, 415),
-    (GalleryError, 422),
-    (BadUpload, 400),
-    (QueueFull, 503),
-    (describe_api.NotReady, 503),
-    (gallery_api.FacesUnavailable, 503),
-    (JobTimeout, 504),
-]
 
 # The pages load nothing from anywhere else; /docs has its own, looser policy.
 PAGE_HEADERS = {
@@ -81,9 +60,12 @@ class Health(BaseModel):
     uptime_s: float
 
 
-def create_app(settings: Settings, describer: Describer | None = None) -> FastAPI:
-    """The web app. Without ``describer``, the models load in the background at start-up."""
-    state = ServerState.create(settings, describer)
+def create_app(
+    settings: Settings, describer: Describer | None = None, *, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    """The web app. Without ``describer``, the models load in the background at start-up.
+    ``clock`` (Unix seconds) dates signed audio URLs; tests pass one they can move."""
+    state = ServerState.create(settings, describer, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -140,13 +122,8 @@ def create_app(settings: Settings, describer: Describer | None = None) -> FastAP
 def _languages(state: ServerState) -> list[dict[str, str]]:
     """English, plus every language with both a translation model and a voice installed."""
     found: dict[str, str] = {"en": "English"}
-    translator = state.describer.translator if state.describer is not None else None
-    if translator is not None:
-        from describe_local.translate import language_name
-
-        for code in translator.targets():
-            if translator.voices.has(code):
-                found[code] = language_name(code)
+    if state.describer is not None:
+        found.update({info.code: info.name for info in state.describer.languages() if info.ready})
     return [{"code": code, "name": name} for code, name in sorted(found.items(), key=lambda kv: kv[1])]
 
 
@@ -185,11 +162,11 @@ def _user_message(exc: Exception) -> str:
 
 def _add_error_handlers(app: FastAPI) -> None:
     async def known_error(_request: Request, exc: Exception) -> Response:
-        status = next((code for cls, code in STATUS_BY_ERROR if isinstance(exc, cls)), 400)
+        assert isinstance(exc, DescribeLocalError)
+        status = exc.http_status
         headers = {}
-        retry_after = getattr(exc, "retry_after", None)
-        if status == 503 and retry_after:
-            headers["Retry-After"] = str(retry_after)
+        if status == 503 and exc.retry_after:
+            headers["Retry-After"] = str(exc.retry_after)
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         log.info("refused a request: %s %s", status, type(exc).__name__)

@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -27,13 +28,14 @@ class AudioStore:
 
     ttl_s: float
     max_bytes: int = 256 * 1024 * 1024
+    clock: Callable[[], float] = time.time  # Unix seconds; tests pass their own
     _clips: OrderedDict[str, _Clip] = field(default_factory=OrderedDict, init=False, repr=False)
     _bytes: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def put(self, mp3: bytes, *, now: float | None = None) -> tuple[str, int]:
         """Keep ``mp3``; return its new id and its expiry time (whole Unix seconds, as URLs carry)."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         clip_id = secrets.token_urlsafe(16)
         expires = int(now + self.ttl_s)
         with self._lock:
@@ -47,7 +49,7 @@ class AudioStore:
 
     def get(self, clip_id: str, *, now: float | None = None) -> bytes | None:
         """The MP3 with ``clip_id``, or None when it is unknown or has expired."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         with self._lock:
             self._sweep(now)
             clip = self._clips.get(clip_id)
@@ -56,7 +58,7 @@ class AudioStore:
     def sweep(self, *, now: float | None = None) -> int:
         """Drop expired clips; return how many are left."""
         with self._lock:
-            self._sweep(time.time() if now is None else now)
+            self._sweep(self.clock() if now is None else now)
             return len(self._clips)
 
     @property

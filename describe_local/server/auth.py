@@ -17,17 +17,13 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from describe_local.errors import DescribeLocalError
+from describe_local.errors import AuthError, DescribeLocalError
 
 log = logging.getLogger(__name__)
 
 TOKENS_FILE = "tokens.json"
 ADMIN = "admin"
 DESCRIBE = "describe"
-
-
-class AuthError(DescribeLocalError):
-    """A request lacks the token it needs."""
 
 
 def _digest(token: str) -> str:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from pydantic import BaseModel, Field
 
-from describe_local.errors import DescribeLocalError
+from describe_local.errors import AudioGone, NotReady
+from describe_local.results import DescribeOptions, Findings
 from describe_local.server.auth import ADMIN, DESCRIBE, bearer_token
 from describe_local.server.state import ServerState
 from describe_local.server.uploads import BadUpload, keep_upload, parse_form, read_body
+
+if TYPE_CHECKING:
+    from describe_local.pipeline import Describer
 
 log = logging.getLogger(__name__)
 
@@ -22,23 +25,11 @@ AUDIO_PATH = "/api/audio/{clip_id}.mp3"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
-class NotReady(DescribeLocalError):
-    """The models are still loading, or failed to load."""
-
-    def __init__(self, message: str, retry_after: int | None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class AudioGone(DescribeLocalError):
-    """A validly signed clip that is no longer kept."""
-
-
 def server_state(request: Request) -> ServerState:
     return request.app.state.server
 
 
-def ready_describer(state: ServerState) -> Any:
+def ready_describer(state: ServerState) -> Describer:
     """The loaded describer, or :class:`NotReady` (503) while it loads or if it failed."""
     if state.describer is not None:
         return state.describer
@@ -47,22 +38,12 @@ def ready_describer(state: ServerState) -> Any:
     raise NotReady("the server is still loading its models; try again in a few seconds", 5)
 
 
-class DescribeResponse(BaseModel):
-    """A description: what is spoken, what was found, and where to fetch the MP3."""
+@dataclass(kw_only=True)
+class DescribeResponse(Findings):
+    """A description (the same findings the CLI prints as JSON) and where to fetch its MP3."""
 
-    text: str = Field(description="what is spoken")
-    caption: str | None = None
-    people: list[str] = Field(default_factory=list, description="known people recognised, left to right")
-    unknown_faces: int = 0
-    text_found: str | None = None
-    text_language: str | None = Field(None, description="ISO 639-1 code of the text found")
-    language: str = Field("en", description="the language `text` is spoken in")
-    voice: str | None = None
-    notes: list[str] = Field(default_factory=list)
-    timings_ms: dict[str, float] = Field(default_factory=dict, description="per stage, and `total`")
-    errors: dict[str, str] = Field(default_factory=dict, description="stages that failed or are off, and why")
-    audio_url: str | None = Field(None, description="signed URL of the MP3; it expires")
-    audio_expires: int | None = Field(None, description="when audio_url stops working (Unix time)")
+    audio_url: str | None = None  # signed URL of the MP3; it expires
+    audio_expires: int | None = None  # when audio_url stops working (Unix time)
 
 
 _FORM_SCHEMA = {
@@ -103,8 +84,6 @@ async def describe(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> DescribeResponse:
     """Describe a photo: text, what was found, and a signed URL of the spoken MP3."""
-    from describe_local.pipeline import DescribeOptions
-
     settings = state.settings
     if settings.require_token_for_describe:
         state.tokens.require(bearer_token(authorization), DESCRIBE, ADMIN)
@@ -124,10 +103,7 @@ async def describe(
     options = DescribeOptions(lang=form.text("lang"), voice=form.text("voice"))
 
     result = await state.jobs.run(describer.describe, photo.data, options)
-    data = result.to_json()
-    for key in ("path", "audio"):
-        data.pop(key, None)
-    response = DescribeResponse(**data)
+    response = DescribeResponse(**result.findings())
     if result.mp3:
         clip_id, expires = state.audio.put(result.mp3)
         response.audio_url = state.signer.sign_until(AUDIO_PATH.format(clip_id=clip_id), expires)
@@ -159,7 +135,7 @@ async def audio(
     data = state.audio.get(clip_id)
     if data is None:
         raise AudioGone("this audio is no longer kept; describe the photo again")
-    max_age = max(0, int(expires or 0) - int(time.time()))
+    max_age = max(0, int(expires or 0) - int(state.signer.clock()))
     headers = {"Accept-Ranges": "bytes", "Cache-Control": f"private, max-age={max_age}"}
     # Safari plays audio only from servers that answer byte ranges.
     span = _byte_range(request.headers.get("range"), len(data))

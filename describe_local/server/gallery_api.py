@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import re
 import shutil
@@ -15,7 +13,8 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from describe_local.errors import DescribeLocalError, GalleryError
+from describe_local.errors import FacesUnavailable, GalleryError, PersonNotFound
+from describe_local.images import suffix_for
 from describe_local.server.auth import ADMIN, bearer_token
 from describe_local.server.describe_api import ready_describer, server_state
 from describe_local.server.state import ServerState
@@ -24,16 +23,6 @@ from describe_local.server.uploads import BadUpload, Part, parse_form, read_body
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/gallery")
-IMAGE_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "HEIF": ".heic", "GIF": ".gif",
-                  "BMP": ".bmp", "TIFF": ".tif"}  # fmt: skip
-
-
-class FacesUnavailable(DescribeLocalError):
-    """The face models are not loaded, so the gallery cannot be changed."""
-
-
-class PersonNotFound(DescribeLocalError):
-    """No such person in the gallery."""
 
 
 class Person(BaseModel):
@@ -70,13 +59,11 @@ _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"description": "the ad
 
 def _gallery(state: ServerState) -> Any:
     """The one gallery object of this server: it keeps the face models it loads for enrolment."""
-    from describe_local.gallery import Gallery
+    from describe_local.see.faces.gallery import Gallery
 
     with state.lock:
         if state.gallery is None:
-            faces = state.describer.faces if state.describer is not None else None
-            models = getattr(faces, "models", None)  # None when faces are found in a child process
-            state.gallery = Gallery.open(state.settings.known_faces, state.settings, models=models)
+            state.gallery = Gallery.open(state.settings.known_faces, state.settings)
         return state.gallery
 
 
@@ -124,7 +111,7 @@ _ADD_SCHEMA = {
 async def add_person(request: Request, state: AdminState) -> AddedResponse:
     """Add a person (or more photos of one): every photo must show exactly one face."""
     describer = ready_describer(state)
-    if describer.faces is None:
+    if not describer.status()["faces"].loaded:
         raise FacesUnavailable("face recognition is not loaded on this server, so no one can be added")
     state.jobs.check_room()
     settings = state.settings
@@ -185,37 +172,24 @@ def _enrol(state: ServerState, name: str, photos: list[Part]) -> int:
             raise GalleryError(message) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _refresh_recognizer(state, gallery)
+    _refresh_recognizer(state)
     return len(added)
 
 
 def _remove(state: ServerState, name: str) -> int:
     gallery = _gallery(state)
     count = gallery.remove(name)
-    _refresh_recognizer(state, gallery)
+    _refresh_recognizer(state)
     return count
 
 
-def _refresh_recognizer(state: ServerState, gallery: Any) -> None:
-    """Give the describer's recogniser the gallery's new encodings (from the cache: quick).
-
-    The recogniser itself (and its face-finding child process) stays; only
-    the known names and encodings change.
-    """
-    faces = state.describer.faces if state.describer is not None else None
-    if faces is None:
-        return
-    names, encodings = gallery.known_encodings(faces.models)
-    faces.known_names, faces.known_encodings = names, encodings
+def _refresh_recognizer(state: ServerState) -> None:
+    """Make the describer see the gallery as it is now."""
+    if state.describer is not None:
+        state.describer.reload_gallery()
 
 
 def _staged_name(part: Part, index: int) -> str:
     """A safe file name for an upload, with the suffix of its real format."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(part.filename or "").stem).strip("-")[:60] or "photo"
-    suffix = ".jpg"
-    with contextlib.suppress(Exception):  # not an image: the gallery refuses it with a clear message
-        from PIL import Image
-
-        with Image.open(io.BytesIO(part.data)) as img:
-            suffix = IMAGE_SUFFIXES.get(img.format or "", suffix)
-    return f"{index:02d}-{stem}{suffix}"
+    return f"{index:02d}-{stem}{suffix_for(part.data)}"

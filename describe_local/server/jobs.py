@@ -19,21 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from describe_local.errors import DescribeLocalError
+from describe_local.errors import JobTimeout, QueueFull
 
 T = TypeVar("T")
-
-
-class QueueFull(DescribeLocalError):
-    """Too much work is waiting; try again after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class JobTimeout(DescribeLocalError):
-    """A job ran past the request's time budget."""
 
 
 @dataclass

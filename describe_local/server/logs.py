@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 # Loggers whose INFO lines name people (e.g. "added 2 photos of NAME").
-LOGGERS_WITH_NAMES = ("describe_local.gallery",)
+LOGGERS_WITH_NAMES = ("describe_local.see.faces.gallery",)
 
 
 def keep_names_out_of_logs(debug: bool) -> None:

@@ -12,14 +12,11 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from describe_local.errors import DescribeLocalError
-
-
-class SignatureError(DescribeLocalError):
-    """A signed URL was changed, or it has expired."""
+from describe_local.errors import SignatureError
 
 
 @dataclass(frozen=True)
@@ -27,6 +24,7 @@ class UrlSigner:
     """Makes and checks signed URLs: ``path?expires=UNIX_TIME&sig=HEX``."""
 
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    clock: Callable[[], float] = time.time  # Unix seconds; tests pass their own
 
     def signature(self, path: str, expires: int) -> str:
         """The HMAC of ``path`` and ``expires`` as hex."""
@@ -35,7 +33,7 @@ class UrlSigner:
 
     def sign(self, path: str, ttl_s: float, *, now: float | None = None) -> str:
         """``path`` with its expiry time and signature as query parameters."""
-        return self.sign_until(path, int((time.time() if now is None else now) + ttl_s))
+        return self.sign_until(path, int((self.clock() if now is None else now) + ttl_s))
 
     def sign_until(self, path: str, expires: int) -> str:
         """``path`` signed to work until ``expires`` (Unix seconds)."""
@@ -55,5 +53,5 @@ class UrlSigner:
         expected = self.signature(path, expiry).encode()
         if not hmac.compare_digest(expected, sig.lower().encode("utf-8", "replace")):
             raise SignatureError("this link is damaged; describe the photo again for a new one")
-        if (time.time() if now is None else now) >= expiry:
+        if (self.clock() if now is None else now) >= expiry:
             raise SignatureError("this link has expired; describe the photo again for a new one")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from describe_local.errors import first_line
 from describe_local.server.audio_store import AudioStore
 from describe_local.server.auth import TokenStore
 from describe_local.server.jobs import JobQueue
@@ -16,6 +18,7 @@ from describe_local.settings import Settings
 
 if TYPE_CHECKING:
     from describe_local.pipeline import Describer
+    from describe_local.see.faces.gallery import Gallery
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +35,21 @@ class ServerState:
     describer: Describer | None = None
     load_error: str | None = None
     owns_describer: bool = False  # loaded here, so closed here
-    gallery: Any = None  # made on first use by the gallery API
+    gallery: Gallery | None = None  # made on first use by the gallery API
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     started: float = field(default_factory=time.time)
 
     @classmethod
-    def create(cls, settings: Settings, describer: Describer | None = None) -> ServerState:
+    def create(
+        cls, settings: Settings, describer: Describer | None = None, clock: Callable[[], float] = time.time
+    ) -> ServerState:
+        """The state of a new app; ``clock`` (Unix seconds) dates signed URLs and audio expiry."""
         return cls(
             settings=settings,
             tokens=TokenStore.open(settings.state_dir),
             jobs=JobQueue(max_pending=settings.max_queue, timeout_s=settings.request_timeout_s),
-            audio=AudioStore(ttl_s=settings.audio_ttl_s),
+            audio=AudioStore(ttl_s=settings.audio_ttl_s, clock=clock),
+            signer=UrlSigner(clock=clock),
             describer=describer,
         )
 
@@ -65,7 +72,7 @@ class ServerState:
                 self.owns_describer = True
             except Exception as exc:  # reported by /api/health and every describe request
                 log.exception("loading the models failed")
-                self.load_error = str(exc).split("\n")[0] or type(exc).__name__
+                self.load_error = first_line(exc)
                 return
             log.info("models loaded in %.1f s; ready", time.perf_counter() - t0)
 
@@ -75,17 +82,9 @@ class ServerState:
 
     def models(self) -> dict[str, dict[str, Any]]:
         """Which models are loaded, for the health endpoint (no names of people)."""
-        d = self.describer
-        if d is None:
+        if self.describer is None:
             return {}
-        caption = getattr(d.captioner, "name", None)
-        return {
-            "caption": {"loaded": d.captioner is not None, "name": caption, "detail": d.unavailable.get("caption")},
-            "faces": {"loaded": d.faces is not None, "detail": d.unavailable.get("faces")},
-            "text": {"loaded": d.reader is not None, "detail": d.unavailable.get("text")},
-            "speech": {"loaded": d.voice is not None, "name": getattr(d.voice, "key", None)},
-            "translate": {"loaded": d.translator is not None},
-        }
+        return {stage: asdict(status) for stage, status in self.describer.status().items()}
 
     def close(self) -> None:
         self.jobs.close()

@@ -17,24 +17,12 @@ from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from describe_local.errors import DescribeLocalError
+from describe_local.errors import BadUpload, UploadTimeout, UploadTooLarge
 
 log = logging.getLogger(__name__)
 
 MAX_PARTS = 32
 MAX_FIELD_BYTES = 4096  # text fields (lang, voice, name) are short
-
-
-class UploadTooLarge(DescribeLocalError):
-    """The request body is over the upload limit."""
-
-
-class UploadTimeout(DescribeLocalError):
-    """The upload did not arrive within the request's time budget."""
-
-
-class BadUpload(DescribeLocalError):
-    """The request is not the multipart form the endpoint expects."""
 
 
 @dataclass

@@ -7,6 +7,7 @@ archive, ``.argosmodel`` or Piper voice brought by hand).
 
 - :mod:`.manifest`: the manifest and checksums
 - :mod:`.local`: the folder on disk (:class:`ModelStore`)
+- :mod:`.formats`: the files each kind of model is made of (stdlib only)
 - :mod:`.kinds`: what a folder holds, checked before import
 - :mod:`.importing`: ``models import``
 - :mod:`.catalogue`: models we know how to fetch, and their hubs' file lists

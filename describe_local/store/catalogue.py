@@ -16,24 +16,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from describe_local.errors import DescribeLocalError
-from describe_local.store.download import DownloadError, RemoteFile, fetch_json
+from describe_local.errors import DownloadError, UnknownModel
+from describe_local.store import formats
+from describe_local.store.download import RemoteFile, fetch_json
 
 if TYPE_CHECKING:
     from describe_local.settings import Settings
 
 PIPER_REPO = "rhasspy/piper-voices"
-# The files an OFA checkpoint needs; a repo may carry safetensors instead of the .bin.
-OFA_FILES = ("config.json", "vocab.json", "merges.txt", "README.md")
-OFA_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+MODEL_CARD = "README.md"  # fetched with a checkpoint: it states the licence
 _ARGOS_NAME = re.compile(r"^argos-([a-z]{2,3})_([a-z]{2,3})$")
 _VOICE_NAME = re.compile(r"^([a-z]{2,3})_([A-Z]{2})-([A-Za-z0-9_]+)-(x_low|low|medium|high)$")
-
-
-class UnknownModel(DescribeLocalError):
-    """A model name that no catalogue entry or naming pattern matches."""
-
-    exit_code = 4
 
 
 @dataclass(frozen=True)
@@ -128,10 +121,12 @@ def _huggingface_files(repo: str, endpoint: str, timeout: float) -> tuple[list[R
     base = endpoint.rstrip("/")
     listing = fetch_json(f"{base}/api/models/{repo}/tree/main?recursive=true", timeout=timeout)
     by_path = {item["path"]: item for item in _as_list(listing) if item.get("type") == "file"}
-    weights = next((w for w in OFA_WEIGHTS if w in by_path), None)
+    # One weights file, the preferred format when a repo carries both (the rest of a repo,
+    # e.g. TensorFlow or Flax copies, is not needed to caption).
+    weights = next((w for w in formats.WEIGHT_FILES if w in by_path), None)
     if weights is None:
-        raise DownloadError(f"{repo} on the Hugging Face hub has no {' or '.join(OFA_WEIGHTS)}")
-    wanted = [p for p in (*OFA_FILES, weights) if p in by_path]
+        raise DownloadError(f"{repo} on the Hugging Face hub has no {' or '.join(formats.WEIGHT_FILES)}")
+    wanted = [p for p in (*formats.OFA_FILES, MODEL_CARD, weights) if p in by_path]
     files = [_hf_file(base, repo, by_path[p], p) for p in wanted]
     return files, f"{base}/{repo}"
 

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from describe_local import __version__
-from describe_local.errors import DescribeLocalError, OfflineError
+from describe_local.errors import DownloadError, OfflineError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,6 @@ OFFLINE_HINT = (
     "pull needs a network; on an offline machine copy the model over and run "
     "`describe-local models import PATH`"
 )
-
-
-class DownloadError(DescribeLocalError):
-    """A download failed for a reason other than being offline (HTTP error, bad checksum)."""
-
-    exit_code = 7
 
 
 @dataclass(frozen=True)
@@ -216,8 +210,7 @@ def _read_all(response: Any, url: str, timeout: float) -> bytes:
 def _reason(exc: object) -> str:
     if isinstance(exc, TimeoutError | socket.timeout):
         return "timed out"
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    return first_line(exc)
 
 
 def _short(url: str) -> str:

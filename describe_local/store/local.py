@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from describe_local.errors import DescribeLocalError, ModelNotInstalled
+from describe_local.errors import ModelNotInstalled, StoreError
 from describe_local.store.manifest import Manifest, ManifestError
 
 log = logging.getLogger(__name__)
@@ -23,12 +23,6 @@ log = logging.getLogger(__name__)
 SCRATCH = ".tmp"
 DOWNLOADS = ".downloads"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-
-
-class StoreError(DescribeLocalError):
-    """The store refused an operation (a bad name, a model already there)."""
-
-    exit_code = 4
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from describe_local.errors import DescribeLocalError
+from describe_local.errors import ManifestError
 
 MANIFEST_NAME = "describe-local.json"
 KINDS = ("caption", "translation", "voice")
 _CHUNK = 1 << 20
-
-
-class ManifestError(DescribeLocalError):
-    """A model folder's manifest is unreadable, or its files do not match it."""
 
 
 @dataclass

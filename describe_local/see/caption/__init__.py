@@ -1,0 +1,93 @@
+"""The caption stage: a registry of backends, each loading a :class:`~describe_local.see.CaptionStage`.
+
+A backend is a pair of functions: ``accepts(folder)`` says whether a model
+folder is in its format, ``load(folder, settings)`` returns a ready
+:class:`Captioner`. The OFA engine and the ``transformers`` image-to-text
+backend register themselves here; :func:`load_captioner` picks the backend for
+the model named in the settings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from describe_local.errors import ModelNotInstalled
+from describe_local.see import CaptionStage as Captioner
+
+if TYPE_CHECKING:
+    from describe_local.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "install one with `describe-local models pull ofa-tiny` (needs a network), "
+    "or `describe-local models import FOLDER_OR_ARCHIVE` on an offline machine"
+)
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    accepts: Callable[[Path], bool]
+    load: Callable[[Path, Settings], Captioner]
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+# Modules that register backends when imported; imported lazily so that the
+# pipeline does not pay for torch or transformers until a caption model exists.
+_BACKEND_MODULES = (
+    "describe_local.see.caption.ofa_backend",
+    "describe_local.see.caption.transformers_backend",
+)
+
+
+def register_backend(backend: Backend) -> None:
+    """Make ``backend`` available to :func:`load_captioner` (later registrations win)."""
+    _BACKENDS[backend.name] = backend
+
+
+def backends() -> dict[str, Backend]:
+    """The registered backends by name, importing the built-in ones first."""
+    for module in _BACKEND_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a backend's own dependency is missing
+                log.debug("caption backend %s unavailable: %s", module, exc)
+    return dict(_BACKENDS)
+
+
+def resolve_model_folder(name_or_folder: str, models_dir: Path) -> Path:
+    """The folder of the caption model ``name_or_folder``: a path, or a name in the store."""
+    candidate = Path(name_or_folder).expanduser()
+    if candidate.is_dir():
+        return candidate
+    in_store = models_dir / name_or_folder
+    if in_store.is_dir():
+        return in_store
+    raise ModelNotInstalled(
+        f"caption model {name_or_folder!r} is not installed in {models_dir}: {INSTALL_HINT}"
+    )
+
+
+def load_captioner(settings: Settings) -> Captioner:
+    """Load the caption model named by ``settings.caption_model``.
+
+    Raises :class:`ModelNotInstalled` when it is not in the store, or when no
+    backend understands its folder.
+    """
+    folder = resolve_model_folder(settings.caption_model, settings.models_dir)
+    for backend in backends().values():
+        if backend.accepts(folder):
+            log.info("loading caption model %s with the %s backend", folder, backend.name)
+            return backend.load(folder, settings)
+    raise ModelNotInstalled(
+        f"{folder} is not a caption model any backend understands "
+        f"(backends: {', '.join(sorted(_BACKENDS)) or 'none'}); {INSTALL_HINT}"
+    )

