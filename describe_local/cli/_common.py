@@ -22,6 +22,23 @@ def add_gallery_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_caption_options(parser: argparse.ArgumentParser, what: str = "caption model") -> None:
+    """``--caption-model`` and ``--beam``, with the settings' defaults in their help."""
+    parser.add_argument(
+        "--caption-model", metavar="NAME_OR_FOLDER",
+        help=f"{what}: a name in models/ or a folder (default: {setting_default('caption_model')})",
+    )
+    parser.add_argument(
+        "--beam", type=int, metavar="N",
+        help=f"beam size (default {setting_default('beam')}; 1 = plain greedy search, no constraints)",
+    )
+
+
+def check_beam(args: argparse.Namespace) -> None:
+    if args.beam is not None and args.beam < 1:
+        raise DescribeLocalError("--beam must be 1 or more")
+
+
 def setting_default(name: str) -> object:
     """The built-in default of a setting, for help texts (defaults are written once, in settings.py)."""
     return Settings.__dataclass_fields__[name].default

@@ -11,7 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from describe_local.cli._common import load_settings, mp3_namer, progress_printer, setting_default, write_mp3
+from describe_local.cli._common import (
+    add_caption_options,
+    check_beam,
+    load_settings,
+    mp3_namer,
+    progress_printer,
+    write_mp3,
+)
 from describe_local.errors import DescribeLocalError
 
 
@@ -32,12 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-audio", action="store_true", help="print the answer only; no MP3")
     parser.add_argument("--json", action="store_true", help="print a JSON object")
-    parser.add_argument(
-        "--caption-model", metavar="NAME_OR_FOLDER",
-        help=f"the OFA model to ask: a name in models/ or a folder (default: {setting_default('caption_model')})",
-    )
-    parser.add_argument("--beam", type=int, metavar="N",
-                        help=f"beam size (default {setting_default('beam')}; 1 = greedy)")
+    add_caption_options(parser, "the OFA model to ask")
     parser.set_defaults(func=run)
 
 
@@ -46,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.question.split():
         raise DescribeLocalError("the question is empty: ask something about the photo")
-    if args.beam is not None and args.beam < 1:
-        raise DescribeLocalError("--beam must be 1 or more")
+    check_beam(args)
     settings = load_settings(args, caption_model="caption_model", beam="beam")
     audio = not args.no_audio
     say = progress_printer()

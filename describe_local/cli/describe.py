@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from describe_local.cli._common import (
+    add_caption_options,
     add_gallery_option,
+    check_beam,
     expand_photos,
     load_settings,
     mp3_namer,
@@ -41,14 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run caption, faces and text one after another instead of concurrently (for benchmarks)",
     )
     add_gallery_option(parser)
-    parser.add_argument(
-        "--caption-model", metavar="NAME_OR_FOLDER",
-        help=f"caption model: a name in models/ or a folder (default: {setting_default('caption_model')})",
-    )
-    parser.add_argument(
-        "--beam", type=int, metavar="N",
-        help=f"beam size for the caption (default {setting_default('beam')}; 1 = plain greedy search, no constraints)",
-    )
     parser.add_argument("--lang", metavar="CODE",
                         help=f"language to speak, e.g. es (default: {setting_default('lang')})")
     parser.add_argument("--voice", metavar="KEY", help="voice to speak with, e.g. en_US-joe-medium")
@@ -56,14 +50,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--speed", type=float, metavar="X",
         help="speaking speed: 1 is the voice's own pace, 1.5 is 50%% faster",
     )
+    add_caption_options(parser, "caption model")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from describe_local.pipeline import DescribeOptions, Describer
 
-    if args.beam is not None and args.beam < 1:
-        raise DescribeLocalError("--beam must be 1 or more")
+    check_beam(args)
     if args.speed is not None and not 0.25 <= args.speed <= 4:
         raise DescribeLocalError("--speed must be between 0.25 and 4")
     settings = load_settings(

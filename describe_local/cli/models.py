@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from describe_local.cli._common import load_settings
+from describe_local.cli._common import load_settings, setting_default
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,10 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=list_models)
 
     pull = actions.add_parser("pull", help="download a model (needs a network)")
-    pull.add_argument("name", nargs="?", default="ofa-tiny",
-                      help="ofa-tiny (default), another caption model, argos-en_es, or a Piper voice key")
+    default_model = setting_default("caption_model")
+    pull.add_argument("name", nargs="?", default=default_model,
+                      help=f"{default_model} (default), another caption model, argos-en_es, or a Piper voice key")
+    timeout = setting_default("download_timeout_s")
     pull.add_argument("--timeout", type=float, metavar="S",
-                      help="give up after S seconds without an answer (default: 20)")
+                      help=f"give up after S seconds without an answer (default: {timeout:g})")
     pull.add_argument("--replace", action="store_true", help="replace an installed model of that name")
     pull.set_defaults(func=pull_model)
 

@@ -60,7 +60,7 @@ class ArgosPackage:
     path: Path
     threads: int
     _package: Any = field(repr=False)
-    beam_size: int = 4
+    beam_size: int  # the translation_beam setting
     # Benchmarks only: random weights never end a sentence, so fix the output
     # length to this many times the input instead of running to the limit.
     forced_length_ratio: float | None = None
@@ -68,7 +68,7 @@ class ArgosPackage:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def load(cls, folder: Path, *, threads: int, beam_size: int = 4, name: str | None = None) -> ArgosPackage:
+    def load(cls, folder: Path, *, threads: int, beam_size: int, name: str | None = None) -> ArgosPackage:
         """Read the package in ``folder`` (metadata and tokenizer; the model waits)."""
         package_module = _argos_package_module(folder.parent)
         package = package_module.Package(folder)

@@ -13,7 +13,7 @@ from describe_local.errors import AudioGone, NotReady
 from describe_local.results import DescribeOptions, Findings
 from describe_local.server.auth import ADMIN, DESCRIBE, bearer_token
 from describe_local.server.state import ServerState
-from describe_local.server.uploads import BadUpload, keep_upload, parse_form, read_body
+from describe_local.server.uploads import BadUpload, keep_upload, multipart_schema, parse_form, read_body
 
 if TYPE_CHECKING:
     from describe_local.pipeline import Describer
@@ -46,24 +46,11 @@ class DescribeResponse(Findings):
     audio_expires: int | None = None  # when audio_url stops working (Unix time)
 
 
-_FORM_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["photo"],
-                    "properties": {
-                        "photo": {"type": "string", "format": "binary", "description": "the photo"},
-                        "lang": {"type": "string", "description": "language to speak, e.g. en, es"},
-                        "voice": {"type": "string", "description": "voice key, e.g. en_US-joe-medium"},
-                    },
-                }
-            }
-        },
-    }
-}
+_FORM_SCHEMA = multipart_schema(["photo"], {
+    "photo": {"type": "string", "format": "binary", "description": "the photo"},
+    "lang": {"type": "string", "description": "language to speak, e.g. en, es"},
+    "voice": {"type": "string", "description": "voice key, e.g. en_US-joe-medium"},
+})
 
 
 @router.post(

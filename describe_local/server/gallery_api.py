@@ -18,7 +18,7 @@ from describe_local.images import suffix_for
 from describe_local.server.auth import ADMIN, bearer_token
 from describe_local.server.describe_api import ready_describer, server_state
 from describe_local.server.state import ServerState
-from describe_local.server.uploads import BadUpload, Part, parse_form, read_body
+from describe_local.server.uploads import BadUpload, Part, multipart_schema, parse_form, read_body
 
 log = logging.getLogger(__name__)
 
@@ -78,27 +78,14 @@ async def list_people(state: AdminState) -> PeopleResponse:
     return PeopleResponse(people=await run_in_threadpool(_list_people, state))
 
 
-_ADD_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["name", "photos"],
-                    "properties": {
-                        "name": {"type": "string", "description": "the name to speak"},
-                        "photos": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "photos of this person, each showing only their face",
-                        },
-                    },
-                }
-            }
-        },
-    }
-}
+_ADD_SCHEMA = multipart_schema(["name", "photos"], {
+    "name": {"type": "string", "description": "the name to speak"},
+    "photos": {
+        "type": "array",
+        "items": {"type": "string", "format": "binary"},
+        "description": "photos of this person, each showing only their face",
+    },
+})
 
 
 @router.post(

@@ -165,3 +165,9 @@ def keep_upload(state_dir: Path, data: bytes, filename: str | None) -> Path:
     path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}{suffix}"
     path.write_bytes(data)
     return path
+
+
+def multipart_schema(required: list[str], properties: dict[str, dict[str, object]]) -> dict[str, object]:
+    """The OpenAPI ``openapi_extra`` of an endpoint that takes a multipart form (read by hand, not by FastAPI)."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}

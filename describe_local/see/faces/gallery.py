@@ -241,7 +241,7 @@ class Gallery:
             if isinstance(exc, GalleryError):
                 raise
             raise GalleryError(f"cannot add photos to {person}: {exc.strerror}") from None
-        self._write_cache(cache)
+        self._cache().write(cache)
         log.debug("added %d photo(s) of %s to %s", len(added), name, self.folder)
         return added
 
@@ -261,7 +261,7 @@ class Gallery:
         else:
             raise GalleryError(f"there is no {name!r} in the gallery {self.folder}; see: describe-local faces list")
         cache = self._cache().read()
-        self._write_cache({k: v for k, v in cache.items() if not k.startswith(f"{name}/")})
+        self._cache().write({k: v for k, v in cache.items() if not k.startswith(f"{name}/")})
         log.debug("removed %s (%d photos) from %s", name, count, self.folder)
         return count
 

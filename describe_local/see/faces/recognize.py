@@ -105,9 +105,9 @@ class FaceRecognizer:
     models: FaceModels | None  # None when a worker process finds the faces
     known_names: list[str]
     known_encodings: np.ndarray
-    tolerance: float = 0.55
-    max_side: int = 1600
-    upsample: int = 1
+    tolerance: float  # these three come from the settings (face_tolerance, face_max_side, face_upsample)
+    max_side: int
+    upsample: int
     worker: FaceWorker | None = field(default=None, repr=False)  # None: find faces in this process
     _swap: threading.Lock = field(default_factory=threading.Lock, repr=False)  # names and encodings change together
 
