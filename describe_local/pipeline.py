@@ -25,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from describe_local.say import audio, compose
 from describe_local.say.plan import LanguageInfo, SpeechPlan, SpeechPlanner
 from describe_local.say.speech import Segment, speak_segments
 from describe_local.see import CaptionStage, FaceStage, QuestionAnswerer, TextStage
+from describe_local.see.faces.watch import GalleryWatch
 from describe_local.settings import Settings
 
 __all__ = ["ANALYSIS_STAGES", "Answer", "DescribeOptions", "Describer", "Description", "StageStatus"]
@@ -45,6 +47,7 @@ __all__ = ["ANALYSIS_STAGES", "Answer", "DescribeOptions", "Describer", "Descrip
 log = logging.getLogger(__name__)
 
 ANALYSIS_STAGES = ("caption", "faces", "text")
+NOT_INSTALLED = "not installed: "  # how an ``errors`` entry of a stage that is off begins
 
 
 @dataclass
@@ -104,6 +107,12 @@ class Describer:
         self.speech = speech and planner is not None
         # Stages that could not be loaded, and why; reported with every result.
         self.unavailable: dict[str, str] = dict(unavailable or {})
+        # The gallery as the faces stage last loaded it: changed by anyone, it is reloaded
+        # before the next photo, so that a removed person is never named again.
+        self._gallery_watch = GalleryWatch(settings.known_faces)
+        self._gallery_lock = threading.Lock()
+        if faces is not None:
+            self._gallery_watch.mark()
         # Twice the stages: a stage that ran past its budget still holds its thread
         # until it ends, and must not make the next photo's stages wait for it.
         self._pool = cf.ThreadPoolExecutor(max_workers=2 * len(ANALYSIS_STAGES), thread_name_prefix="stage")
@@ -141,7 +150,7 @@ class Describer:
                     caption = load_captioner(settings)
                     cleanup.callback(_close, caption)
                 except ModelNotInstalled as exc:
-                    unavailable["caption"] = f"not installed: {exc}"
+                    unavailable["caption"] = f"{NOT_INSTALLED}{exc}"
                     log.info("caption stage off: %s", exc)
             if "faces" in stages:
                 say("loading the face models and the gallery")
@@ -193,6 +202,9 @@ class Describer:
         clock = _Stopwatch()
         with clock.step("decode"):
             photo = self.open_photo(source)
+        if self.faces is not None and self._gallery_watch.changed():
+            with clock.step("gallery"):
+                self.reload_gallery()
         with clock.step("analysis"):
             outcomes = self._analyse(photo, sequential=options.sequential)
         errors = dict(self.unavailable)
@@ -209,8 +221,10 @@ class Describer:
         text_found = (reading.text or None) if reading else None
         text_language = reading.language if reading else None
 
+        problems = {stage: "off" if error.startswith(NOT_INSTALLED) else "failed"
+                    for stage, error in errors.items() if stage in ANALYSIS_STAGES}
         with clock.step("compose"):
-            sentences = compose.compose(caption, people, unknown, text_found, text_language)
+            sentences = compose.compose(caption, people, unknown, text_found, text_language, problems=problems)
         with clock.step("translate"):
             plan = self._plan(sentences, options)
         result = Description(
@@ -245,7 +259,7 @@ class Describer:
             raise DescribeLocalError("the question is empty: ask something about the photo")
         if self.caption is None:
             raise ModelNotInstalled(self.unavailable.get("caption", "no caption model is loaded").removeprefix(
-                "not installed: "))
+                NOT_INSTALLED))
         if not isinstance(self.caption, QuestionAnswerer):
             raise ModelNotInstalled(f"{self.caption.name} cannot answer questions; questions need an OFA model "
                                     "(e.g. --caption-model ofa-tiny)")
@@ -267,7 +281,9 @@ class Describer:
             return 0
         from describe_local.see.faces.gallery import Gallery
 
-        return self.faces.reload(Gallery.open(self.settings.known_faces, self.settings))
+        with self._gallery_lock:
+            self._gallery_watch.mark()  # before reading: a change made meanwhile is seen next time
+            return self.faces.reload(Gallery.open(self.settings.known_faces, self.settings))
 
     def status(self) -> dict[str, StageStatus]:
         """Which stages and models are loaded, and why not (no names of people)."""
@@ -368,7 +384,9 @@ def _timed(name: str, fn: Callable[[Photo], Any], photo: Photo) -> _Outcome:
     try:
         value = fn(photo)
     except Exception as exc:  # a failing stage must not sink the description
-        log.exception("the %s stage failed", name)
+        # One line for the user; the traceback only when debugging (-vv).
+        log.warning("the %s stage failed: %s", name, first_line(exc))
+        log.debug("the %s stage failed", name, exc_info=True)
         return _Outcome(ms=_ms_since(t0), error=f"{type(exc).__name__}: {first_line(exc)}")
     return _Outcome(value=value, ms=_ms_since(t0))
 

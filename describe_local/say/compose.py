@@ -35,34 +35,66 @@ class Sentence:
         return (template or self.template).format(**self.protected)
 
 
+# What is said, once, in place of a stage's findings when it is off or failed: the
+# listener must never take "nothing found" for "nothing there".
+PROBLEMS = {
+    ("caption", "off"): "I can't describe the scene because no caption model is installed.",
+    ("caption", "failed"): "I couldn't describe the scene in this photo.",
+    ("faces", "off"): "I can't check for people because face recognition is not installed.",
+    ("faces", "failed"): "I couldn't check for people in this photo.",
+    ("text", "off"): "I can't read text because text reading is not installed.",
+    ("text", "failed"): "I couldn't read the text in this photo.",
+}
+
+
 def compose(
     caption: str | None,
     people: list[str],
     unknown_faces: int,
     text_found: str | None,
     text_language: str | None = None,
+    *,
+    problems: dict[str, str] | None = None,
 ) -> list[Sentence]:
-    """The sentences that describe a photo, in speaking order."""
+    """The sentences that describe a photo, in speaking order.
+
+    ``problems`` maps a stage ("caption", "faces", "text") that did not run to
+    ``"off"`` (not installed) or ``"failed"`` (an error or past its time budget);
+    each is said in plain words where its findings would have been.
+    """
+    problems = problems or {}
     sentences: list[Sentence] = []
     if caption:
         sentences.append(Sentence("caption", _as_sentence(caption)))
+    elif "caption" in problems:
+        sentences.append(_problem("caption", problems["caption"]))
 
     if people:
         sentences.append(_recognized(people))
     if unknown_faces:
         sentences.append(_unrecognized(unknown_faces, also=bool(people), has_caption=bool(caption)))
+    if "faces" in problems:
+        sentences.append(_problem("faces", problems["faces"]))
 
     if text_found:
-        lead = "There was text found in the image as well." if sentences else "There is text in the image."
+        found = [s for s in sentences if s.kind != "problem"]
+        lead = "There was text found in the image as well." if found else "There is text in the image."
         sentences.append(
             Sentence("text", lead + " It reads: {text}", {"text": speakable(text_found)}, text_language)
         )
+    elif "text" in problems:
+        sentences.append(_problem("text", problems["text"]))
 
     if not sentences:
-        sentences.append(
-            Sentence("nothing", "I could not find anything to describe in this photo.")
-        )
+        sentences.append(Sentence("nothing", "I could not find anything to describe in this photo."))
+    elif all(s.kind == "problem" for s in sentences) and set(problems) == {"caption"}:
+        # Only the scene is missing, and the stages that ran found nothing: say so, not "nothing here".
+        sentences.append(Sentence("nothing", "I found no people and no text."))
     return sentences
+
+
+def _problem(stage: str, how: str) -> Sentence:
+    return Sentence("problem", PROBLEMS[stage, "off" if how == "off" else "failed"])
 
 
 def render(sentences: list[Sentence]) -> str:

@@ -81,3 +81,17 @@ def test_sign_lines_become_pauses_and_page_lines_flow():
     assert spoken(None, [], 0, "The quick brown\nfox jumps over.\nThen it sleeps") == (
         "There is text in the image. It reads: The quick brown fox jumps over. Then it sleeps"
     )
+
+
+def test_a_stage_that_did_not_run_is_said_in_plain_words_not_taken_for_nothing():
+    off = compose(None, ["Ada"], 0, None, problems={"caption": "off"})
+    assert render(off) == ("I can't describe the scene because no caption model is installed. "
+                           "I recognize one person: Ada.")
+    failed = compose("a dog", [], 0, "EXIT", problems={"faces": "failed"})
+    assert render(failed) == ("A dog. I couldn't check for people in this photo. "
+                              "There was text found in the image as well. It reads: EXIT")
+    assert "could not find anything" not in render(compose(None, [], 0, None, problems={"text": "failed"}))
+    assert render(compose(None, [], 0, None, problems={"caption": "off"})) == (
+        "I can't describe the scene because no caption model is installed. I found no people and no text.")
+    assert render(compose(None, [], 0, "EXIT", problems={"caption": "off"})).endswith(
+        "There is text in the image. It reads: EXIT")

@@ -239,3 +239,36 @@ def test_languages_without_translations_is_english_with_the_bundled_voice(settin
 def test_load_refuses_an_unknown_stage(settings):
     with pytest.raises(ValueError, match="unknown stages: colour"):
         Describer.load(settings, stages=("caption", "colour"), speech=False)
+
+
+def test_a_gallery_changed_by_anyone_is_reloaded_before_the_next_photo(settings):
+    faces = Faces(["Ada"])
+    person = settings.known_faces / "Ada"
+    with Describer(settings, faces=faces) as describer:
+        describer.describe(_png(), NO_AUDIO)
+        assert faces.galleries == []  # unchanged since load: no reload
+        person.mkdir()
+        (person / "ada.jpg").write_bytes(_png())
+        describer.describe(_png(), NO_AUDIO)
+        assert len(faces.galleries) == 1
+        describer.describe(_png(), NO_AUDIO)
+        assert len(faces.galleries) == 1  # seen once, not reloaded again
+        (person / "ada.jpg").unlink()
+        person.rmdir()
+        result = describer.describe(_png(), NO_AUDIO)
+        assert len(faces.galleries) == 2 and "gallery" in result.timings_ms
+
+
+def test_the_gallery_stamp_sees_photos_added_replaced_and_removed(tmp_path: Path):
+    from describe_local.see.faces.watch import gallery_stamp
+
+    assert gallery_stamp(tmp_path / "missing") == ()
+    (tmp_path / "Ada").mkdir()
+    first = gallery_stamp(tmp_path)
+    (tmp_path / ".encodings.json").write_text("{}")  # the cache is not a change
+    assert gallery_stamp(tmp_path) == first
+    (tmp_path / "Ada" / "a.jpg").write_bytes(b"x")
+    second = gallery_stamp(tmp_path)
+    assert second != first
+    (tmp_path / "Ada" / "a.jpg").write_bytes(b"xy")  # replaced in place: another size
+    assert gallery_stamp(tmp_path) != second

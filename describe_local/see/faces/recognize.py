@@ -108,6 +108,7 @@ class FaceRecognizer:
     tolerance: float  # these three come from the settings (face_tolerance, face_max_side, face_upsample)
     max_side: int
     upsample: int
+    timeout_s: float | None = None  # the child process is killed past this (the stage budget)
     worker: FaceWorker | None = field(default=None, repr=False)  # None: find faces in this process
     _swap: threading.Lock = field(default_factory=threading.Lock, repr=False)  # names and encodings change together
 
@@ -138,6 +139,7 @@ class FaceRecognizer:
             tolerance=settings.face_tolerance,
             max_side=settings.face_max_side,
             upsample=settings.face_upsample,
+            timeout_s=settings.stage_timeout_s,
             worker=worker,
         )
 
@@ -167,7 +169,7 @@ class FaceRecognizer:
             boxes, encodings = find_faces(self.models, photo, self.max_side, self.upsample)
         else:
             image, scale = downscale(photo, self.max_side)
-            boxes, encodings = self.worker.find_faces(image, self.upsample)
+            boxes, encodings = self.worker.find_faces(image, self.upsample, self.timeout_s)
             boxes = scale_boxes(boxes, scale)
         with self._swap:
             known_names, known_encodings = self.known_names, self.known_encodings

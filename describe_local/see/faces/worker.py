@@ -54,6 +54,7 @@ class FaceWorker:
     def __init__(self, idle_exit_s: float = WORKER_IDLE_EXIT_S) -> None:
         self.idle_exit_s = idle_exit_s
         self._lock = threading.Lock()  # one request at a time on the pipes
+        self._killed_hung = False  # set by the watchdog when it killed a child that did not answer
         self._process: subprocess.Popen[bytes] | None = None
         self._start()
 
@@ -81,19 +82,30 @@ class FaceWorker:
             raise FaceWorkerError(f"the face detection process could not start: {detail}")
         self._process = process
 
-    def find_faces(self, image: np.ndarray, upsample: int) -> tuple[list[Box], np.ndarray]:
-        """:func:`detect_faces` then :func:`encode_faces` on an RGB uint8 array, in the child."""
+    def find_faces(
+        self, image: np.ndarray, upsample: int, timeout_s: float | None = None
+    ) -> tuple[list[Box], np.ndarray]:
+        """:func:`detect_faces` then :func:`encode_faces` on an RGB uint8 array, in the child.
+
+        A child that does not answer within ``timeout_s`` (hung, or stopped with
+        SIGSTOP) is killed, :class:`FaceWorkerError` is raised, and a new child
+        takes the next photo.
+        """
         image = np.ascontiguousarray(image, dtype=np.uint8)
         header = json.dumps({"shape": list(image.shape), "upsample": upsample}).encode() + b"\n"
         with self._lock:
-            reply = self._request(header, image)
-            if not reply and self._exited_idle():
+            self._killed_hung = False
+            reply = self._request(header, image, timeout_s)
+            if not reply and not self._killed_hung and self._exited_idle():
                 # It timed out just as this photo was sent: a new child takes it.
-                reply = self._request(header, image)
+                reply = self._request(header, image, timeout_s)
             if "boxes" not in reply:
                 if self._process is not None and self._process.poll() is None and reply.get("error"):
                     raise FaceWorkerError(f"face detection failed: {reply['error']}")  # the child is still fine
                 self._stop()
+                if self._killed_hung:
+                    raise FaceWorkerError(f"face detection did not answer within {timeout_s:g} s; "
+                                          "it was stopped and restarts on the next photo")
                 raise FaceWorkerError("the face detection process stopped unexpectedly; it restarts on the next photo")
         encodings = np.array(reply["encodings"], dtype=np.float64).reshape(-1, ENCODING_SIZE)
         return [Box(*b) for b in reply["boxes"]], encodings
@@ -107,8 +119,9 @@ class FaceWorker:
         except subprocess.TimeoutExpired:
             return False
 
-    def _request(self, header: bytes, image: np.ndarray) -> dict[str, Any]:
-        """Send one photo to the child (started or restarted as needed); ``{}`` if it died."""
+    def _request(self, header: bytes, image: np.ndarray, timeout_s: float | None) -> dict[str, Any]:
+        """Send one photo to the child (started or restarted as needed); ``{}`` if it died
+        or was killed for not answering within ``timeout_s``."""
         if self._process is None or self._process.poll() is not None:
             if self._process is not None:
                 status = self._process.returncode
@@ -120,6 +133,12 @@ class FaceWorker:
             self._start()
         process = self._process
         assert process is not None and process.stdin is not None and process.stdout is not None
+        # A watchdog rather than a read timeout: a stopped child blocks the write of a
+        # large photo into its full pipe just as surely as the read of its reply.
+        watchdog = threading.Timer(timeout_s, self._kill_hung, args=(process, timeout_s)) if timeout_s else None
+        if watchdog is not None:
+            watchdog.daemon = True
+            watchdog.start()
         try:
             process.stdin.write(header)
             process.stdin.write(memoryview(image).cast("B"))
@@ -127,6 +146,15 @@ class FaceWorker:
             return _read_reply(process.stdout)
         except OSError:
             return {}
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+
+    def _kill_hung(self, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+        if process.poll() is None:
+            log.warning("the face detection process did not answer within %g s; stopping it", timeout_s)
+            self._killed_hung = True
+            process.kill()
 
     def _stop(self) -> None:
         process, self._process = self._process, None
