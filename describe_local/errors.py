@@ -170,3 +170,38 @@ class JobTimeout(DescribeLocalError):
     """A job ran past the request's time budget."""
 
     http_status = 504
+
+
+class TooManyAttempts(DescribeLocalError):
+    """Too many wrong tokens from one address; try again after ``retry_after`` seconds."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BadHost(DescribeLocalError):
+    """The request's Host header is not one this server answers to (``allowed_hosts``)."""
+
+    http_status = 400
+
+
+class BadField(DescribeLocalError):
+    """A form field has a value this server does not offer (an unknown language or voice)."""
+
+    http_status = 422
+
+
+# -- output files (appended for issue 10) -------------------------------------------
+
+
+class OutputError(ConfigError):
+    """An output path (``-o``, the ``output_dir`` setting) that cannot be used, or an MP3 that cannot be written."""
+
+
+class ImageTooLarge(ImageError):
+    """A photo over the limits: too many bytes or pixels, too long and thin, or too much memory to decode."""
+
+    http_status = 413

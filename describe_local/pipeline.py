@@ -7,7 +7,7 @@
     print(result.text); Path("photo.mp3").write_bytes(result.mp3)
 
 Its public methods are all a front end needs: :meth:`~Describer.describe`,
-:meth:`~Describer.describe_all`, :meth:`~Describer.ask`,
+:meth:`~Describer.describe_all`, :meth:`~Describer.read`, :meth:`~Describer.ask`,
 :meth:`~Describer.reload_gallery`, :meth:`~Describer.status` and
 :meth:`~Describer.languages`.
 
@@ -22,17 +22,16 @@ of their own because dlib's face encoder holds the GIL for its whole call
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from describe_local.errors import DescribeLocalError, ModelNotInstalled, first_line
+from describe_local.errors import DescribeLocalError, ModelNotInstalled
 from describe_local.images import Photo, decode_photo, load_photo
 from describe_local.results import Answer, DescribeOptions, Description, StageStatus
 from describe_local.say import audio, compose
@@ -40,6 +39,7 @@ from describe_local.say.plan import LanguageInfo, SpeechPlan, SpeechPlanner
 from describe_local.say.speech import Segment, speak_segments
 from describe_local.see import CaptionStage, FaceStage, QuestionAnswerer, TextStage
 from describe_local.see.faces.watch import GalleryWatch
+from describe_local.see.runner import Outcome, StageRunner
 from describe_local.settings import Settings
 
 __all__ = ["ANALYSIS_STAGES", "Answer", "DescribeOptions", "Describer", "Description", "StageStatus"]
@@ -48,15 +48,6 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_STAGES = ("caption", "faces", "text")
 NOT_INSTALLED = "not installed: "  # how an ``errors`` entry of a stage that is off begins
-
-
-@dataclass
-class _Outcome:
-    """One stage's result on one photo: its value, or what went wrong, and how long it took."""
-
-    value: Any = None
-    ms: float = 0.0
-    error: str | None = None
 
 
 class _Stopwatch:
@@ -113,9 +104,7 @@ class Describer:
         self._gallery_lock = threading.Lock()
         if faces is not None:
             self._gallery_watch.mark()
-        # Twice the stages: a stage that ran past its budget still holds its thread
-        # until it ends, and must not make the next photo's stages wait for it.
-        self._pool = cf.ThreadPoolExecutor(max_workers=2 * len(ANALYSIS_STAGES), thread_name_prefix="stage")
+        self._runner = StageRunner(len(ANALYSIS_STAGES))
 
     @classmethod
     def load(
@@ -175,7 +164,7 @@ class Describer:
 
     def close(self) -> None:
         """Stop the stage threads and any helper process a stage started."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._runner.close()
         for stage in (self.caption, self.faces, self.text):
             _close(stage)
 
@@ -198,16 +187,26 @@ class Describer:
 
     def describe(self, source: Photo | Path | str | bytes, options: DescribeOptions | None = None) -> Description:
         """Describe one photo. Raises :class:`ImageError` if it cannot be decoded."""
-        options = options or DescribeOptions()
+        return self._describe(source, options or DescribeOptions(), ANALYSIS_STAGES)
+
+    def read(self, source: Photo | Path | str | bytes, options: DescribeOptions | None = None) -> Description:
+        """Read all the text in a photo aloud, in reading order (a document channel): the text
+        stage alone. Raises :class:`ImageError` if the photo cannot be decoded."""
+        options = dataclasses.replace(options or DescribeOptions(), all_text=True)
+        return self._describe(source, options, ("text",))
+
+    def _describe(self, source: Photo | Path | str | bytes, options: DescribeOptions,
+                  stages: tuple[str, ...]) -> Description:
         clock = _Stopwatch()
         with clock.step("decode"):
             photo = self.open_photo(source)
-        if self.faces is not None and self._gallery_watch.changed():
+        if "faces" in stages and self.faces is not None and self._gallery_watch.changed():
             with clock.step("gallery"):
                 self.reload_gallery()
         with clock.step("analysis"):
-            outcomes = self._analyse(photo, sequential=options.sequential)
-        errors = dict(self.unavailable)
+            outcomes = self._runner.run(self._stage_functions(stages), photo, self.settings.stage_timeout_s,
+                                        sequential=options.sequential)
+        errors = {stage: why for stage, why in self.unavailable.items() if stage in stages}
         for stage, outcome in outcomes.items():
             clock.ms[stage] = outcome.ms
             if outcome.error:
@@ -219,18 +218,28 @@ class Describer:
         people = list(found_faces.people) if found_faces else []
         unknown = int(found_faces.unknown) if found_faces else 0
         text_found = (reading.text or None) if reading else None
+        spoken_text, more_lines = text_found, 0
+        if reading is not None and reading.lines and not options.all_text:
+            shown, more_lines = reading.first_lines(self.settings.spoken_text_lines)
+            if more_lines:
+                spoken_text = "\n".join(line.text for line in shown)
         text_language = reading.language if reading else None
 
         problems = {stage: "off" if error.startswith(NOT_INSTALLED) else "failed"
                     for stage, error in errors.items() if stage in ANALYSIS_STAGES}
         with clock.step("compose"):
-            sentences = compose.compose(caption, people, unknown, text_found, text_language, problems=problems)
+            if stages == ("text",) and not text_found and not problems:
+                sentences = [compose.Sentence("nothing", "I found no text in this photo.")]
+            else:
+                sentences = compose.compose(caption, people, unknown, spoken_text, text_language,
+                                            problems=problems, more_lines=more_lines)
         with clock.step("translate"):
             plan = self._plan(sentences, options)
         result = Description(
             path=photo.source, text=plan.text, caption=caption, people=people, unknown_faces=unknown,
-            text_found=text_found, text_language=text_language, language=plan.language, notes=plan.notes,
-            errors=errors,
+            text_found=text_found, text_language=text_language,
+            text_lines=reading.lines_as_dicts() if reading is not None else [],
+            language=plan.language, notes=plan.notes, errors=errors,
         )
         if options.audio:
             self._add_audio(result, plan.segments, options, clock, errors)
@@ -267,8 +276,11 @@ class Describer:
         with clock.step("decode"):
             photo = self.open_photo(source)
         with clock.step("answer"):
-            text = self.caption.answer(photo.image, question) or "I don't know."
-        result = Answer(path=photo.source, question=question, answer=text)
+            answered = self.caption.answer(photo.image, question)
+        # A backend may say how the answer came about (e.g. the question was cut to fit).
+        notes = list(getattr(answered, "notes", ()))
+        text = str(answered) or "I don't know."
+        result = Answer(path=photo.source, question=question, answer=text, notes=notes)
         if options.audio:
             self._add_audio(result, [Segment(text, "en")], options, clock, {})
         result.timings_ms = clock.done()
@@ -303,38 +315,16 @@ class Describer:
 
     # -- stages --------------------------------------------------------------------
 
-    def _stage_functions(self) -> dict[str, Callable[[Photo], Any]]:
+    def _stage_functions(self, stages: tuple[str, ...]) -> dict[str, Callable[[Photo], Any]]:
         functions: dict[str, Callable[[Photo], Any]] = {}
-        if self.caption is not None:
+        if self.caption is not None and "caption" in stages:
             captioner = self.caption
             functions["caption"] = lambda photo: captioner.caption(photo.image)
-        if self.faces is not None:
+        if self.faces is not None and "faces" in stages:
             functions["faces"] = self.faces.recognize
-        if self.text is not None:
+        if self.text is not None and "text" in stages:
             functions["text"] = self.text.read
         return functions
-
-    def _analyse(self, photo: Photo, *, sequential: bool) -> dict[str, _Outcome]:
-        """Run caption, faces and text on ``photo``, concurrently unless ``sequential``."""
-        budget = self.settings.stage_timeout_s
-        functions = self._stage_functions()
-        if sequential:
-            return {name: self._wait(self._pool.submit(_timed, name, fn, photo), name, budget)
-                    for name, fn in functions.items()}
-        futures = {name: self._pool.submit(_timed, name, fn, photo) for name, fn in functions.items()}
-        deadline = time.perf_counter() + budget
-        return {name: self._wait(future, name, max(0.0, deadline - time.perf_counter()))
-                for name, future in futures.items()}
-
-    def _wait(self, future: cf.Future, name: str, timeout: float) -> _Outcome:
-        try:
-            return future.result(timeout=timeout)
-        except cf.TimeoutError:
-            # The thread cannot be killed; it finishes in the background and its
-            # result is dropped. The description goes on without this stage.
-            budget = self.settings.stage_timeout_s
-            log.warning("%s stage exceeded its %.0f s budget", name, budget)
-            return _Outcome(ms=budget * 1000, error=f"timed out after {budget:g} s")
 
     # -- saying --------------------------------------------------------------------
 
@@ -373,22 +363,9 @@ def _load_faces(settings: Settings) -> FaceStage:
     return FaceRecognizer.load(Gallery.open(settings.known_faces, settings), settings)
 
 
-def _value(outcomes: dict[str, _Outcome], stage: str) -> Any:
+def _value(outcomes: dict[str, Outcome], stage: str) -> Any:
     outcome = outcomes.get(stage)
     return outcome.value if outcome is not None else None
-
-
-def _timed(name: str, fn: Callable[[Photo], Any], photo: Photo) -> _Outcome:
-    """Run one stage; catch its failure so that the others still count."""
-    t0 = time.perf_counter()
-    try:
-        value = fn(photo)
-    except Exception as exc:  # a failing stage must not sink the description
-        # One line for the user; the traceback only when debugging (-vv).
-        log.warning("the %s stage failed: %s", name, first_line(exc))
-        log.debug("the %s stage failed", name, exc_info=True)
-        return _Outcome(ms=_ms_since(t0), error=f"{type(exc).__name__}: {first_line(exc)}")
-    return _Outcome(value=value, ms=_ms_since(t0))
 
 
 def _close(stage: Any) -> None:

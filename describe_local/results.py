@@ -21,6 +21,7 @@ class DescribeOptions:
     length_scale: float | None = None
     audio: bool = True
     sequential: bool = False
+    all_text: bool = False  # speak all the text read, not the first lines (``spoken_text_lines``)
 
 
 @dataclass(kw_only=True)
@@ -31,8 +32,9 @@ class Findings:
     caption: str | None = None
     people: list[str] = field(default_factory=list)  # known people recognised, left to right
     unknown_faces: int = 0
-    text_found: str | None = None
+    text_found: str | None = None  # all the text read, lines in reading order
     text_language: str | None = None  # ISO 639-1 code of the text found
+    text_lines: list[dict[str, Any]] = field(default_factory=list)  # text, box [x0, y0, x1, y1], confidence, block
     language: str = "en"  # the language ``text`` is spoken in
     voice: str | None = None
     notes: list[str] = field(default_factory=list)  # e.g. a fallback to English
@@ -69,6 +71,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     audio: str | None = None
     mp3: bytes | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)  # e.g. the question was cut to what the model reads
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -10,7 +10,9 @@ options, which callers pass to :meth:`Settings.load` as overrides.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -36,6 +38,16 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def _within(default: Any, low: float, high: float) -> Any:
+    """A numeric setting's field: its default, and the range (inclusive) that :meth:`Settings.load` holds it to."""
+    return field(default=default, metadata={"range": (low, high)})
+
+
+def _one_of(default: str, *others: str, also: str = "", pattern: str = "") -> Any:
+    """A setting with a few possible values (the default first); ``pattern`` admits more, which ``also`` names."""
+    return field(default=default, metadata={"choices": (default, *others), "also": also, "pattern": pattern})
+
+
 @dataclass
 class Settings:
     # Where things live.
@@ -45,40 +57,54 @@ class Settings:
 
     # Caption stage.
     caption_model: str = "ofa-tiny"
-    beam: int = 5
-    max_caption_tokens: int = 16  # as OFA evaluates captions
-    device: str = "auto"  # "auto", "cpu", "cuda"
-    torch_threads: int = 0  # 0: let torch decide
+    beam: int = _within(5, 1, 64)
+    max_caption_tokens: int = _within(16, 1, 256)  # as OFA evaluates captions
+    device: str = _one_of("auto", "cpu", "cuda", also="cuda:N", pattern=r"cuda:\d+")
+    torch_threads: int = _within(0, 0, 1024)  # 0: let torch decide
 
     # Faces stage.
-    face_tolerance: float = 0.55
-    face_max_side: int = 1600
-    face_upsample: int = 1
+    face_tolerance: float = _within(0.55, 0.0, 1.0)
+    face_max_side: int = _within(1600, 64, 20_000)
+    face_upsample: int = _within(1, 0, 4)
     # dlib's face encoder holds the GIL (scripts/measure_overlap.py): run the
     # faces stage in a child process so that caption and text keep running.
     face_subprocess: bool = True
 
     # Text stage.
     ocr_languages: str = "eng+spa+fra+deu+por+ita"
-    ocr_min_confidence: float = 70.0
-    text_language_min_confidence: float = 0.8
+    ocr_min_confidence: float = _within(70.0, 0.0, 100.0)  # Tesseract's word confidence floor (0-100)
+    text_language_min_confidence: float = _within(0.8, 0.0, 1.0)
+    # "auto" (PP-OCR for photos, Tesseract for pages and accents), "pp-ocr", "tesseract"
+    ocr_engine: str = _one_of("auto", "pp-ocr", "tesseract")
+    ocr_threads: int = _within(2, 1, 64)  # ONNX Runtime threads for PP-OCR (scripts/measure_ocr.py --threads compares)
+    ocr_det_side: int = _within(960, 64, 8192)  # long side (pixels) of PP-OCR's first detection pass over the photo
+    ocr_max_tiles: int = _within(4, 0, 64)  # closer detection tiles over a large photo where small text hints; 0: none
+    ocr_min_line_confidence: float = _within(0.8, 0.0, 1.0)  # PP-OCR lines read less surely than this (0-1) are dropped
+    # PP-OCR reads at most this many lines per photo, the surest detections first
+    ocr_max_lines: int = _within(200, 1, 100_000)
 
     # Pipeline.
-    stage_timeout_s: float = 60.0
-    max_image_bytes: int = 40 * 1024 * 1024
-    max_image_pixels: int = 100_000_000
+    stage_timeout_s: float = _within(60.0, 0.01, 3600.0)
+    max_image_bytes: int = _within(40 * 1024 * 1024, 1024, 1 << 34)
+    max_image_pixels: int = _within(100_000_000, 10_000, 2_000_000_000)
+    max_image_aspect: float = _within(20.0, 1.0, 10_000.0)  # refused when one side is over this many times the other
+    max_decode_mb: int = _within(512, 16, 1_000_000)  # refused when decoding would need more MB (from the header)
+    max_photo_side: int = _within(4096, 256, 65_536)  # photos shrink to this long side as they decode (faces: 1600)
 
     # Language and speech.
     lang: str = "en"
     voice: str = ""  # empty: the default voice of the language
-    length_scale: float = 1.0  # below 1 speaks faster
+    length_scale: float = _within(1.0, 0.25, 4.0)  # below 1 speaks faster
+    # lines of the photo's text a description speaks ("... and N more lines"); `read` speaks all
+    spoken_text_lines: int = _within(6, 0, 1000)
     # Comma-separated voice keys, each the default voice of its language
     # (e.g. "es_MX-ald-medium,en_GB-alan-medium"); otherwise the best installed one.
     default_voices: str = ""
-    translation_beam: int = 4  # beam size of Argos translation (argostranslate's own default); 1 is faster
+    # beam size of Argos translation (argostranslate's own default); 1 is faster
+    translation_beam: int = _within(4, 1, 16)
     # CTranslate2 threads. A description is a handful of short sentences: on 2 cores one
     # thread took 88 ms where two took 286 ms (scripts/bench_translate.py --threads).
-    translation_threads: int = 1
+    translation_threads: int = _within(1, 1, 64)
 
     # Model store downloads (`describe-local models pull`).
     hf_endpoint: str = "https://huggingface.co"
@@ -86,18 +112,24 @@ class Settings:
     argos_index_url: str = (
         "https://raw.githubusercontent.com/argosopentech/argospm-index/main/index.json"
     )
-    download_timeout_s: float = 20.0
+    download_timeout_s: float = _within(20.0, 0.1, 3600.0)
 
     # Web server.
     host: str = "127.0.0.1"
-    port: int = 8000
-    max_upload_bytes: int = 20 * 1024 * 1024
-    max_queue: int = 4
-    request_timeout_s: float = 120.0
-    audio_ttl_s: int = 600
+    port: int = _within(8000, 1, 65535)
+    max_upload_bytes: int = _within(20 * 1024 * 1024, 1024, 1 << 34)
+    max_queue: int = _within(4, 1, 1000)
+    request_timeout_s: float = _within(120.0, 0.1, 86_400.0)
+    audio_ttl_s: int = _within(600, 1, 7 * 86_400)
     require_token_for_describe: bool = False
     keep_uploads: bool = False
     state_dir: Path = field(default_factory=lambda: project_root() / "state")
+    # a request's head must arrive within this, or the connection is closed
+    header_timeout_s: float = _within(10.0, 0.1, 3600.0)
+    # open connections; beyond it the oldest idle one is closed, else the new one
+    max_connections: int = _within(100, 1, 100_000)
+    allowed_hosts: str = ""  # comma-separated Host names to answer (e.g. "describe.home,192.168.1.5"); empty: any
+    token_failures_per_minute: int = _within(10, 1, 100_000)  # wrong tokens from one address in a minute before 429
 
     @classmethod
     def load(
@@ -130,7 +162,11 @@ class Settings:
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
         hints = typing.get_type_hints(cls)
-        return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+        settings = cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+        for f in known.values():
+            source = _source(f.name, values, overrides, environ, path)
+            setattr(settings, f.name, _checked(f, getattr(settings, f.name), source))
+        return settings
 
     def as_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
@@ -173,6 +209,12 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             if text in {"0", "false", "no", "off"}:
                 return False
             raise ValueError(value)
+        if hint in (int, float) and isinstance(value, bool):
+            raise ValueError(value)  # TOML's true is not a number
+        if hint is int and isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(value)  # 2.5 is not a whole number; 3.0 is
+            return int(value)
         if hint in (int, float, str):
             return hint(value)
     except (TypeError, ValueError):
@@ -180,3 +222,41 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     else:
         return value
     raise ConfigError(f"setting {name!r}: {value!r} is not a valid {getattr(hint, '__name__', hint)}")
+
+
+def _source(
+    name: str, values: dict[str, Any], overrides: dict[str, Any], environ: typing.Mapping[str, str], path: Path | None
+) -> str:
+    """Where the value of setting ``name`` came from, for error messages."""
+    if name not in values:
+        return "its default"
+    if overrides.get(name) is not None:
+        return "the command line"
+    variable = ENV_PREFIX + name.upper()
+    if environ.get(variable):
+        return variable
+    return str(path) if path is not None else "the config file"
+
+
+def _checked(f: dataclasses.Field, value: Any, source: str) -> Any:
+    """``value`` if it is within the field's range or one of its choices (normalised), else :class:`ConfigError`."""
+    if "range" in f.metadata and isinstance(value, int | float):
+        low, high = f.metadata["range"]
+        if not (low <= value <= high):  # NaN fails this too
+            raise ConfigError(
+                f"setting {f.name}: {_number(value)} is out of range ({_number(low)} to {_number(high)}), from {source}"
+            )
+    if "choices" in f.metadata and isinstance(value, str):
+        value = value.strip().lower()
+        choices, pattern = f.metadata["choices"], f.metadata["pattern"]
+        if value not in choices and not (pattern and re.fullmatch(pattern, value)):
+            also = f" (or {f.metadata['also']})" if f.metadata["also"] else ""
+            raise ConfigError(f"setting {f.name}: {value!r} is not one of {', '.join(choices)}{also}, from {source}")
+    return value
+
+
+def _number(value: float) -> str:
+    """A number as a person writes it: 0 not 0.0, 1000 not 1e+03; nan and inf as such."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)

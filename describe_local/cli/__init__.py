@@ -9,10 +9,14 @@ stay cheap to import: heavy imports go inside the command functions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from describe_local import __version__
 from describe_local.errors import DescribeLocalError
@@ -46,18 +50,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    from describe_local.cli._common import shown
+
+    _never_fail_to_print()
     parser = build_parser()
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        # The server handles its own signals; every other command cleans up on the way out.
+        with contextlib.nullcontext() if args.command == "serve" else _terminate_as_interrupt():
+            return int(args.func(args) or 0)
     except DescribeLocalError as exc:
-        print(f"describe-local: error: {exc}", file=sys.stderr)
+        print(f"describe-local: error: {shown(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("describe-local: interrupted", file=sys.stderr)
         return 130
+
+
+def _never_fail_to_print() -> None:
+    """Let stdout and stderr escape what they cannot encode rather than raise.
+
+    Names are escaped before they are printed (``_common.shown``); this is the
+    backstop for anything else, e.g. a log line quoting a name that is not UTF-8.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            with contextlib.suppress(ValueError, io.UnsupportedOperation):
+                stream.reconfigure(errors="backslashreplace")
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while a command runs, so that its ``finally`` blocks
+    (scratch folders, temporary files) run when it is stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,17 @@ the answer is printed and spoken into an MP3.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from describe_local.cli._common import (
     add_caption_options,
     check_beam,
+    json_line,
     load_settings,
     mp3_namer,
     progress_printer,
+    shown,
     write_mp3,
 )
 from describe_local.errors import DescribeLocalError
@@ -32,7 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("photo", type=Path, metavar="PHOTO")
-    parser.add_argument("question", metavar="QUESTION", help="the question, in English")
+    parser.add_argument(
+        "question", metavar="QUESTION",
+        help="the question, in English (one longer than the model reads is cut to fit, with a note on stderr)",
+    )
     parser.add_argument(
         "-o", "--output", type=Path, metavar="OUT",
         help="the MP3 to write (default: out/PHOTO-answer.mp3); a folder puts it there",
@@ -51,15 +55,19 @@ def run(args: argparse.Namespace) -> int:
     check_beam(args)
     settings = load_settings(args, caption_model="caption_model", beam="beam")
     audio = not args.no_audio
+    # Checked before any model loads, so that a bad -o costs nothing.
+    target = mp3_namer(args.output, settings.output_dir, [args.photo], "-answer") if audio else None
     say = progress_printer()
     with Describer.load(settings, stages=("caption",), speech=audio, progress=say) as describer:
         result = describer.ask(args.photo, args.question, DescribeOptions(audio=audio, lang="en"))
-    if result.mp3 is not None:
-        result.audio = str(write_mp3(mp3_namer(args.output, settings.output_dir, 1, "-answer")(args.photo), result.mp3))
+    if result.mp3 is not None and target is not None:
+        result.audio = str(write_mp3(target(args.photo), result.mp3))
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        print(json_line(result.to_json()))
     else:
-        print(result.answer)
-        if result.audio:
-            print(f"  audio: {result.audio}", file=sys.stderr)
+        print(shown(result.answer))
+    for note in result.notes:
+        print(f"note: {shown(note)}", file=sys.stderr)
+    if result.audio and not args.json:
+        print(f"  audio: {shown(result.audio)}", file=sys.stderr)
     return 0

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from describe_local.cli._common import (
+    OUTPUT_NAMING_HELP,
     add_caption_options,
     add_gallery_option,
     check_beam,
     expand_photos,
+    json_line,
     load_settings,
     mp3_namer,
     progress_printer,
     setting_default,
+    shown,
     write_mp3,
 )
-from describe_local.errors import DescribeLocalError, ImageError
+from describe_local.errors import DescribeLocalError, ImageError, OutputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,15 +30,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Describe one or more photos (or folders of photos): a caption, the people "
             "you know, and any text in the picture. Prints each description and writes "
-            "an MP3 per photo. Models load once for all photos."
+            "an MP3 per photo. Models load once for all photos. " + OUTPUT_NAMING_HELP + "."
         ),
     )
     parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="a photo or a folder of photos")
     parser.add_argument(
         "-o", "--output", type=Path, metavar="OUT",
-        help="folder for the MP3s (default: ./out); with one photo, a path ending in .mp3 names the file",
+        help="folder for the MP3s (default: ./out); with one photo, a path ending in .mp3 names the file. "
+        "Names: x.jpg -> x.mp3; photos that share a stem keep their suffix (x.jpg.mp3, x.png.mp3), "
+        "the same name in two folders gets a number (x.jpg-2.mp3)",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object per photo (JSON lines)")
+    parser.add_argument(
+        "--json", action="store_true",
+        help="print one JSON object per photo (JSON lines, always UTF-8: bytes of a file name that "
+        'is not UTF-8 are written \\xNN and the field is listed in "escaped")',
+    )
     parser.add_argument("--no-audio", action="store_true", help="print the description only; no MP3")
     parser.add_argument(
         "--sequential", action="store_true",
@@ -66,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     photos = expand_photos(args.photos)
     if not photos:
         raise ImageError("no photos found in the given folder(s)")
-    audio_target = mp3_namer(args.output, settings.output_dir, len(photos))
+    # Checked before any model loads, so that a bad -o costs nothing.
+    audio_target = mp3_namer(args.output, settings.output_dir, photos) if not args.no_audio else None
 
     options = DescribeOptions(
         lang=args.lang,
@@ -75,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         audio=not args.no_audio,
         sequential=args.sequential,
     )
-    failures = 0
+    failures: list[DescribeLocalError] = []
     with Describer.load(settings, speech=options.audio, progress=progress_printer()) as describer:
         if not describer.status()["caption"].loaded and not args.json:
             print(
@@ -85,26 +94,32 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         for path, result in describer.describe_all(photos, options):
+            if not isinstance(result, DescribeLocalError) and result.mp3 is not None and audio_target:
+                try:
+                    result.audio = str(write_mp3(audio_target(path), result.mp3))
+                except OutputError as exc:  # e.g. a full disk: say so, go on with the next photo
+                    result = exc
             if isinstance(result, DescribeLocalError):
-                failures += 1
-                print(f"describe-local: error: {result}", file=sys.stderr)
+                failures.append(result)
+                print(f"describe-local: error: {shown(result)}", file=sys.stderr, flush=True)
                 continue
-            if result.mp3 is not None:
-                result.audio = str(write_mp3(audio_target(path), result.mp3))
             _print_result(result, as_json=args.json)
-    return ImageError.exit_code if failures else 0
+    if not failures:
+        return 0
+    # A photo that cannot be written is a setup problem; one that cannot be read, the photo's.
+    return OutputError.exit_code if any(isinstance(f, OutputError) for f in failures) else ImageError.exit_code
 
 
 def _print_result(result, *, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+        print(json_line(result.to_json()), flush=True)
         return
-    print(f"{result.path}: {result.text}")
+    print(f"{shown(result.path)}: {shown(result.text)}")
     for stage, error in result.errors.items():
         if not error.startswith("not installed"):
-            print(f"  ({stage} failed: {error})")
+            print(f"  ({stage} failed: {shown(error)})")
     for note in result.notes:
-        print(f"  ({note})")
+        print(f"  ({shown(note)})")
     if result.audio:
-        print(f"  audio: {result.audio}")
+        print(f"  audio: {shown(result.audio)}")
     sys.stdout.flush()

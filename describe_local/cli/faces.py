@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from describe_local.cli._common import add_gallery_option, expand_photos, load_settings
+from describe_local.cli._common import add_gallery_option, expand_photos, load_settings, shown
 from describe_local.errors import GalleryError
 
 
@@ -45,9 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     remove = actions.add_parser(
         "remove",
         help="remove a person and their photos",
-        description="Delete a person's folder and all their photos from the gallery.",
+        description="Delete a person's folder and all their photos from the gallery. Any folder "
+        "`faces list` shows can be removed, also one made by hand with a name `faces add` refuses.",
     )
-    remove.add_argument("name", metavar="NAME", help="the person's name as shown by `faces list`")
+    remove.add_argument("name", metavar="NAME",
+                        help="the person's name as shown by `faces list` (escaped, e.g. x\\x1by), or the real one")
     add_gallery_option(remove)
     remove.set_defaults(func=run_remove)
 
@@ -64,40 +66,53 @@ def run_add(args: argparse.Namespace) -> int:
     name = gallery.resolve_name(args.name)
     added = gallery.add(name, expand_photos(args.photos, GalleryError))
     total = len(gallery.photo_paths(name))
-    print(f"Added {_count(len(added), 'photo')} of {name} ({total} in all) to {gallery.folder}.")
+    print(f"Added {_count(len(added), 'photo')} of {shown(name)} ({total} in all) to {shown(gallery.folder)}.")
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
     gallery = _open_gallery(args)
+    where = shown(gallery.folder)
     if not gallery.folder.is_dir():
-        print(f"The gallery {gallery.folder} does not exist yet; add someone with: describe-local faces add NAME PHOTO")
+        print(f"The gallery {where} does not exist yet; add someone with: describe-local faces add NAME PHOTO")
         return 0
     photos = gallery.photos()
     people = gallery.people()
     if not people:
-        print(f"The gallery {gallery.folder} is empty; add someone with: describe-local faces add NAME PHOTO")
+        print(f"The gallery {where} is empty; add someone with: describe-local faces add NAME PHOTO")
         return 0
-    print(f"{_count(len(people), 'person', 'people')} in {gallery.folder}:")
-    width = max(len(name) for name in people)
+    print(f"{_count(len(people), 'person', 'people')} in {where}:")
+    # Names are folder names, made by hand too: escaped, so none can steer the terminal.
+    width = max(len(shown(name)) for name in people)
     for name in people:
         usable = sum(1 for p in photos if p.person == name and p.usable)
         note = "  (not recognised: no usable photo)" if usable == 0 else ""
-        print(f"  {name:<{width}}  {_count(usable, 'photo')}{note}")
+        print(f"  {shown(name):<{width}}  {_count(usable, 'photo')}{note}")
     skipped = [p for p in photos if not p.usable]
     if skipped:
         print("Skipped photos (each must show exactly one face):")
         for photo in skipped:
-            print(f"  {photo.path.relative_to(gallery.folder)}: {photo.problem}")
+            print(f"  {shown(photo.path.relative_to(gallery.folder))}: {shown(photo.problem)}")
     return 0
 
 
 def run_remove(args: argparse.Namespace) -> int:
     gallery = _open_gallery(args)
-    name = gallery.resolve_name(args.name)
+    name = _listed_person(gallery.people(), args.name)
     count = gallery.remove(name)
-    print(f"Removed {name} ({_count(count, 'photo')}) from {gallery.folder}.")
+    print(f"Removed {shown(name)} ({_count(count, 'photo')}) from {shown(gallery.folder)}.")
     return 0
+
+
+def _listed_person(people: list[str], asked: str) -> str:
+    """The folder of the person ``asked`` names, by its real name or as `faces list` shows it;
+    else ``asked`` itself, which the gallery checks as a name it could have made."""
+    if asked in people:
+        return asked
+    matches = [name for name in people if shown(name) == asked]
+    if len(matches) > 1:
+        raise GalleryError(f"{asked!r} could be any of {len(matches)} folders; remove the one you mean by hand")
+    return matches[0] if matches else asked
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from describe_local.cli._common import load_settings
+from describe_local.cli._common import json_text, load_settings, shown
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,11 +30,11 @@ def list_languages(args: argparse.Namespace) -> int:
     with Describer.load(settings, stages=(), speech=False) as describer:
         rows = describer.languages(all_common=True)
     if args.json:
-        print(json.dumps([asdict(row) for row in rows], indent=2, ensure_ascii=False))
+        print(json_text([asdict(row) for row in rows], indent=2))
         return 0
     for row in rows:
         print(f"{row.code:<4} {row.name:<12} {'ready' if row.ready else 'falls back to English'}")
         print(f"     translation: {row.translation}")
         listed = ", ".join(("*" if v["default"] else "") + str(v["key"]) for v in row.voices)
-        print(f"     voices: {listed or 'none installed (describe-local models pull VOICE_KEY)'}")
+        print(f"     voices: {shown(listed) or 'none installed (describe-local models pull VOICE_KEY)'}")
     return 0

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from describe_local.cli._common import load_settings, setting_default
+from describe_local.cli._common import json_text, load_settings, setting_default, shown
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,7 +86,7 @@ def list_models(args: argparse.Namespace) -> int:
     names = {m.name for m in installed}
     available = [e for e in known_models() if e.name not in names]
     if args.json:
-        print(json.dumps({
+        print(json_text({
             "store": str(store.root),
             "installed": [
                 {"name": m.name, "kind": m.kind, "path": str(m.path),
@@ -99,14 +98,14 @@ def list_models(args: argparse.Namespace) -> int:
             ],
             "available": [{"name": e.name, "kind": e.kind, "hub": e.hub, "repo": e.repo,
                            "licence": e.licence, "about": e.about} for e in available],
-        }, indent=2, ensure_ascii=False))
+        }, indent=2))
         return 0
-    print(f"Installed in {store.root}:")
+    print(f"Installed in {shown(store.root)}:")
     if not installed:
         print("  (nothing yet)")
     for m in installed:
         about = _describe_installed(m)
-        print(f"  {m.name:<28} {m.kind or '?':<12} {folder_size(m.path) / 1e6:8.1f} MB  {about}")
+        print(f"  {shown(m.name):<28} {m.kind or '?':<12} {folder_size(m.path) / 1e6:8.1f} MB  {shown(about)}")
     print("\nAvailable to pull (describe-local models pull NAME):")
     for e in available:
         print(f"  {e.name:<28} {e.kind:<12} {e.about}")
@@ -132,7 +131,7 @@ def pull_model(args: argparse.Namespace) -> int:
     settings, store = _store(args)
     model = pull(store, args.name, settings, timeout=args.timeout, progress=_progress_bar(),
                  replace=args.replace)
-    print(f"installed {model.name} ({model.kind}) in {model.path}")
+    print(f"installed {model.name} ({model.kind}) in {shown(model.path)}")
     return 0
 
 
@@ -142,7 +141,7 @@ def import_model(args: argparse.Namespace) -> int:
 
     _settings, store = _store(args)
     model = bring(store, args.path, name=args.name, replace=args.replace)
-    print(f"installed {model.name} ({model.kind}) in {model.path}")
+    print(f"installed {model.name} ({model.kind}) in {shown(model.path)}")
     return 0
 
 
@@ -160,11 +159,12 @@ def verify_models(args: argparse.Namespace) -> int:
     bad = 0
     for model in models:
         if model.manifest is None:
-            print(f"{model.name}: no manifest, nothing to check against")
+            print(f"{shown(model.name)}: no manifest, nothing to check against")
             continue
         problems = model.manifest.verify(model.path)
         bad += bool(problems)
-        print(f"{model.name}: " + ("; ".join(problems) if problems else f"ok ({len(model.manifest.files)} files)"))
+        print(f"{shown(model.name)}: "
+              + shown("; ".join(problems) if problems else f"ok ({len(model.manifest.files)} files)"))
     return 1 if bad else 0
 
 
@@ -193,7 +193,7 @@ def _progress_bar() -> Callable[[str, int, int | None], None] | None:
         else:
             line = f"{file}: {_size(done)}"
         end = "\n" if finished else ""
-        print(f"\r\033[K{line}", end=end, file=sys.stderr, flush=True)
+        print(f"\r\033[K{shown(line)}", end=end, file=sys.stderr, flush=True)
 
     return show
 

@@ -55,12 +55,15 @@ def compose(
     text_language: str | None = None,
     *,
     problems: dict[str, str] | None = None,
+    more_lines: int = 0,
 ) -> list[Sentence]:
     """The sentences that describe a photo, in speaking order.
 
     ``problems`` maps a stage ("caption", "faces", "text") that did not run to
     ``"off"`` (not installed) or ``"failed"`` (an error or past its time budget);
     each is said in plain words where its findings would have been.
+    ``more_lines`` is how many lines of the photo's text ``text_found`` leaves
+    out, said after it ("And 30 more lines.").
     """
     problems = problems or {}
     sentences: list[Sentence] = []
@@ -82,6 +85,8 @@ def compose(
         sentences.append(
             Sentence("text", lead + " It reads: {text}", {"text": speakable(text_found)}, text_language)
         )
+        if more_lines > 0:
+            sentences.append(Sentence("more", f"And {count_phrase(more_lines, 'more line')}."))
     elif "text" in problems:
         sentences.append(_problem("text", problems["text"]))
 

@@ -40,6 +40,11 @@ def import_model(
     ``.argosmodel`` file, or a Piper voice's ``.onnx`` (its ``.onnx.json``
     must be beside it). A manifest that comes with the model is checked
     against the files. Raises :class:`NotAModel` or :class:`ManifestError`.
+
+    The model is assembled in a scratch folder of this attempt's own inside the
+    store (so that going live is one rename), which is removed whatever happens:
+    an error, Ctrl-C, or SIGTERM (the CLI turns it into Ctrl-C). What a run
+    killed outright leaves behind, the next :meth:`ModelStore.open` removes.
     """
     path = Path(path).expanduser()
     if not path.exists():

@@ -3,15 +3,21 @@
 Folders appear whole or not at all: a model is assembled in a scratch folder
 inside the store (same file system) and renamed into place. Names that start
 with a dot (scratch space, partial downloads) are not models.
+
+Scratch folders are ``.tmp/KIND-PID-RANDOM`` (``import-4242-k3j2h1``): unique
+to each attempt, removed by the attempt when it fails or is interrupted, and,
+when its process was killed and could not, by the next :meth:`ModelStore.open`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +29,10 @@ log = logging.getLogger(__name__)
 SCRATCH = ".tmp"
 DOWNLOADS = ".downloads"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+_SCRATCH_NAME = re.compile(r"^[a-z]+-(\d+)-[A-Za-z0-9_]+$")  # KIND-PID-RANDOM, as scratch() makes them
+# A scratch folder of a live process is left alone unless nothing in it changed for this long:
+# then its process id has been reused, or it lives on another machine sharing the store.
+STALE_AFTER_S = 30 * 60
 
 
 @dataclass(frozen=True)
@@ -43,10 +53,12 @@ class ModelStore:
 
     @classmethod
     def open(cls, root: Path) -> ModelStore:
-        """The store at ``root`` (created when missing)."""
+        """The store at ``root`` (created when missing), with scratch left by killed runs removed."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
-        return cls(root)
+        store = cls(root)
+        store.clean_scratch()
+        return store
 
     def installed(self, kind: str | None = None) -> list[InstalledModel]:
         """Installed models, by name; only those of ``kind`` when given."""
@@ -70,10 +82,44 @@ class ModelStore:
         return next((m for m in self.installed() if m.name == name), None)
 
     def scratch(self, prefix: str = "import-") -> Path:
-        """A new empty folder inside the store, for assembling a model before it goes live."""
+        """A new empty folder inside the store, for assembling a model before it goes live.
+
+        Its name carries this process's id, so that :meth:`clean_scratch` can tell
+        a folder in use from one that a killed run left behind.
+        """
         base = self.root / SCRATCH
+        prefix = f"{prefix}{os.getpid()}-"
+        for _ in range(2):
+            base.mkdir(exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # another process removed the empty area meanwhile
+                return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
         base.mkdir(exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+    def clean_scratch(self) -> list[Path]:
+        """Remove the scratch folders of runs that were killed; returns what was removed.
+
+        Only folders named as :meth:`scratch` names them, and only when their
+        process is gone, or nothing in them has changed for :data:`STALE_AFTER_S`.
+        """
+        base = self.root / SCRATCH
+        try:
+            entries = list(base.iterdir())
+        except OSError:
+            return []
+        removed = []
+        for path in entries:
+            match = _SCRATCH_NAME.match(path.name)
+            if not match or not path.is_dir() or path.is_symlink():
+                continue
+            if _process_alive(int(match.group(1))) and time.time() - _last_change(path) < STALE_AFTER_S:
+                continue
+            log.info("removing scratch left by an interrupted run: %s", path)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        with contextlib.suppress(OSError):
+            base.rmdir()  # only when empty
+        return removed
 
     def downloads(self, name: str) -> Path:
         """Where partial downloads of ``name`` are kept between tries."""
@@ -94,7 +140,11 @@ class ModelStore:
                 )
             retired = self.scratch("old-")
             target.rename(retired / name)
-            staged.rename(target)
+            try:
+                staged.rename(target)
+            except BaseException:
+                (retired / name).rename(target)  # put the old one back rather than lose both
+                raise
             self.discard(retired)
             log.info("replaced %s (%s) in %s", name, manifest.kind, target)
             return InstalledModel(name, target, manifest.kind, manifest)
@@ -118,6 +168,28 @@ class ModelStore:
         shutil.rmtree(scratch, ignore_errors=True)
         with contextlib.suppress(OSError):
             (self.root / SCRATCH).rmdir()
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (ours counts)."""
+    if pid == os.getpid() or os.name != "posix":  # elsewhere, signal 0 is not a harmless probe
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or an id we cannot ask about: leave it be
+    return True
+
+
+def _last_change(folder: Path) -> float:
+    """The newest modification time of ``folder`` and anything in it (seconds since the epoch)."""
+    newest = 0.0
+    for path in [folder, *folder.rglob("*")]:
+        with contextlib.suppress(OSError):
+            newest = max(newest, path.lstat().st_mtime)
+    return newest
 
 
 def check_name(name: str) -> str:

@@ -272,3 +272,35 @@ def test_the_gallery_stamp_sees_photos_added_replaced_and_removed(tmp_path: Path
     assert second != first
     (tmp_path / "Ada" / "a.jpg").write_bytes(b"xy")  # replaced in place: another size
     assert gallery_stamp(tmp_path) != second
+
+
+class Lines:
+    """A text stage that reads ``count`` numbered lines."""
+
+    def __init__(self, count: int) -> None:
+        from describe_local.see.text import TextLine
+
+        self.lines = [TextLine(f"line {i}", [0, 10 * i, 50, 10 * i + 8], 0.9, 0) for i in range(1, count + 1)]
+
+    def read(self, photo) -> TextReading:
+        return TextReading(text="\n".join(line.text for line in self.lines), language="en", lines=self.lines)
+
+
+def test_a_description_speaks_the_first_lines_and_says_how_many_more(settings, describer_for):
+    settings.spoken_text_lines = 3
+    result = describer_for(caption=Caption(), text=Lines(10)).describe(_png(), NO_AUDIO)
+    assert "line 3" in result.text and "line 4" not in result.text
+    assert result.text.endswith("And 7 more lines.")
+    assert result.text_found.splitlines() == [f"line {i}" for i in range(1, 11)]
+    assert [line["text"] for line in result.text_lines] == [f"line {i}" for i in range(1, 11)]
+    assert result.text_lines[1] == {"text": "line 2", "box": [0, 20, 50, 28], "confidence": 0.9, "block": 0}
+
+
+def test_read_speaks_all_the_text_and_nothing_else(settings, describer_for):
+    settings.spoken_text_lines = 3
+    describer = describer_for(caption=Caption(), faces=Faces(["Ada"]), text=Lines(10))
+    result = describer.read(_png(), NO_AUDIO)
+    assert "line 10" in result.text and "more line" not in result.text
+    assert "Ada" not in result.text and "dog" not in result.text and result.caption is None
+    assert set(result.timings_ms) >= {"text"} and "caption" not in result.timings_ms
+    assert describer_for(text=Lines(0)).read(_png(), NO_AUDIO).text == "I found no text in this photo."

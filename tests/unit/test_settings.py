@@ -60,3 +60,73 @@ def test_broken_config_file(tmp_path: Path):
     config.write_text("lang = \n", encoding="utf-8")
     with pytest.raises(ConfigError, match="cannot read config file"):
         Settings.load(config_file=config, environ={})
+
+
+# -- ranges and choices (issue 10) ---------------------------------------------------------------
+
+
+def test_every_numeric_setting_has_a_range_that_holds_its_default():
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(Settings)
+    defaults = Settings.load(environ={})
+    for f in dataclasses.fields(Settings):
+        if hints[f.name] in (int, float):
+            assert "range" in f.metadata, f"setting {f.name} needs a range in its field metadata"
+            low, high = f.metadata["range"]
+            assert low <= getattr(defaults, f.name) <= high, f.name
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("max_queue", "0", "setting max_queue: 0 is out of range (1 to 1000)"),
+        ("face_upsample", "-1", "setting face_upsample: -1 is out of range"),
+        ("stage_timeout_s", "0", "setting stage_timeout_s: 0 is out of range"),
+        ("beam", "0", "setting beam: 0 is out of range"),
+        ("face_tolerance", "nan", "setting face_tolerance: nan is out of range"),
+        ("request_timeout_s", "inf", "setting request_timeout_s: inf is out of range"),
+        ("port", "70000", "setting port: 70000 is out of range (1 to 65535)"),
+        ("device", "gpu", "setting device: 'gpu' is not one of auto, cpu, cuda"),
+    ],
+)
+def test_values_out_of_range_are_one_line_naming_the_setting(setting: str, value: str, message: str):
+    variable = "DESCRIBE_LOCAL_" + setting.upper()
+    with pytest.raises(ConfigError) as info:
+        Settings.load(environ={variable: value})
+    text = str(info.value)
+    assert text.startswith(message), text
+    assert variable in text and "\n" not in text
+
+
+def test_ranges_hold_for_the_config_file_and_the_command_line_too(tmp_path: Path):
+    config = tmp_path / "c.toml"
+    config.write_text("max_queue = 5000\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"max_queue: 5000 is out of range \(1 to 1000\), from .*c\.toml"):
+        Settings.load(config_file=config, environ={})
+    with pytest.raises(ConfigError, match="beam: 0 is out of range"):
+        Settings.load(environ={}, beam=0)
+
+
+def test_whole_numbers_must_be_whole(tmp_path: Path):
+    config = tmp_path / "c.toml"
+    config.write_text("beam = 2.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="'beam'"):
+        Settings.load(config_file=config, environ={})
+    config.write_text("beam = true\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="'beam'"):
+        Settings.load(config_file=config, environ={})
+    config.write_text("beam = 3.0\nstage_timeout_s = 2\n", encoding="utf-8")
+    loaded = Settings.load(config_file=config, environ={})
+    assert loaded.beam == 3 and loaded.stage_timeout_s == 2.0
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1", "CPU"])
+def test_device_choices(device: str):
+    assert Settings.load(environ={"DESCRIBE_LOCAL_DEVICE": device}).device == device.lower()
+
+
+def test_small_values_that_tests_and_kiosks_use_are_allowed():
+    s = Settings.load(environ={}, stage_timeout_s=0.01, request_timeout_s=0.2, max_queue=1, torch_threads=0)
+    assert s.stage_timeout_s == 0.01 and s.max_queue == 1

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,9 @@ class EncodingCache:
             tmp = self.folder / f".encodings-{os.getpid()}-{secrets.token_hex(4)}.tmp"
             try:
                 with tmp.open("x", encoding="utf-8") as fh:
-                    json.dump(data, fh, ensure_ascii=False)
+                    # ASCII: a folder or file name that is not UTF-8 (a lone surrogate in
+                    # Python) is written as a \udcXX escape instead of failing the write.
+                    json.dump(data, fh, ensure_ascii=True)
                 os.replace(tmp, self.path)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -73,6 +76,33 @@ class EncodingCache:
                 raise
         except OSError as exc:  # e.g. a read-only gallery: work on, just slower next time
             log.warning("cannot write the face cache %s: %s", self.path, exc)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the gallery for a read-change-write of the cache and its photos.
+
+        Other processes (and threads) that ask wait until it is let go, so that
+        two ``faces add`` at once do not write over each other's cache entries.
+        An advisory ``flock`` on the gallery folder itself: no lock file is left
+        behind, and the lock goes with the process if it is killed. Where there
+        is no ``flock`` (or the folder cannot be opened) it holds nothing.
+        """
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system
+            yield
+            return
+        try:
+            fd = os.open(self.folder, os.O_RDONLY)
+        except OSError:
+            yield
+            return
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing lets go of the lock
 
 
 def valid_entry(entry: Any) -> bool:

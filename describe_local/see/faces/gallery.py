@@ -25,8 +25,10 @@ cannot be read is rebuilt from the photos.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+import secrets
 import shutil
 import unicodedata
 from dataclasses import dataclass, field
@@ -212,42 +214,49 @@ class Gallery:
             person.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise GalleryError(f"cannot create {person}: {exc.strerror}") from None
-        # Refresh first, so that photos changed by hand are not taken for the new ones.
-        self.photos(models)
-        cache = self._cache().read()
-        existing = {entry.get("sha256"): key for key, entry in cache.items() if key.startswith(f"{name}/")}
-        added: list[Path] = []
-        copied: list[Path] = []
-        try:
-            for source, entry in checked:
-                if entry["sha256"] in existing:
-                    added.append(self.folder / existing[entry["sha256"]])
-                    continue
-                target = _free_path(person, _gallery_filename(source))
-                _copy_atomically(source, target)
-                copied.append(target)
-                key = target.relative_to(self.folder).as_posix()
-                cache[key] = {**entry, **stat_key(target)}
-                existing[entry["sha256"]] = key
-                added.append(target)
-        except (GalleryError, OSError) as exc:
-            # All or nothing: take back what was copied before the failure.
-            for path in copied:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            if new_person:
-                with contextlib.suppress(OSError):
-                    person.rmdir()
-            if isinstance(exc, GalleryError):
-                raise
-            raise GalleryError(f"cannot add photos to {person}: {exc.strerror}") from None
-        self._cache().write(cache)
+        cache_file = self._cache()
+        # One change at a time: another `faces add` waits here, then sees these photos in the cache.
+        with cache_file.locked():
+            # Refresh first, so that photos changed by hand are not taken for the new ones.
+            self.photos(models)
+            cache = cache_file.read()
+            existing = {entry.get("sha256"): key for key, entry in cache.items() if key.startswith(f"{name}/")}
+            added: list[Path] = []
+            copied: list[Path] = []
+            try:
+                for source, entry in checked:
+                    if entry["sha256"] in existing:
+                        added.append(self.folder / existing[entry["sha256"]])
+                        continue
+                    target, written = _copy_atomically(source, person, _gallery_filename(source))
+                    copied.append(target)
+                    if written != entry["sha256"]:  # the encoding would describe another photo
+                        raise GalleryError(f"{source} changed while it was being added; add it again")
+                    key = target.relative_to(self.folder).as_posix()
+                    cache[key] = {**entry, **stat_key(target)}  # the file as written, not the source
+                    existing[entry["sha256"]] = key
+                    added.append(target)
+            except (GalleryError, OSError) as exc:
+                # All or nothing: take back what was copied before the failure.
+                for path in copied:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                if new_person:
+                    with contextlib.suppress(OSError):
+                        person.rmdir()  # fails, as it should, if another add put photos there meanwhile
+                if isinstance(exc, GalleryError):
+                    raise
+                raise GalleryError(f"cannot add photos to {person}: {exc.strerror}") from None
+            cache_file.write(cache)
         log.debug("added %d photo(s) of %s to %s", len(added), name, self.folder)
         return added
 
     def remove(self, name: str) -> int:
-        """Delete a person's folder and photos; returns how many photos went with it."""
-        name = self.resolve_name(name)
+        """Delete a person's folder and photos; returns how many photos went with it. ``name`` is a
+        folder :meth:`people` lists, whatever its name (one made by hand may hold characters that
+        :func:`check_name` refuses), or a name :meth:`resolve_name` accepts; never one outside."""
+        if name not in self.people():
+            name = self.resolve_name(name)
         person = self.folder / name
         if person.is_symlink():
             person.unlink()  # a link made by hand: drop the link, leave what it points to alone
@@ -260,8 +269,10 @@ class Gallery:
                 raise GalleryError(f"cannot remove {person}: {exc.strerror}") from None
         else:
             raise GalleryError(f"there is no {name!r} in the gallery {self.folder}; see: describe-local faces list")
-        cache = self._cache().read()
-        self._cache().write({k: v for k, v in cache.items() if not k.startswith(f"{name}/")})
+        cache_file = self._cache()
+        with cache_file.locked():
+            cache = cache_file.read()
+            cache_file.write({k: v for k, v in cache.items() if not k.startswith(f"{name}/")})
         log.debug("removed %s (%d photos) from %s", name, count, self.folder)
         return count
 
@@ -343,24 +354,44 @@ def _gallery_filename(source: Path) -> str:
     return source.name + suffix_for(source)
 
 
-def _free_path(folder: Path, filename: str) -> Path:
-    """``folder/filename``, or ``stem-2.ext``, ``stem-3.ext``... if that is taken."""
-    name = Path(filename).name.lstrip(".") or "photo.jpg"
-    target = folder / name
-    stem, suffix = target.stem, target.suffix
-    n = 2
-    while target.exists():
-        target = folder / f"{stem}-{n}{suffix}"
-        n += 1
-    return target
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
+def _copy_atomically(source: Path, folder: Path, filename: str) -> tuple[Path, str]:
+    """Copy ``source`` into ``folder`` as ``filename`` or the first free name after it; returns
+    where it went and the SHA-256 of the bytes written, or raises :class:`GalleryError`. The bytes
+    go to a hidden temporary name of this process's own, then appear whole under a name no file
+    had (a hard link fails rather than replace what another ``add`` put there)."""
+    tmp = folder / f".adding-{os.getpid()}-{secrets.token_hex(6)}.tmp"
+    digest = hashlib.sha256()
     try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        with source.open("rb") as src, tmp.open("xb") as dst:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                digest.update(block)
+                dst.write(block)
+        target = _claim_free_name(tmp, folder, filename)
     except OSError as exc:
+        raise GalleryError(f"cannot copy {source} into the gallery: {exc.strerror or exc}") from None
+    finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise GalleryError(f"cannot copy {source} into the gallery: {exc.strerror}") from None
+    return target, digest.hexdigest()
+
+
+def _claim_free_name(tmp: Path, folder: Path, filename: str) -> Path:
+    """Give the finished file ``tmp`` the first free name of ``filename``, ``stem-2.ext``,
+    ``stem-3.ext``... in ``folder``, never over another file."""
+    name = Path(filename).name.lstrip(".") or "photo.jpg"
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for n in range(1, 100_000):
+        target = folder / (name if n == 1 else f"{stem}-{n}{suffix}")
+        try:
+            os.link(tmp, target)
+            return target
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here (some USB disks): claim the name, then move into it
+            try:
+                os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                continue
+            os.replace(tmp, target)
+            return target
+    raise GalleryError(f"no free file name for {filename} in {folder}")

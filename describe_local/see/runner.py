@@ -1,0 +1,84 @@
+"""Run the analysis stages on one photo: concurrently in threads, each within a time budget.
+
+A stage that raises is caught and reported as a one-line error; a stage that
+runs past the budget is abandoned (a thread cannot be killed: it finishes in
+the background and its result is dropped) so that the description goes on.
+The stages overlap for real: torch releases the GIL, Tesseract runs as a child
+process, and dlib runs in a child process of its own.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from describe_local.errors import first_line
+from describe_local.images import Photo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """One stage's result on one photo: its value, or what went wrong, and how long it took."""
+
+    value: Any = None
+    ms: float = 0.0
+    error: str | None = None
+
+
+class StageRunner:
+    """A thread pool for up to ``stages`` stages at once."""
+
+    def __init__(self, stages: int) -> None:
+        # Twice the stages: a stage that ran past its budget still holds its thread
+        # until it ends, and must not make the next photo's stages wait for it.
+        self._pool = cf.ThreadPoolExecutor(max_workers=2 * stages, thread_name_prefix="stage")
+
+    def run(self, functions: dict[str, Callable[[Photo], Any]], photo: Photo, budget_s: float,
+            *, sequential: bool = False) -> dict[str, Outcome]:
+        """Each function's :class:`Outcome` on ``photo``, by name; concurrently unless ``sequential``.
+
+        Concurrent stages share one deadline, ``budget_s`` from now; sequential
+        ones get ``budget_s`` each.
+        """
+        if sequential:
+            return {name: self._wait(self._pool.submit(_timed, name, fn, photo), name, budget_s, budget_s)
+                    for name, fn in functions.items()}
+        futures = {name: self._pool.submit(_timed, name, fn, photo) for name, fn in functions.items()}
+        deadline = time.perf_counter() + budget_s
+        return {name: self._wait(future, name, max(0.0, deadline - time.perf_counter()), budget_s)
+                for name, future in futures.items()}
+
+    def close(self) -> None:
+        """Stop taking work; stages still running finish in the background."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    def _wait(future: cf.Future, name: str, timeout: float, budget_s: float) -> Outcome:
+        try:
+            return future.result(timeout=timeout)
+        except cf.TimeoutError:
+            log.warning("%s stage exceeded its %.0f s budget", name, budget_s)
+            return Outcome(ms=budget_s * 1000, error=f"timed out after {budget_s:g} s")
+
+
+def _timed(name: str, fn: Callable[[Photo], Any], photo: Photo) -> Outcome:
+    """Run one stage; catch its failure so that the others still count."""
+    t0 = time.perf_counter()
+    try:
+        value = fn(photo)
+    except Exception as exc:  # a failing stage must not sink the description
+        # One line for the user; the traceback only when debugging (-vv).
+        log.warning("the %s stage failed: %s", name, first_line(exc))
+        log.debug("the %s stage failed", name, exc_info=True)
+        return Outcome(ms=_ms_since(t0), error=f"{type(exc).__name__}: {first_line(exc)}")
+    return Outcome(value=value, ms=_ms_since(t0))
+
+
+def _ms_since(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
