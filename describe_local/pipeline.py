@@ -247,12 +247,14 @@ class Describer:
         return result
 
     def describe_all(
-        self, sources: Iterable[Path], options: DescribeOptions | None = None
+        self, sources: Iterable[Path], options: DescribeOptions | None = None, *, read: bool = False
     ) -> Iterator[tuple[Path, Description | DescribeLocalError]]:
-        """Describe each photo in turn; a photo that fails yields its error instead."""
+        """Describe (or with ``read``, :meth:`read`) each photo in turn; a photo that fails
+        yields its error instead."""
+        method = self.read if read else self.describe
         for source in sources:
             try:
-                yield source, self.describe(source, options)
+                yield source, method(source, options)
             except DescribeLocalError as exc:
                 yield source, exc
 

@@ -33,6 +33,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "an MP3 per photo. Models load once for all photos. " + OUTPUT_NAMING_HELP + "."
         ),
     )
+    add_output_options(parser)
+    parser.add_argument(
+        "--sequential", action="store_true",
+        help="run caption, faces and text one after another instead of concurrently (for benchmarks)",
+    )
+    add_gallery_option(parser)
+    add_caption_options(parser, "caption model")
+    parser.set_defaults(func=run, read=False)
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``describe`` and ``read`` share: photos, output, language, voice and speed."""
     parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="a photo or a folder of photos")
     parser.add_argument(
         "-o", "--output", type=Path, metavar="OUT",
@@ -45,12 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print one JSON object per photo (JSON lines, always UTF-8: bytes of a file name that "
         'is not UTF-8 are written \\xNN and the field is listed in "escaped")',
     )
-    parser.add_argument("--no-audio", action="store_true", help="print the description only; no MP3")
-    parser.add_argument(
-        "--sequential", action="store_true",
-        help="run caption, faces and text one after another instead of concurrently (for benchmarks)",
-    )
-    add_gallery_option(parser)
+    parser.add_argument("--no-audio", action="store_true", help="print the text only; no MP3")
     parser.add_argument("--lang", metavar="CODE",
                         help=f"language to speak, e.g. es (default: {setting_default('lang')})")
     parser.add_argument("--voice", metavar="KEY", help="voice to speak with, e.g. en_US-joe-medium")
@@ -58,19 +65,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--speed", type=float, metavar="X",
         help="speaking speed: 1 is the voice's own pace, 1.5 is 50%% faster",
     )
-    add_caption_options(parser, "caption model")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from describe_local.pipeline import DescribeOptions, Describer
+    """Describe (or with ``args.read``, read the text of) each photo; the exit code."""
+    from describe_local.pipeline import ANALYSIS_STAGES, DescribeOptions, Describer
 
-    check_beam(args)
+    if not args.read:
+        check_beam(args)
     if args.speed is not None and not 0.25 <= args.speed <= 4:
         raise DescribeLocalError("--speed must be between 0.25 and 4")
     settings = load_settings(
         args, known_faces="gallery", caption_model="caption_model", beam="beam", lang="lang", voice="voice"
     )
+    stages = ("text",) if args.read else ANALYSIS_STAGES
     photos = expand_photos(args.photos)
     if not photos:
         raise ImageError("no photos found in the given folder(s)")
@@ -82,18 +90,18 @@ def run(args: argparse.Namespace) -> int:
         voice=args.voice,
         length_scale=(1.0 / args.speed) if args.speed else None,
         audio=not args.no_audio,
-        sequential=args.sequential,
+        sequential=getattr(args, "sequential", False),
     )
     failures: list[DescribeLocalError] = []
-    with Describer.load(settings, speech=options.audio, progress=progress_printer()) as describer:
-        if not describer.status()["caption"].loaded and not args.json:
+    with Describer.load(settings, stages=stages, speech=options.audio, progress=progress_printer()) as describer:
+        if not args.read and not describer.status()["caption"].loaded and not args.json:
             print(
                 "note: no caption model is installed, so descriptions have no caption; "
                 "install one with `describe-local models pull ofa-tiny` "
                 "(or `describe-local models import FOLDER` offline).",
                 file=sys.stderr,
             )
-        for path, result in describer.describe_all(photos, options):
+        for path, result in describer.describe_all(photos, options, read=args.read):
             if not isinstance(result, DescribeLocalError) and result.mp3 is not None and audio_target:
                 try:
                     result.audio = str(write_mp3(audio_target(path), result.mp3))
