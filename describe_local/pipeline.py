@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from describe_local.errors import DescribeLocalError, ModelNotInstalled
-from describe_local.images import Photo, decode_photo, load_photo
+from describe_local.images import Photo, decode_photo, image_limits, load_photo
 from describe_local.results import Answer, DescribeOptions, Description, StageStatus
 from describe_local.say import audio, compose
 from describe_local.say.plan import LanguageInfo, SpeechPlan, SpeechPlanner
@@ -180,7 +180,7 @@ class Describer:
         """Decode ``source`` with the configured limits (raises :class:`ImageError`)."""
         if isinstance(source, Photo):
             return source
-        limits = {"max_bytes": self.settings.max_image_bytes, "max_pixels": self.settings.max_image_pixels}
+        limits = image_limits(self.settings)
         if isinstance(source, bytes):
             return decode_photo(source, **limits)
         return load_photo(Path(source), **limits)

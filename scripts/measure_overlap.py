@@ -188,13 +188,13 @@ def main() -> int:
     import numpy as np
     import pytesseract
 
-    from describe_local.images import load_photo
+    from describe_local.images import image_limits, load_photo
     from describe_local.see.faces.detect import FaceModels, detect_faces, downscale, encode_faces, find_faces
     from describe_local.see.faces.worker import FaceWorker
     from describe_local.settings import Settings
 
     settings = Settings.load()
-    photo = load_photo(args.photo, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    photo = load_photo(args.photo, **image_limits(settings))
     models = FaceModels.load()
     worker = FaceWorker()
     image, _scale = downscale(photo, settings.face_max_side)

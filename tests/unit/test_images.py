@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from describe_local.errors import ImageError
+from describe_local.errors import ImageError, ImageTooLarge
 from describe_local.images import decode_photo, load_photo
 
 LIMITS = {"max_bytes": 40 * 1024 * 1024, "max_pixels": 100_000_000}
@@ -129,15 +129,50 @@ def test_decompression_bomb_is_refused():
     img = Image.new("L", (10000, 10000))
     data = _encode(img, "PNG", optimize=True)
     assert len(data) < 1_000_000
-    with pytest.raises(ImageError, match="megapixels"):
+    with pytest.raises(ImageTooLarge, match="megapixels") as caught:
         decode_photo(data, max_bytes=LIMITS["max_bytes"], max_pixels=50_000_000)
+    assert caught.value.http_status == 413
 
 
 def test_byte_limit(tmp_path: Path, astronaut):
     path = tmp_path / "big.png"
     path.write_bytes(_encode(astronaut, "PNG"))
-    with pytest.raises(ImageError, match="over the"):
+    with pytest.raises(ImageTooLarge, match="over the"):
         load_photo(path, max_bytes=1000, max_pixels=LIMITS["max_pixels"])
+
+
+def test_long_thin_picture_is_refused_from_its_header():
+    data = _encode(Image.new("L", (2100, 100)), "PNG")
+    with pytest.raises(ImageTooLarge, match="2100x100 pixels is too long and thin"):
+        decode_photo(data, max_aspect=20, **LIMITS)
+    assert decode_photo(data, max_aspect=25, **LIMITS).size == (2100, 100)
+
+
+def test_decode_memory_is_judged_before_decoding(astronaut):
+    data = _encode(astronaut.convert("RGBA"), "PNG")  # 512 x 512 x 4 bytes: about 1 MB decoded
+    with pytest.raises(ImageTooLarge, match="would need about 1 MB to decode, over the 0.5 MB limit"):
+        decode_photo(data, max_decode_mb=0.5, **LIMITS)
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [("PNG", "RGBA"), ("PNG", "I;16"), ("GIF", "P"), ("JPEG", "RGB")])
+def test_large_photo_shrinks_to_the_working_size_as_it_decodes(astronaut, fmt, mode):
+    reference = astronaut.convert("L" if mode == "I;16" else mode)
+    source = Image.fromarray(np.asarray(reference, np.uint16) * 257) if mode == "I;16" else reference
+    photo = decode_photo(_encode(source, fmt), max_side=200, **LIMITS)
+    assert photo.size == (200, 200) and photo.original_size == (512, 512)
+    assert photo.image.mode == "RGB"
+    assert _close_to(photo.image, reference, tol=12.0)
+
+
+def test_shrinking_keeps_the_exif_orientation():
+    arr = np.zeros((40, 60, 3), np.uint8)
+    arr[:, :30] = (255, 0, 0)  # stored: red left, blue right; orientation 6 turns red to the top
+    arr[:, 30:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo = decode_photo(_encode(Image.fromarray(arr), "JPEG", exif=exif.tobytes(), quality=95), max_side=30, **LIMITS)
+    assert photo.size == (20, 30) and photo.original_size == (40, 60)
+    assert photo.array[2, 10, 0] > 200 and photo.array[-3, 10, 2] > 200
 
 
 def test_missing_file(tmp_path: Path):

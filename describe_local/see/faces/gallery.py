@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from describe_local.errors import DescribeLocalError, GalleryError
-from describe_local.images import is_image_path, load_photo, suffix_for
+from describe_local.images import image_limits, is_image_path, load_photo, suffix_for
 from describe_local.see.faces.encodings_cache import CACHE_NAME, EncodingCache, sha256, stat_key
 
 if TYPE_CHECKING:
@@ -324,7 +324,7 @@ class Gallery:
         """Detect and encode the faces in one photo, as a cache entry (without stat fields)."""
         from describe_local.see.faces.detect import find_faces
 
-        photo = load_photo(path, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
+        photo = load_photo(path, **image_limits(self.settings))
         _boxes, encodings = find_faces(models, photo, self.settings.face_max_side, self.settings.face_upsample)
         entry: dict[str, Any] = {"faces": len(encodings), "sha256": sha256(path)}
         if len(encodings) == 1:

@@ -1,0 +1,207 @@
+"""A bounded fuzz run of the photo decoder: a few hundred damaged JPEG, PNG, GIF, TIFF and HEIC
+files, made in memory from the real photos, must each decode to a :class:`Photo` or be refused
+with an :class:`ImageError`: no other exception, no hang, and bounded memory.
+
+The loop runs in a child process (this file run as a script), so that its peak RSS is its own;
+the seed is fixed, so a failure names a case that can be run again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = 20240610
+CASES = 1000
+LIMITS = {"max_bytes": 40 * 1024 * 1024, "max_pixels": 100_000_000}
+HUGE = (0, 1, 255, 4097, 9_999, 30_000, 65_500, 65_535, 100_000, 1_000_000, 90_000_000, 2**31 - 1, 2**32 - 1)
+
+
+def test_damaged_photos_decode_or_are_refused(shared_data: Path):
+    done = subprocess.run(
+        [sys.executable, __file__, str(shared_data)], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["escaped"] == [], report["escaped"][:10]
+    assert report["cases"] == CASES
+    assert report["outcomes"]["photo"] >= 30 and report["outcomes"]["refused"] >= 30, report["outcomes"]
+    assert set(report["formats"]) == {"JPEG", "PNG", "GIF", "TIFF", "HEIF"}, report["formats"]
+    assert report["bad_photos"] == [], report["bad_photos"][:10]
+    assert report["seconds"] < 120, report
+    assert report["maxrss_mb"] < 800, report
+
+
+# -- the child: seeds, mutations, the loop ------------------------------------------------
+
+
+def _seeds(data: Path) -> list[tuple[str, bytes]]:
+    """(format, bytes) of the unmutated files: real JPEG, PNG and TIFF files as they are, and
+    GIF, HEIC, an LZW TIFF and an EXIF-rotated JPEG made from real photos (none are in the data)."""
+    import pillow_heif
+    from PIL import Image
+
+    photos = sorted((data / "captions" / "images").glob("*.jpg"))[:3]
+    seeds = [("JPEG", p.read_bytes()) for p in photos]
+    seeds += [("JPEG", (data / "ocr" / "signs" / "french.jpg").read_bytes())]
+    seeds += [("PNG", (data / "faces" / "photos" / "alex-lacamoire.png").read_bytes())]
+    seeds += [("PNG", (data / "ocr" / "signs" / "example3.png").read_bytes())]
+    seeds += [("TIFF", (data / "ocr" / "pages" / "phototest.tif").read_bytes())]
+    with Image.open(photos[0]) as img:
+        small = img.convert("RGB")
+    small.thumbnail((320, 320))
+
+    def encoded(fmt: str, img, **kw) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **kw)
+        return buf.getvalue()
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    seeds += [("JPEG", encoded("JPEG", small, quality=85, exif=exif.tobytes(), progressive=True))]
+    seeds += [("GIF", encoded("GIF", small.convert("P")))]
+    seeds += [("TIFF", encoded("TIFF", small, compression="tiff_lzw"))]
+    heif = pillow_heif.from_pillow(small)
+    buf = io.BytesIO()
+    heif.save(buf, quality=80)
+    seeds += [("HEIF", buf.getvalue())]
+    return seeds
+
+
+def _bit_flips(rng: random.Random, data: bytearray, _fmt: str, _donors: list[bytes]) -> None:
+    for _ in range(rng.choice((1, 2, 4, 8, 32))):
+        data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+
+
+def _truncate(rng: random.Random, data: bytearray, _fmt: str, _donors: list[bytes]) -> None:
+    del data[rng.randrange(1, len(data)) :]
+
+
+def _splice(rng: random.Random, data: bytearray, _fmt: str, donors: list[bytes]) -> None:
+    """Insert, or write over, a run of bytes taken from another (or the same) file."""
+    donor = rng.choice(donors)
+    start = rng.randrange(len(donor))
+    piece = donor[start : start + rng.randrange(1, 4096)]
+    at = rng.randrange(len(data))
+    if rng.random() < 0.5:
+        data[at:at] = piece
+    else:
+        data[at : at + len(piece)] = piece
+
+
+def _huge_size(rng: random.Random, data: bytearray, fmt: str, _donors: list[bytes]) -> None:
+    """Set the width, the height or both in the header to an extreme value."""
+    fields = _size_fields(bytes(data), fmt)
+    for offset, width_bytes, order in rng.sample(fields, rng.randint(1, len(fields))) if fields else ():
+        value = min(rng.choice(HUGE), 2 ** (8 * width_bytes) - 1)
+        data[offset : offset + width_bytes] = value.to_bytes(width_bytes, order)
+    if fmt == "PNG" and len(data) >= 33:  # a fresh CRC, so that the decoder reads the new size
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+
+
+def _size_fields(data: bytes, fmt: str) -> list[tuple[int, int, str]]:
+    """(offset, size in bytes, byte order) of the header fields that hold the picture's size."""
+    if fmt == "PNG":
+        return [(16, 4, "big"), (20, 4, "big")]
+    if fmt == "GIF":
+        return [(6, 2, "little"), (8, 2, "little")]
+    if fmt == "HEIF":
+        at = data.find(b"ispe")
+        return [(at + 8, 4, "big"), (at + 12, 4, "big")] if at > 0 else []
+    if fmt == "JPEG":
+        at = 2
+        while at + 9 < len(data) and data[at] == 0xFF:
+            marker, length = data[at + 1], int.from_bytes(data[at + 2 : at + 4], "big")
+            if marker in (0xC0, 0xC1, 0xC2):  # a frame header: precision, height, width
+                return [(at + 5, 2, "big"), (at + 7, 2, "big")]
+            at += 2 + length
+        return []
+    if fmt == "TIFF":
+        order = "little" if data[:2] == b"II" else "big"
+        ifd = int.from_bytes(data[4:8], order)
+        found = []
+        for i in range(int.from_bytes(data[ifd : ifd + 2], order)):
+            entry = ifd + 2 + 12 * i
+            tag, kind = (
+                int.from_bytes(data[entry : entry + 2], order),
+                int.from_bytes(data[entry + 2 : entry + 4], order),
+            )
+            if tag in (256, 257):  # ImageWidth, ImageLength: a SHORT or a LONG
+                found.append((entry + 8, 2 if kind == 3 else 4, order))
+        return found
+    return []
+
+
+MUTATIONS: dict[str, Callable[[random.Random, bytearray, str, list[bytes]], None]] = {
+    "bit_flips": _bit_flips, "truncate": _truncate, "splice": _splice, "huge_size": _huge_size,
+}  # fmt: skip
+
+
+def fuzz(data: Path, cases: int = CASES, seed: int = SEED) -> dict:
+    """Decode ``cases`` mutated files; what happened to them, as a JSON-ready report."""
+    import resource
+
+    import numpy as np
+
+    from describe_local.errors import ImageError
+    from describe_local.images import decode_photo
+
+    rng = random.Random(seed)
+    seeds = _seeds(data)
+    donors = [raw for _, raw in seeds]
+    outcomes: Counter[str] = Counter()
+    formats: Counter[str] = Counter()
+    escaped, bad_photos = [], []
+    slowest = (0.0, "")
+    started = time.monotonic()
+    for case in range(cases):
+        # Every seed file meets every mutation in turn; a third of the cases get a second one.
+        index = case % len(seeds)
+        fmt, raw = seeds[index]
+        mutated = bytearray(raw)
+        names = [sorted(MUTATIONS)[case // len(seeds) % len(MUTATIONS)]]
+        if rng.random() < 1 / 3:
+            names.append(rng.choice(sorted(MUTATIONS)))
+        for name in names:
+            MUTATIONS[name](rng, mutated, fmt, donors)
+        label = f"case {case}: seed file {index} ({fmt}), {'+'.join(names)}"
+        began = time.monotonic()
+        try:
+            photo = decode_photo(bytes(mutated), source=f"case{case}", **LIMITS)
+            outcomes["photo"] += 1
+            if photo.image.mode != "RGB" or photo.array.dtype != np.uint8 or photo.array.shape[2] != 3:
+                bad_photos.append(label)
+        except ImageError as exc:
+            outcomes["refused"] += 1
+            if "\n" in str(exc):
+                bad_photos.append(f"{label}: a message of several lines")
+        except Exception as exc:  # what this test looks for
+            escaped.append(f"{label}: {type(exc).__name__}: {exc}"[:300])
+        formats[fmt] += 1
+        slowest = max(slowest, (time.monotonic() - began, label))
+    return {
+        "cases": cases,
+        "outcomes": dict(outcomes),
+        "formats": dict(formats),
+        "escaped": escaped,
+        "bad_photos": bad_photos,
+        "slowest": slowest,
+        "seconds": time.monotonic() - started,
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.ERROR)  # Pillow logs every damaged chunk at debug level
+    sys.stdout.write(json.dumps(fuzz(Path(sys.argv[1]))) + "\n")
