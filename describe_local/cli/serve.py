@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from describe_local.server import create_app
     from describe_local.server.auth import ADMIN, DESCRIBE, TokenStore
+    from describe_local.server.connections import uvicorn_config
     from describe_local.server.logs import keep_names_out_of_logs
 
     settings = load_settings(args, host="host", port="port", known_faces="gallery")
@@ -48,15 +49,17 @@ def run(args: argparse.Namespace) -> int:
 
     debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
     keep_names_out_of_logs(debug)
-    print(f"Serving on http://{settings.host}:{settings.port}/ (models are loading; Ctrl-C stops)", flush=True)
-    sys.stdout.flush()
-    uvicorn.run(
+    config = uvicorn_config(
         create_app(settings),
+        settings,
         host=settings.host,
         port=settings.port,
-        log_config=None,  # keep the CLI's logging set-up
         # uvicorn's access log shows full paths (names, signatures): only when debugging.
         access_log=debug,
         timeout_graceful_shutdown=5,
     )
-    return 0
+    print(f"Serving on http://{settings.host}:{settings.port}/ (models are loading; Ctrl-C stops)", flush=True)
+    sys.stdout.flush()
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1

@@ -25,7 +25,10 @@ from pydantic import BaseModel
 from describe_local import __version__
 from describe_local.errors import DescribeLocalError, ImageError
 from describe_local.server import describe_api, gallery_api
+from describe_local.server.auth import ADMIN
+from describe_local.server.guard import PAGE_CSP, Guard
 from describe_local.server.logs import AccessLog
+from describe_local.server.redact import redact_paths, redact_tree, server_folders
 from describe_local.server.state import ServerState
 from describe_local.settings import Settings
 
@@ -36,15 +39,11 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 SWEEP_EVERY_S = 15.0
+DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")  # fastapi-offline's defaults
 
-# The pages load nothing from anywhere else; /docs has its own, looser policy.
+# The pages load nothing from anywhere else (guard.py adds the other security headers).
 PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": PAGE_CSP,
     "Cache-Control": "no-cache",  # revalidate, so the service worker and browser see updates
 }
 
@@ -69,6 +68,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        gallery_api.clean_staging(settings)  # photos left by a crash during an enrolment
         if state.describer is None:
             state.load_in_background()
         sweeper = asyncio.create_task(_sweep_audio(state))
@@ -92,19 +92,28 @@ def create_app(
     )
     app.state.server = state
     app.add_middleware(AccessLog)
+    # Outermost, around Starlette's error middleware too, so that every response has its headers.
+    inner = app.build_middleware_stack
+    app.build_middleware_stack = lambda: Guard(inner(), settings.allowed_hosts, DOCS_PATHS)  # type: ignore[method-assign]
     _add_error_handlers(app)
     app.include_router(describe_api.router)
     app.include_router(gallery_api.router)
     _add_pages(app)
 
     @app.get("/api/health", response_model=Health)
-    async def health() -> Health:
-        """Readiness (``loading``, ``ready``, ``failed``) and which models are loaded."""
+    async def health(request: Request) -> Health:
+        """Readiness (``loading``, ``ready``, ``failed``) and which models are loaded.
+
+        The details name the server's folders: only with the admin token."""
+        models, error = state.models(), state.load_error
+        if state.gate.role(request.headers.get("authorization"), describe_api.client_address(request)) != ADMIN:
+            folders = server_folders(settings)
+            models, error = redact_tree(models, folders), error and redact_paths(error, folders)
         return Health(
             status=state.status,
             version=__version__,
-            models=state.models(),
-            error=state.load_error,
+            models=models,
+            error=error,
             queue={"pending": state.jobs.pending, "max": state.jobs.max_pending},
             describe_needs_token=settings.require_token_for_describe,
             audio_clips=state.audio.sweep(),
@@ -161,16 +170,19 @@ def _user_message(exc: Exception) -> str:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    async def known_error(_request: Request, exc: Exception) -> Response:
+    async def known_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DescribeLocalError)
         status = exc.http_status
         headers = {}
-        if status == 503 and exc.retry_after:
+        if exc.retry_after:  # 503 busy or loading, 429 too many wrong tokens
             headers["Retry-After"] = str(exc.retry_after)
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         log.info("refused a request: %s %s", status, type(exc).__name__)
-        return JSONResponse({"detail": _user_message(exc)}, status_code=status, headers=headers)
+        message = _user_message(exc)
+        if not getattr(request.state, "admin", False):  # set by the routes that checked the admin token
+            message = redact_paths(message, server_folders(request.app.state.server.settings))
+        return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
     async def validation_error(_request: Request, exc: Exception) -> Response:
         errors = exc.errors() if isinstance(exc, RequestValidationError) else []

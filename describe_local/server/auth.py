@@ -3,7 +3,9 @@
 Each token is made at the first start that needs it, shown once to whoever
 started the server, and only its hash is kept, in ``state_dir/tokens.json``.
 The tokens are 192 random bits, so a plain SHA-256 is enough: a slow password
-hash protects guessable secrets, and these cannot be guessed.
+hash protects guessable secrets, and these cannot be guessed. Guessing is
+still held back (:class:`Gate`): after ``token_failures_per_minute`` wrong
+tokens from one address, that address gets 429 for the rest of the minute.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from describe_local.errors import AuthError, DescribeLocalError
+from describe_local.errors import AuthError, ConfigError, DescribeLocalError, TooManyAttempts
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +93,86 @@ class TokenStore:
         with os.fdopen(fd, "w") as fh:
             json.dump(self.hashes, fh, indent=2)
         os.replace(tmp, self.path)
+
+
+@dataclass
+class AttemptLimiter:
+    """Wrong tokens per client address in a sliding window; at most ``per_window`` are let through."""
+
+    per_window: int
+    window_s: float = 60.0
+    max_clients: int = 10_000  # addresses remembered; the longest quiet are forgotten first
+    clock: Callable[[], float] = time.monotonic
+    _failures: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.per_window < 1:
+            raise ConfigError("token_failures_per_minute must be at least 1")
+
+    def check(self, client: str) -> None:
+        """Raise :class:`TooManyAttempts` while ``client`` has used up its wrong tokens."""
+        with self._lock:
+            recent = self._recent(client, self.clock())
+            if len(recent) < self.per_window:
+                return
+            wait = max(1, math.ceil(recent[0] + self.window_s - self.clock()))
+        raise TooManyAttempts(f"too many wrong tokens; try again in {wait} s", wait)
+
+    def failed(self, client: str) -> None:
+        """Count a wrong token from ``client``."""
+        with self._lock:
+            now = self.clock()
+            recent = self._recent(client, now)
+            recent.append(now)
+            if len(recent) == self.per_window:  # once per lock-out, not per refused guess
+                log.warning("%d wrong tokens from one address in a minute: holding it back", self.per_window)
+            self._failures[client] = recent
+            self._failures.move_to_end(client)
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        recent = self._failures.get(client, deque(maxlen=self.per_window))
+        while recent and recent[0] <= now - self.window_s:
+            recent.popleft()
+        if not recent:
+            self._failures.pop(client, None)
+        return recent
+
+
+@dataclass
+class Gate:
+    """The server's tokens, with a limit on wrong ones per client address."""
+
+    tokens: TokenStore
+    attempts: AttemptLimiter
+
+    def require(self, authorization: str | None, client: str, *roles: str) -> str:
+        """The role of the bearer token in ``authorization``, which must be one of ``roles``.
+
+        Raises :class:`AuthError` (401) for no token or a wrong one, and
+        :class:`TooManyAttempts` (429) once ``client`` has sent too many wrong
+        ones: then even the right token is not tried. No token is not a guess.
+        """
+        token = bearer_token(authorization)
+        if token is not None:
+            self.attempts.check(client)
+        for role in roles:
+            if self.tokens.check(role, token):
+                return role
+        if token is not None:
+            self.attempts.failed(client)
+        self.tokens.require(None, *roles)  # raises the AuthError that names what is needed
+        raise AssertionError("unreachable")
+
+    def role(self, authorization: str | None, client: str) -> str | None:
+        """The role of the token in ``authorization``, or None: no token, a wrong one (counted),
+        or a client held back. Never raises, for endpoints anyone may call."""
+        try:
+            return self.require(authorization, client, ADMIN, DESCRIBE)
+        except (AuthError, TooManyAttempts):
+            return None
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
-from describe_local.errors import AudioGone, NotReady
+from describe_local.errors import AudioGone, BadField, NotReady
 from describe_local.results import DescribeOptions, Findings
-from describe_local.server.auth import ADMIN, DESCRIBE, bearer_token
+from describe_local.server.auth import ADMIN, DESCRIBE
+from describe_local.server.redact import redact_tree, server_folders
 from describe_local.server.state import ServerState
-from describe_local.server.uploads import BadUpload, keep_upload, multipart_schema, parse_form, read_body
+from describe_local.server.uploads import BadUpload, Form, keep_upload, multipart_schema, parse_form, read_body
 
 if TYPE_CHECKING:
     from describe_local.pipeline import Describer
@@ -23,10 +25,17 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api")
 AUDIO_PATH = "/api/audio/{clip_id}.mp3"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+MAX_LANG_CHARS = 35  # the longest language tag worth having
+MAX_VOICE_CHARS = 100  # voice keys are about 25
 
 
 def server_state(request: Request) -> ServerState:
     return request.app.state.server
+
+
+def client_address(request: Request) -> str:
+    """The address of the socket the request came on (never a header the client could choose)."""
+    return request.client.host if request.client else "unknown"
 
 
 def ready_describer(state: ServerState) -> Describer:
@@ -72,8 +81,10 @@ async def describe(
 ) -> DescribeResponse:
     """Describe a photo: text, what was found, and a signed URL of the spoken MP3."""
     settings = state.settings
+    admin = False
     if settings.require_token_for_describe:
-        state.tokens.require(bearer_token(authorization), DESCRIBE, ADMIN)
+        admin = state.gate.require(authorization, client_address(request), DESCRIBE, ADMIN) == ADMIN
+        request.state.admin = admin
     describer = ready_describer(state)
     state.jobs.check_room()  # refuse before reading a large upload
     body = await read_body(
@@ -87,10 +98,15 @@ async def describe(
     photo = photos[0]
     if settings.keep_uploads:
         keep_upload(settings.state_dir, photo.data, photo.filename)
-    options = DescribeOptions(lang=form.text("lang"), voice=form.text("voice"))
+    options = _options(form, describer)
 
     result = await state.jobs.run(describer.describe, photo.data, options)
-    response = DescribeResponse(**result.findings())
+    findings = result.findings()
+    if not admin:  # the stages' messages may name the server's folders
+        folders = server_folders(settings)
+        for key in ("errors", "notes"):
+            findings[key] = redact_tree(findings[key], folders)
+    response = DescribeResponse(**findings)
     if result.mp3:
         clip_id, expires = state.audio.put(result.mp3)
         response.audio_url = state.signer.sign_until(AUDIO_PATH.format(clip_id=clip_id), expires)
@@ -134,6 +150,37 @@ async def audio(
         return Response(status_code=416, headers=headers)
     headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
     return Response(data[start : end + 1], status_code=206, media_type="audio/mpeg", headers=headers)
+
+
+def _options(form: Form, describer: Describer) -> DescribeOptions:
+    """The listener's language and voice, each one the server offers (:class:`BadField`, 422, if not).
+
+    Anything else would be spoken back ("xyz is not available, ...") or looked up on disk."""
+    tags, voices = {"en"}, set()
+    for info in describer.languages():
+        tags.add(info.code.casefold())
+        for voice in info.voices:
+            voices.add(str(voice["key"]))
+            tags.add(str(voice["dialect"]).casefold())
+    lang = _offered(form, "lang", MAX_LANG_CHARS, lambda v: v.replace("-", "_").casefold() in tags)
+    voice = _offered(form, "voice", MAX_VOICE_CHARS, lambda v: v in voices)
+    return DescribeOptions(lang=lang, voice=voice)
+
+
+def _offered(form: Form, name: str, max_chars: int, known: Callable[[str], bool]) -> str | None:
+    """Text field ``name`` when ``known`` accepts it; None when it is absent or blank."""
+    part = form.field(name)
+    if part is None:
+        return None
+    what = "language" if name == "lang" else "voice"
+    if len(part.data) > max_chars:
+        raise BadField(f"the field {name!r} is too long to be a {what}")
+    value = part.data.decode("utf-8", "replace").strip()
+    if not value:
+        return None
+    if not known(value):
+        raise BadField(f"that {what} is not offered by this server; choose one from its list")
+    return value
 
 
 # Some players ask for the size first.

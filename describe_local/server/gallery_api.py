@@ -1,4 +1,10 @@
-"""The known-faces gallery over HTTP: list, add a person with photos, remove. Admin only."""
+"""The known-faces gallery over HTTP: list, add a person with photos, remove. Admin only.
+
+Photos to add are written to a private staging folder, ``state_dir/staging``,
+for as long as the gallery checks and copies them; it is emptied after each
+enrolment, whatever happens, and at every start of the server in case the
+process died in the middle of one.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +21,17 @@ from starlette.concurrency import run_in_threadpool
 
 from describe_local.errors import FacesUnavailable, GalleryError, PersonNotFound
 from describe_local.images import suffix_for
-from describe_local.server.auth import ADMIN, bearer_token
-from describe_local.server.describe_api import ready_describer, server_state
+from describe_local.server.auth import ADMIN
+from describe_local.server.describe_api import client_address, ready_describer, server_state
 from describe_local.server.state import ServerState
 from describe_local.server.uploads import BadUpload, Part, multipart_schema, parse_form, read_body
+from describe_local.settings import Settings
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/gallery")
+STAGING = "staging"  # in state_dir
+LEGACY_STAGING = ".upload-*"  # where earlier versions staged, inside the gallery
 
 
 class Person(BaseModel):
@@ -46,10 +55,12 @@ class RemovedResponse(BaseModel):
 
 
 def require_admin(
+    request: Request,
     state: Annotated[ServerState, Depends(server_state)],
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> ServerState:
-    state.tokens.require(bearer_token(authorization), ADMIN)
+    state.gate.require(authorization, client_address(request), ADMIN)
+    request.state.admin = True  # error bodies may name the server's folders
     return state
 
 
@@ -139,9 +150,10 @@ async def remove_person(name: str, state: AdminState) -> RemovedResponse:
 def _enrol(state: ServerState, name: str, photos: list[Part]) -> int:
     gallery = _gallery(state)
     gallery.folder.mkdir(parents=True, exist_ok=True)
-    # The gallery adds from files. Stage the uploads in a private hidden folder
-    # inside the gallery (which ignores hidden folders): they are headed there anyway.
-    staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=gallery.folder))
+    # The gallery adds from files: stage the uploads, owner-only, where start-up cleans.
+    root = Path(state.settings.state_dir) / STAGING
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="enrol-", dir=root))
     shown: dict[str, str] = {}
     try:
         paths = []
@@ -161,6 +173,19 @@ def _enrol(state: ServerState, name: str, photos: list[Part]) -> int:
         shutil.rmtree(staging, ignore_errors=True)
     _refresh_recognizer(state)
     return len(added)
+
+
+def clean_staging(settings: Settings) -> int:
+    """Delete photos staged for enrolments that never finished (a crash); returns how many folders."""
+    stale = [*(Path(settings.state_dir) / STAGING).glob("*"), *Path(settings.known_faces).glob(LEGACY_STAGING)]
+    for folder in stale:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            folder.unlink(missing_ok=True)
+    if stale:
+        log.warning("deleted %d staging folder(s) left by an enrolment that did not finish", len(stale))
+    return len(stale)
 
 
 def _remove(state: ServerState, name: str) -> int:

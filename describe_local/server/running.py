@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import uvicorn
 from fastapi import FastAPI
 
+from describe_local.server.connections import uvicorn_config
+
 
 @dataclass
 class ServerThread:
@@ -31,7 +33,7 @@ class ServerThread:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="on")
+        config = uvicorn_config(self.app, self.app.state.server.settings)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from describe_local.errors import first_line
 from describe_local.server.audio_store import AudioStore
-from describe_local.server.auth import TokenStore
+from describe_local.server.auth import AttemptLimiter, Gate, TokenStore
 from describe_local.server.jobs import JobQueue
 from describe_local.server.signing import UrlSigner
 from describe_local.settings import Settings
@@ -28,7 +28,7 @@ class ServerState:
     """Everything a request handler needs; one per app."""
 
     settings: Settings
-    tokens: TokenStore
+    gate: Gate
     jobs: JobQueue
     audio: AudioStore
     signer: UrlSigner = field(default_factory=UrlSigner)
@@ -46,7 +46,7 @@ class ServerState:
         """The state of a new app; ``clock`` (Unix seconds) dates signed URLs and audio expiry."""
         return cls(
             settings=settings,
-            tokens=TokenStore.open(settings.state_dir),
+            gate=Gate(TokenStore.open(settings.state_dir), AttemptLimiter(settings.token_failures_per_minute)),
             jobs=JobQueue(max_pending=settings.max_queue, timeout_s=settings.request_timeout_s),
             audio=AudioStore(ttl_s=settings.audio_ttl_s, clock=clock),
             signer=UrlSigner(clock=clock),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from describe_local.errors import BadUpload, UploadTimeout, UploadTooLarge
 
@@ -44,14 +45,18 @@ class Form:
     def files(self, name: str) -> list[Part]:
         return [p for p in self.parts if p.name == name and p.filename is not None]
 
+    def field(self, name: str) -> Part | None:
+        """The first text field (not a file) called ``name``, or None."""
+        return next((p for p in self.parts if p.name == name and p.filename is None), None)
+
     def text(self, name: str) -> str | None:
         """The value of text field ``name`` (the first one), or None."""
-        for p in self.parts:
-            if p.name == name and p.filename is None:
-                if len(p.data) > MAX_FIELD_BYTES:
-                    raise BadUpload(f"the field {name!r} is too long")
-                return p.data.decode("utf-8", "replace").strip() or None
-        return None
+        part = self.field(name)
+        if part is None:
+            return None
+        if len(part.data) > MAX_FIELD_BYTES:
+            raise BadUpload(f"the field {name!r} is too long")
+        return part.data.decode("utf-8", "replace").strip() or None
 
 
 async def read_body(
@@ -68,6 +73,8 @@ async def read_body(
         raise UploadTimeout(
             f"the upload took longer than {timeout_s:g} s; check the connection and try again"
         ) from None
+    except ClientDisconnect:  # the sender hung up, or the connection guard closed it: nobody to answer
+        raise BadUpload("the upload was cut off; send it again") from None
 
 
 async def _read_limited(content_length: str | None, stream: AsyncIterator[bytes], max_bytes: int) -> bytes:

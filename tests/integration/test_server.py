@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from describe_local.pipeline import Describer
 from describe_local.say.audio import decode_audio
 from describe_local.server import create_app
 from describe_local.server.audio_store import AudioStore
@@ -36,41 +35,7 @@ GROUP = "knn_test__obama_and_biden.jpg"  # three faces; the text stage reads it 
 # -- fixtures -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def base_settings(tmp_path_factory: pytest.TempPathFactory, make_settings) -> Settings:
-    return make_settings(tmp_path_factory.mktemp("server"))
-
-
-@pytest.fixture(scope="module")
-def describer(base_settings: Settings, shared_data: Path) -> Iterator[Describer]:
-    """All the real models (no caption model is installed in this store: reported as such)."""
-    with Describer.load(base_settings) as d:
-        yield d
-
-
-@pytest.fixture(scope="module")
-def make_server(
-    base_settings: Settings, describer: Describer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[..., tuple[ServerThread, str]]]:
-    """Start a server with some settings changed; returns it and its admin token.
-
-    With ``describe_token=True`` it returns the token for describing instead.
-    """
-    servers: list[ServerThread] = []
-
-    def make(*, describe_token: bool = False, clock: Callable[[], float] = time.time,
-             **overrides: Any) -> tuple[ServerThread, str]:
-        state_dir = tmp_path_factory.mktemp("state")
-        settings = Settings.load(environ={}, **{**base_settings.as_dict(), "state_dir": state_dir, **overrides})
-        tokens = TokenStore.open(state_dir)
-        token = tokens.reset(DESCRIBE if describe_token else ADMIN)
-        server = ServerThread(create_app(settings, describer, clock=clock)).start()
-        servers.append(server)
-        return server, token
-
-    yield make
-    for server in servers:
-        server.stop()
+# base_settings, describer and make_server: tests/integration/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -424,7 +389,7 @@ def test_gallery_refuses_photos_without_exactly_one_face(
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert message in detail and name in detail  # the user's file name, not a temporary path
-    assert ".upload-" not in detail
+    assert ".upload-" not in detail and "enrol-" not in detail and "staging" not in detail
     assert client.get("/api/gallery/people", headers=admin).json() == {"people": []}
 
 
@@ -440,6 +405,7 @@ def test_gallery_refuses_photos_without_exactly_one_face(
 )
 def test_gallery_refuses_bad_names_and_files(
     client: httpx.Client,
+    server,
     admin: dict,
     shared_data: Path,
     base_settings: Settings,
@@ -458,7 +424,8 @@ def test_gallery_refuses_bad_names_and_files(
     assert message in response.json()["detail"]
     assert client.get("/api/gallery/people", headers=admin).json() == {"people": []}
     # The staged uploads are gone too.
-    assert not list(Path(base_settings.known_faces).glob(".upload-*"))
+    staging = Path(server[0].app.state.server.settings.state_dir) / "staging"
+    assert not list(staging.glob("*")) and not list(Path(base_settings.known_faces).glob(".upload-*"))
 
 
 # -- privacy --------------------------------------------------------------------------------------

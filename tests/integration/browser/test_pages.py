@@ -250,3 +250,41 @@ def test_a_server_that_asks_for_a_token(
     finally:
         context.close()
         server.stop()
+
+
+def test_pages_and_docs_work_under_their_content_security_policy(browser: Any, live_server, shared_data: Path):
+    """The other tests bypass the policy (axe is injected inline); this one keeps it on."""
+    import time
+
+    server, _ = live_server
+    context = browser.new_context(service_workers="block")
+    context.add_init_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+        "(e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));"
+    )
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+
+    def until(script: str) -> None:  # not wait_for_function: the policy forbids its eval
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while not page.evaluate(script):
+            assert time.monotonic() < deadline, script
+            time.sleep(0.1)
+
+    try:
+        for path, ready in [("/docs", ".opblock"), ("/gallery", "#admin-token"), ("/", "#photo")]:
+            page.goto(server.url + path)
+            page.wait_for_selector(ready, state="attached")
+            page.wait_for_load_state("networkidle")
+            assert page.evaluate("window.__csp") == [], path
+        page.set_input_files("#photo", str(shared_data / PHOTOS / "obama_small.jpg"))
+        until("() => document.getElementById('status').textContent.startsWith('Description ready')")
+        page.click("#play")
+        until("() => { const a = document.getElementById('player'); return !a.paused && a.currentTime > 0.2; }")
+        assert page.evaluate("window.__csp") == []
+        # ReDoc renders too; the policy only stops it from fetching its logo from its CDN.
+        page.goto(server.url + "/redoc")
+        page.wait_for_selector("text=Describe a photo", state="attached")
+        assert all(" https://" in v for v in page.evaluate("window.__csp")), page.evaluate("window.__csp")
+    finally:
+        context.close()
