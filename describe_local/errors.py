@@ -205,3 +205,24 @@ class ImageTooLarge(ImageError):
     """A photo over the limits: too many bytes or pixels, too long and thin, or too much memory to decode."""
 
     http_status = 413
+
+
+# -- questions about a photo (appended for issue 11) --------------------------------
+
+
+class PhotoNotKept(DescribeLocalError):
+    """A photo id the server never gave out, for a question or a shared photo."""
+
+    http_status = 404
+
+
+class PhotoGone(DescribeLocalError):
+    """A photo that was kept for questions (or shared) and has expired or been pushed out."""
+
+    http_status = 410
+
+
+class QuestionsUnavailable(DescribeLocalError):
+    """No model loaded on this server answers questions about photos."""
+
+    http_status = 503

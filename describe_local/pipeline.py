@@ -37,7 +37,7 @@ from describe_local.results import Answer, DescribeOptions, Description, StageSt
 from describe_local.say import audio, compose
 from describe_local.say.plan import LanguageInfo, SpeechPlan, SpeechPlanner
 from describe_local.say.speech import Segment, speak_segments
-from describe_local.see import CaptionStage, FaceStage, QuestionAnswerer, TextStage
+from describe_local.see import CaptionStage, FaceStage, QuestionAnswerer, TextStage, quality
 from describe_local.see.faces.watch import GalleryWatch
 from describe_local.see.runner import Outcome, StageRunner
 from describe_local.settings import Settings
@@ -200,6 +200,8 @@ class Describer:
         clock = _Stopwatch()
         with clock.step("decode"):
             photo = self.open_photo(source)
+        with clock.step("quality"):
+            guidance = quality.assess(photo)
         if "faces" in stages and self.faces is not None and self._gallery_watch.changed():
             with clock.step("gallery"):
                 self.reload_gallery()
@@ -224,6 +226,8 @@ class Describer:
             if more_lines:
                 spoken_text = "\n".join(line.text for line in shown)
         text_language = reading.language if reading else None
+        turned = quality.orientation_advice(reading.rotation) if reading is not None and text_found else None
+        guidance += [turned] if turned else []
 
         problems = {stage: "off" if error.startswith(NOT_INSTALLED) else "failed"
                     for stage, error in errors.items() if stage in ANALYSIS_STAGES}
@@ -233,13 +237,14 @@ class Describer:
             else:
                 sentences = compose.compose(caption, people, unknown, spoken_text, text_language,
                                             problems=problems, more_lines=more_lines)
+            sentences = [compose.Sentence("guidance", advice) for advice in guidance] + sentences
         with clock.step("translate"):
             plan = self._plan(sentences, options)
         result = Description(
             path=photo.source, text=plan.text, caption=caption, people=people, unknown_faces=unknown,
             text_found=text_found, text_language=text_language,
             text_lines=reading.lines_as_dicts() if reading is not None else [],
-            language=plan.language, notes=plan.notes, errors=errors,
+            language=plan.language, notes=plan.notes, errors=errors, guidance=guidance,
         )
         if options.audio:
             self._add_audio(result, plan.segments, options, clock, errors)

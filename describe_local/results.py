@@ -36,6 +36,7 @@ class Findings:
     text_language: str | None = None  # ISO 639-1 code of the text found
     text_lines: list[dict[str, Any]] = field(default_factory=list)  # text, box [x0, y0, x1, y1], confidence, block
     language: str = "en"  # the language ``text`` is spoken in
+    guidance: list[str] = field(default_factory=list)  # photo quality advice, spoken first ("The photo is very dark.")
     voice: str | None = None
     notes: list[str] = field(default_factory=list)  # e.g. a fallback to English
     timings_ms: dict[str, float] = field(default_factory=dict)  # per stage, and "total"

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import io
 import logging
+import os
 import signal
 import sys
 import threading
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument("--debug", action="store_const", const=2, dest="verbose",
+                        help="debug logging, with the tracebacks of stages that fail (same as -vv)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMAND_MODULES:
         try:
@@ -61,13 +64,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # The server handles its own signals; every other command cleans up on the way out.
         with contextlib.nullcontext() if args.command == "serve" else _terminate_as_interrupt():
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # here, so that a reader who left is noticed now, not at exit
+            return code
+    except BrokenPipeError:
+        return _reader_left()
     except DescribeLocalError as exc:
-        print(f"describe-local: error: {shown(exc)}", file=sys.stderr)
+        _print_error(f"describe-local: error: {shown(exc)}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("describe-local: interrupted", file=sys.stderr)
+        _print_error("describe-local: interrupted")
         return 130
+
+
+def _reader_left() -> int:
+    """End quietly when the program reading our output stopped (``describe-local languages | head``).
+
+    stdout is pointed at /dev/null first, so that Python's last flush of what is still buffered
+    does not fail again at exit. The exit code is the shell's for a command killed by SIGPIPE.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 128 + 13  # SIGPIPE (signal.SIGPIPE does not exist on Windows)
+
+
+def _print_error(line: str) -> None:
+    """Print ``line`` on stderr, unless stderr itself is gone."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)
 
 
 def _never_fail_to_print() -> None:

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from describe_local.cli._choices import caption_model_given, check_caption_model, check_folders
 from describe_local.cli._common import (
     add_caption_options,
     check_beam,
@@ -55,8 +56,12 @@ def run(args: argparse.Namespace) -> int:
     check_beam(args)
     settings = load_settings(args, caption_model="caption_model", beam="beam")
     audio = not args.no_audio
-    # Checked before any model loads, so that a bad -o costs nothing.
+    # Checked before any model loads, so that a bad -o or model costs nothing.
     target = mp3_namer(args.output, settings.output_dir, [args.photo], "-answer") if audio else None
+    check_folders(args, settings)
+    wanted = caption_model_given(args, settings)
+    if wanted is not None:
+        check_caption_model(wanted, settings.models_dir)
     say = progress_printer()
     with Describer.load(settings, stages=("caption",), speech=audio, progress=say) as describer:
         result = describer.ask(args.photo, args.question, DescribeOptions(audio=audio, lang="en"))

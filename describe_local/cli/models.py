@@ -61,6 +61,8 @@ def _file_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argp
 
         try:
             return command(args)
+        except BrokenPipeError:
+            raise  # the reader of stdout left (`models list | head`): main() ends quietly
         except OSError as exc:
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             problem = f"{exc.strerror or exc}{where}"

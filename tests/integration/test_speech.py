@@ -68,3 +68,53 @@ def test_long_text_is_spoken_in_pieces_cut_at_natural_breaks():
     pieces = split_for_speech(sign, max_chars=100)
     assert all(len(p) <= 100 for p in pieces) and len(pieces) > 5
     assert " ".join(pieces) == sign  # nothing lost, cut only at spaces
+
+
+# -- speed: --speed X makes speech last 1/X as long ------------------------------------------------
+
+SPEED_TEXT = (
+    "A tabby cat curled up in a fluffy white bed. I recognize 2 people: Joe Biden and Barack Obama. "
+    "There was text found in the image as well. It reads: EXIT, Speed limit 50."
+)
+
+
+def _seconds(voice, length_scale: float, runs: int = 2) -> float:
+    """Mean duration over ``runs``: Piper's durations are drawn with noise (a few per cent)."""
+    samples = sum(len(voice.synthesize(SPEED_TEXT, length_scale=length_scale)) for _ in range(runs))
+    return samples / runs / voice.sample_rate
+
+
+def test_speed_is_proportional_to_the_duration_of_speech(joe):
+    from describe_local.say.speech import length_scale_for
+
+    assert length_scale_for(1) == pytest.approx(1.0)
+    normal = _seconds(joe, length_scale_for(1))
+    for speed, tolerance in ((1.5, 0.05), (2, 0.05), (3, 0.05), (0.5, 0.15)):
+        ratio = _seconds(joe, length_scale_for(speed)) / normal
+        assert abs(ratio - 1 / speed) <= tolerance, (speed, ratio)
+
+
+def test_length_scale_for_is_monotonic_and_refuses_nonsense():
+    from describe_local.say.speech import length_scale_for
+
+    scales = [length_scale_for(s) for s in (0.25, 0.5, 1, 1.5, 2, 3, 4)]
+    assert scales == sorted(scales, reverse=True) and all(s > 0 for s in scales)
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            length_scale_for(bad)
+
+
+def test_time_stretch_keeps_the_pitch_and_gives_the_length_asked():
+    from describe_local.say.speech import time_stretch
+
+    rate = 22050
+    tone = (np.sin(2 * np.pi * 220 * np.arange(rate) / rate) * 10000).astype(np.int16)
+    for factor in (0.5, 0.7):
+        out = time_stretch(tone, factor, rate)
+        assert out.dtype == np.int16 and len(out) == round(rate * factor)
+        spectrum = np.abs(np.fft.rfft(out.astype(np.float64)))
+        assert np.argmax(spectrum) * rate / len(out) == pytest.approx(220, abs=3)
+        # WSOLA lines each frame up with the last: the tone keeps its level, without holes.
+        middle = out[len(out) // 4 : 3 * len(out) // 4].astype(np.float64)
+        assert np.sqrt((middle ** 2).mean()) == pytest.approx(10000 / np.sqrt(2), rel=0.1)
+    assert time_stretch(tone, 1.0, rate) is tone

@@ -130,3 +130,80 @@ def test_write_mp3_makes_the_folder_and_leaves_no_temporary_file(tmp_path: Path)
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="cannot write"):
         write_mp3(blocker / "x.mp3", b"data")
+
+
+# -- the listener's command line (issue 11): choices, summary, a reader that leaves ---------------
+
+
+def _rows():
+    from describe_local.say.plan import LanguageInfo
+
+    voice = {"key": "en_US-joe-medium", "dialect": "en_US", "quality": "medium", "default": True}
+    return [LanguageInfo("en", "English", "built in", True, [voice]),
+            LanguageInfo("es", "Spanish", "not installed", False, [])]
+
+
+def test_a_language_is_checked_by_its_base_and_refused_with_the_codes():
+    from describe_local.cli._choices import check_lang
+
+    assert check_lang("es-MX", _rows()).code == "es"
+    assert check_lang("EN", _rows()).code == "en"
+    with pytest.raises(ConfigError, match="'xx' is not a language .* choose one of en, es "):
+        check_lang("xx", _rows())
+
+
+def test_a_voice_is_refused_with_the_installed_ones_and_how_to_pull_a_real_key():
+    from describe_local.cli._choices import check_voice
+    from describe_local.errors import ModelNotInstalled
+
+    assert check_voice("en_US-joe-medium", _rows()).code == "en"
+    with pytest.raises(ConfigError, match="not a voice.*en_US-joe-medium"):
+        check_voice("nonsense", _rows())
+    with pytest.raises(ModelNotInstalled, match="models pull es_MX-ald-medium"):
+        check_voice("es_MX-ald-medium", _rows())
+
+
+def test_only_a_caption_model_asked_for_is_checked(tmp_path: Path):
+    import argparse
+
+    from describe_local.cli._choices import caption_model_given, check_caption_model
+    from describe_local.errors import ModelNotInstalled
+    from describe_local.settings import Settings
+
+    default = Settings.load(environ={})
+    assert caption_model_given(argparse.Namespace(caption_model=None), default) is None
+    assert caption_model_given(argparse.Namespace(caption_model="ofa-base"), default) == "ofa-base"
+    assert caption_model_given(argparse.Namespace(), Settings.load(environ={}, caption_model="x")) == "x"
+    (tmp_path / "mine").mkdir()
+    check_caption_model("mine", tmp_path)  # a name in the store
+    check_caption_model(str(tmp_path / "mine"), tmp_path / "elsewhere")  # a folder
+    for name, words in (("ofa-medium", "models pull ofa-medium"), ("../nowhere", "no such folder"),
+                        ("whatever", "not one describe-local can pull")):
+        with pytest.raises(ModelNotInstalled, match=words):
+            check_caption_model(name, tmp_path)
+
+
+def test_the_closing_summary(capsys):
+    from describe_local.cli.describe import _print_summary
+
+    _print_summary(1, 0, 3.0, read=False)
+    assert capsys.readouterr().err == ""
+    _print_summary(12, 1, 40.8, read=False)
+    assert capsys.readouterr().err == "11 photos described, 1 failed, 3.4 s each on average\n"
+    _print_summary(2, 0, 1.0, read=True)
+    assert capsys.readouterr().err == "2 photos read, 0.5 s each on average\n"
+
+
+def test_a_reader_that_leaves_ends_the_command_quietly(tmp_path: Path, monkeypatch, capsys):
+    """`models list --json | head` once blamed the disk: a broken pipe is no store error."""
+    import io
+
+    from describe_local import cli
+
+    class Gone(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("sys.stdout", Gone())
+    assert cli.main(["models", "--models-dir", str(tmp_path), "list", "--json"]) == 141
+    assert capsys.readouterr().err == ""

@@ -304,3 +304,11 @@ def test_read_speaks_all_the_text_and_nothing_else(settings, describer_for):
     assert "Ada" not in result.text and "dog" not in result.text and result.caption is None
     assert set(result.timings_ms) >= {"text"} and "caption" not in result.timings_ms
     assert describer_for(text=Lines(0)).read(_png(), NO_AUDIO).text == "I found no text in this photo."
+
+
+def test_a_dark_photo_is_said_to_be_dark_first(describer_for):
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (3, 3, 3)).save(buffer, format="PNG")
+    result = describer_for(caption=Caption()).describe(buffer.getvalue(), NO_AUDIO)
+    assert result.guidance == ["The photo is very dark."]
+    assert result.text.startswith("The photo is very dark. A dog on a sofa.")
