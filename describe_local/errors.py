@@ -226,3 +226,12 @@ class QuestionsUnavailable(DescribeLocalError):
     """No model loaded on this server answers questions about photos."""
 
     http_status = 503
+
+
+# -- alt text for web pages (appended for issue 12) ---------------------------------
+
+
+class PageError(DescribeLocalError):
+    """A web page ``alt-text`` cannot read or edit without changing other bytes (its encoding)."""
+
+    http_status = 422

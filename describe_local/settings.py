@@ -130,6 +130,8 @@ class Settings:
     max_connections: int = _within(100, 1, 100_000)
     allowed_hosts: str = ""  # comma-separated Host names to answer (e.g. "describe.home,192.168.1.5"); empty: any
     token_failures_per_minute: int = _within(10, 1, 100_000)  # wrong tokens from one address in a minute before 429
+    ask_ttl_s: int = _within(300, 1, 86_400)  # seconds a described photo stays in memory for questions about it
+    ask_max_photos: int = _within(8, 0, 1000)  # photos kept for questions at once, oldest dropped first; 0: none
 
     @classmethod
     def load(

@@ -17,17 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from describe_local import __version__
 from describe_local.errors import DescribeLocalError, ImageError
-from describe_local.server import describe_api, gallery_api
+from describe_local.server import ask_api, describe_api, gallery_api
 from describe_local.server.auth import ADMIN
 from describe_local.server.guard import PAGE_CSP, Guard
 from describe_local.server.logs import AccessLog
+from describe_local.server.photo_memory import PhotoMemory
 from describe_local.server.redact import redact_paths, redact_tree, server_folders
 from describe_local.server.state import ServerState
 from describe_local.settings import Settings
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 SWEEP_EVERY_S = 15.0
 DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")  # fastapi-offline's defaults
+DOCS_ASSETS = "/static-offline-docs"  # where fastapi-offline serves Swagger UI's files
+# Our theme over Swagger UI's (its greys fail WCAG contrast) and names for its form fields.
+DOCS_HEAD = b'<link rel="stylesheet" href="/static/docs.css">\n<script src="/static/docs.js" defer></script>\n</head>'
 
 # The pages load nothing from anywhere else (guard.py adds the other security headers).
 PAGE_HEADERS = {
@@ -65,6 +70,8 @@ def create_app(
     """The web app. Without ``describer``, the models load in the background at start-up.
     ``clock`` (Unix seconds) dates signed audio URLs; tests pass one they can move."""
     state = ServerState.create(settings, describer, clock)
+    photos = PhotoMemory(ttl_s=settings.ask_ttl_s, max_photos=settings.ask_max_photos, clock=clock)
+    shared = PhotoMemory(ttl_s=ask_api.SHARE_TTL_S, max_photos=max(1, settings.max_queue), clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +83,8 @@ def create_app(
             yield
         finally:
             sweeper.cancel()
+            photos.forget_all()
+            shared.forget_all()
             state.close()
 
     app = FastAPIOffline(
@@ -86,19 +95,26 @@ def create_app(
             "in the picture, as text and as a spoken MP3 at a signed, expiring URL."
         ),
         lifespan=lifespan,
+        docs_url=None,  # our own /docs below: Swagger UI with a theme that passes WCAG contrast
         favicon_url="/static/icons/icon.svg",
+        static_url=DOCS_ASSETS,
         # Swagger UI would send the spec's URL to validator.swagger.io: nothing leaves the machine.
-        swagger_ui_parameters={"validatorUrl": None},
+        # No deep links: in Swagger UI they are links nested in buttons, and tiny targets.
+        swagger_ui_parameters={"validatorUrl": None, "deepLinking": False},
     )
     app.state.server = state
+    app.state.photos = photos  # described photos, for questions (ask_api)
+    app.state.shared = shared  # photos shared to the app, waiting for the page (ask_api)
     app.add_middleware(AccessLog)
     # Outermost, around Starlette's error middleware too, so that every response has its headers.
     inner = app.build_middleware_stack
     app.build_middleware_stack = lambda: Guard(inner(), settings.allowed_hosts, DOCS_PATHS)  # type: ignore[method-assign]
     _add_error_handlers(app)
     app.include_router(describe_api.router)
+    app.include_router(ask_api.router)
     app.include_router(gallery_api.router)
     _add_pages(app)
+    _add_docs(app)
 
     @app.get("/api/health", response_model=Health)
     async def health(request: Request) -> Health:
@@ -157,6 +173,29 @@ def _add_pages(app: FastAPI) -> None:
         page("manifest.webmanifest", "application/manifest+json")
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI from this server (fastapi-offline's files), in English and in our theme."""
+    redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} · API",
+            oauth2_redirect_url=redirect,
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url="/static/icons/icon.svg",
+            swagger_ui_parameters=app.swagger_ui_parameters,
+        )
+        html = bytes(page.body).replace(b"<html>", b'<html lang="en">', 1).replace(b"</head>", DOCS_HEAD, 1)
+        return HTMLResponse(html)
+
+    @app.get(redirect, include_in_schema=False)
+    async def oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
 
 
 def _user_message(exc: Exception) -> str:

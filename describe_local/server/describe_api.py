@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from describe_local.errors import AudioGone, BadField, NotReady
 from describe_local.results import DescribeOptions, Findings
 from describe_local.server.auth import ADMIN, DESCRIBE
+from describe_local.server.photo_memory import PhotoMemory
 from describe_local.server.redact import redact_tree, server_folders
 from describe_local.server.state import ServerState
 from describe_local.server.uploads import BadUpload, Form, keep_upload, multipart_schema, parse_form, read_body
@@ -27,6 +28,23 @@ AUDIO_PATH = "/api/audio/{clip_id}.mp3"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 MAX_LANG_CHARS = 35  # the longest language tag worth having
 MAX_VOICE_CHARS = 100  # voice keys are about 25
+DETAILS = ("short", "detailed")  # the first is the default
+
+
+def photo_memory(request: Request) -> PhotoMemory:
+    """The described photos kept for questions (``app.state.photos``, made by ``create_app``)."""
+    return request.app.state.photos
+
+
+def check_token(request: Request, state: ServerState, authorization: str | None) -> bool:
+    """Whether the request came with the admin token. Where describing needs a token (the
+    ``require_token_for_describe`` setting), one of the two is required: :class:`AuthError` (401)
+    or, after too many wrong ones, :class:`TooManyAttempts` (429)."""
+    if not state.settings.require_token_for_describe:
+        return False
+    admin = state.gate.require(authorization, client_address(request), DESCRIBE, ADMIN) == ADMIN
+    request.state.admin = admin  # the error handler shows paths to the admin only
+    return admin
 
 
 def server_state(request: Request) -> ServerState:
@@ -53,12 +71,16 @@ class DescribeResponse(Findings):
 
     audio_url: str | None = None  # signed URL of the MP3; it expires
     audio_expires: int | None = None  # when audio_url stops working (Unix time)
+    photo_id: str | None = None  # to ask about the photo (POST /api/ask); None where no model answers
+    photo_expires: int | None = None  # when the photo is forgotten (Unix time)
 
 
 _FORM_SCHEMA = multipart_schema(["photo"], {
     "photo": {"type": "string", "format": "binary", "description": "the photo"},
     "lang": {"type": "string", "description": "language to speak, e.g. en, es"},
     "voice": {"type": "string", "description": "voice key, e.g. en_US-joe-medium"},
+    "detail": {"type": "string", "enum": list(DETAILS), "default": DETAILS[0],
+               "description": "short: the first lines of any text; detailed: all the text read"},
 })
 
 
@@ -77,14 +99,15 @@ _FORM_SCHEMA = multipart_schema(["photo"], {
 async def describe(
     request: Request,
     state: Annotated[ServerState, Depends(server_state)],
+    kept: Annotated[PhotoMemory, Depends(photo_memory)],
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> DescribeResponse:
-    """Describe a photo: text, what was found, and a signed URL of the spoken MP3."""
+    """Describe a photo: text, what was found, and a signed URL of the spoken MP3.
+
+    The photo stays in memory for ``ask_ttl_s`` seconds under ``photo_id``, for questions
+    about it (``POST /api/ask``), where a loaded model answers questions."""
     settings = state.settings
-    admin = False
-    if settings.require_token_for_describe:
-        admin = state.gate.require(authorization, client_address(request), DESCRIBE, ADMIN) == ADMIN
-        request.state.admin = admin
+    admin = check_token(request, state, authorization)
     describer = ready_describer(state)
     state.jobs.check_room()  # refuse before reading a large upload
     body = await read_body(
@@ -107,10 +130,9 @@ async def describe(
         for key in ("errors", "notes"):
             findings[key] = redact_tree(findings[key], folders)
     response = DescribeResponse(**findings)
-    if result.mp3:
-        clip_id, expires = state.audio.put(result.mp3)
-        response.audio_url = state.signer.sign_until(AUDIO_PATH.format(clip_id=clip_id), expires)
-        response.audio_expires = expires
+    response.audio_url, response.audio_expires = signed_audio(state, result.mp3)
+    if kept.enabled and kept.answers_questions and describer.status()["caption"].loaded:
+        response.photo_id, response.photo_expires = kept.put(photo.data)
     # Timings only: the text and names stay out of the logs.
     log.info("described a photo in %.0f ms", result.timings_ms.get("total", 0.0))
     return response
@@ -152,10 +174,17 @@ async def audio(
     return Response(data[start : end + 1], status_code=206, media_type="audio/mpeg", headers=headers)
 
 
-def _options(form: Form, describer: Describer) -> DescribeOptions:
-    """The listener's language and voice, each one the server offers (:class:`BadField`, 422, if not).
+def signed_audio(state: ServerState, mp3: bytes | None) -> tuple[str | None, int | None]:
+    """Keep ``mp3`` for ``audio_ttl_s``; its signed URL and expiry time (None, None without audio)."""
+    if not mp3:
+        return None, None
+    clip_id, expires = state.audio.put(mp3)
+    return state.signer.sign_until(AUDIO_PATH.format(clip_id=clip_id), expires), expires
 
-    Anything else would be spoken back ("xyz is not available, ...") or looked up on disk."""
+
+def _options(form: Form, describer: Describer) -> DescribeOptions:
+    """The listener's language, voice and detail, each one the server offers (:class:`BadField`, 422,
+    if not). Anything else would be spoken back ("xyz is not available, ...") or looked up on disk."""
     tags, voices = {"en"}, set()
     for info in describer.languages():
         tags.add(info.code.casefold())
@@ -164,7 +193,8 @@ def _options(form: Form, describer: Describer) -> DescribeOptions:
             tags.add(str(voice["dialect"]).casefold())
     lang = _offered(form, "lang", MAX_LANG_CHARS, lambda v: v.replace("-", "_").casefold() in tags)
     voice = _offered(form, "voice", MAX_VOICE_CHARS, lambda v: v in voices)
-    return DescribeOptions(lang=lang, voice=voice)
+    detail = _offered(form, "detail", max(map(len, DETAILS)), lambda v: v.casefold() in DETAILS) or DETAILS[0]
+    return DescribeOptions(lang=lang, voice=voice, all_text=detail.casefold() == "detailed")
 
 
 def _offered(form: Form, name: str, max_chars: int, known: Callable[[str], bool]) -> str | None:
@@ -172,7 +202,7 @@ def _offered(form: Form, name: str, max_chars: int, known: Callable[[str], bool]
     part = form.field(name)
     if part is None:
         return None
-    what = "language" if name == "lang" else "voice"
+    what = {"lang": "language", "detail": "level of detail (short or detailed)"}.get(name, name)
     if len(part.data) > max_chars:
         raise BadField(f"the field {name!r} is too long to be a {what}")
     value = part.data.decode("utf-8", "replace").strip()

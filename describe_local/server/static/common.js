@@ -8,6 +8,7 @@ const dl = (() => {
   // Clear first, then set on the next frame, so that a screen reader
   // announces a message even when it repeats the previous one. `parts` is a
   // string, or a list of strings and nodes (e.g. a span with its own lang).
+  // Keep it short: the listener cannot pause a live region.
   function announce(parts) {
     const box = statusBox();
     box.textContent = "";
@@ -26,12 +27,30 @@ const dl = (() => {
   function showError(text) {
     const box = errorBox();
     box.textContent = "";
-    requestAnimationFrame(() => { box.textContent = text; });
+    requestAnimationFrame(() => { box.textContent = plainWords(text); });
   }
 
   function clearMessages() {
     statusBox().textContent = "";
     errorBox().textContent = "";
+  }
+
+  // A server message as the listener should read it: without the commands
+  // meant for whoever runs the server ("to fix it: describe-local ...",
+  // "install one with `...`"), which a phone user can do nothing with.
+  function plainWords(text) {
+    let plain = String(text || "").replace(/\s*\((?:to fix it|e\.g\.)[^)]*\)/gi, "");
+    plain = plain.split(/;\s+/).filter((clause) => !/`|describe-local |--[a-z]/.test(clause)).join("; ");
+    return plain.trim();
+  }
+
+  // How many sentences `text` has, for a short announcement.
+  function sentenceCount(text, lang) {
+    if (typeof Intl !== "undefined" && Intl.Segmenter) {
+      const segments = new Intl.Segmenter(lang || "en", { granularity: "sentence" }).segment(text);
+      return Array.from(segments).filter((s) => s.segment.trim()).length;
+    }
+    return (text.match(/[.!?](\s|$)/g) || []).length || 1;
   }
 
   // A sentence for the user from a failed response: the server's own message,
@@ -40,7 +59,7 @@ const dl = (() => {
     let detail = "";
     try {
       const body = await response.json();
-      detail = typeof body.detail === "string" ? body.detail : "";
+      detail = typeof body.detail === "string" ? plainWords(body.detail) : "";
     } catch (_) { /* not JSON */ }
     if (!detail) detail = `The server answered ${response.status} ${response.statusText}.`;
     detail = detail.charAt(0).toUpperCase() + detail.slice(1);
@@ -56,11 +75,17 @@ const dl = (() => {
     return token ? { Authorization: `Bearer ${token}` } : {};
   }
 
+  // The describe page's access token, if this server asks for one.
+  function token() {
+    const input = document.getElementById("token");
+    return input ? input.value.trim() : "";
+  }
+
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", () => {
       navigator.serviceWorker.register("/sw.js").catch(() => { /* the page works without it */ });
     });
   }
 
-  return { announce, inLanguage, showError, clearMessages, errorMessage, authHeaders };
+  return { announce, inLanguage, showError, clearMessages, plainWords, sentenceCount, errorMessage, authHeaders, token };
 })();

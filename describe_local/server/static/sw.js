@@ -1,15 +1,18 @@
 // Service worker: keeps the page itself so that a kiosk opens it even while
 // the network is down. Network first, so an updated server is seen at once;
-// the API and the audio are never cached.
+// the API, the audio and shared photos (POST /share) are never cached.
 "use strict";
 
-const CACHE = "describe-local-v1";
+const CACHE = "describe-local-v2";
 const SHELL = [
   "/",
   "/gallery",
   "/manifest.webmanifest",
   "/static/app.css",
   "/static/common.js",
+  "/static/history.js",
+  "/static/player.js",
+  "/static/ask.js",
   "/static/describe.js",
   "/static/gallery.js",
   "/static/icons/icon.svg",

@@ -33,7 +33,9 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="session")
 def axe_source() -> str:
     if not AXE.is_file():
-        pytest.skip(f"axe-core is not installed at {AXE} (./scripts/setup runs npm ci --prefix tests/integration/browser)")
+        pytest.skip(
+            f"axe-core is not installed at {AXE} (./scripts/setup runs npm ci --prefix tests/integration/browser)"
+        )
     return AXE.read_text()
 
 
