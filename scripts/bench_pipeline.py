@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from describe_local.see.faces.gallery import Gallery  # noqa: E402
 from describe_local.pipeline import DescribeOptions, Describer  # noqa: E402
+from describe_local.see.faces.gallery import Gallery  # noqa: E402
 from describe_local.settings import Settings  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"

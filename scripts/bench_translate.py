@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from describe_local.say import translate  # noqa: E402
 from describe_local.say.compose import compose  # noqa: E402
-from describe_local.settings import Settings  # noqa: E402
 from describe_local.say.speech import bundled_voice_path  # noqa: E402
+from describe_local.settings import Settings  # noqa: E402
 from describe_local.store import ModelStore, import_model  # noqa: E402
 
 LENGTH_RATIO = 1.1

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from describe_local.settings import Settings
 from describe_local.say.voices import VoiceCatalogue
+from describe_local.settings import Settings
 
 TEXT = (
     "A man riding a bike down a street next to a building. "

@@ -14,7 +14,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "describe_local"
 MAX_LINES = 400
-DESCRIBER_API = {"describe", "describe_all", "read", "ask", "reload_gallery", "status", "languages", "close", "open_photo"}
+DESCRIBER_API = {
+    "describe", "describe_all", "read", "ask", "reload_gallery", "status", "languages", "close", "open_photo",
+}
 
 
 def _modules() -> dict[str, Path]:

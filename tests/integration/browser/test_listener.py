@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_pages import TIMEOUT_MS, audit, no_horizontal_scroll, small_targets
 
 from describe_local.say.audio import decode_audio
 from describe_local.settings import Settings
+
+from .test_pages import TIMEOUT_MS, audit, no_horizontal_scroll, small_targets
 
 PHOTOS = "faces/photos"
 GROUP = "knn_test__obama_and_biden.jpg"  # "I see 3 people, but I don't recognize them."

@@ -1,0 +1,298 @@
+"""``describe-local alt-text PATH...``: alt text for images, and for the images of web pages.
+
+- Images and folders of images: one line per image on stdout (JSON lines, or ``--csv``) with
+  ``path``, ``alt``, ``long_description``, ``partial``, ``text_found`` and ``errors``.
+- ``.html`` pages, or folders holding a static site: every ``<img>`` with no ``alt`` gets one
+  (``alt_site.py``), into a copy of the site (``-o DIR``) or the pages themselves
+  (``--in-place``, keeping each changed page's original as ``PAGE.bak``). A summary goes to
+  stderr, and with ``--report FILE`` every page and image as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from describe_local.cli._choices import caption_model_given, check_caption_model, check_folders
+from describe_local.cli._common import (
+    add_caption_options,
+    add_gallery_option,
+    check_beam,
+    expand_photos,
+    json_line,
+    json_safe,
+    load_settings,
+    progress_printer,
+    shown,
+)
+from describe_local.errors import ConfigError, DescribeLocalError, ImageError, ModelNotInstalled, OutputError, PageError
+
+if TYPE_CHECKING:
+    from describe_local.alt_site import PageReport
+    from describe_local.pipeline import Describer
+    from describe_local.say.alt_text import AltText
+
+PROGRESS_FROM = 4  # more images than this show n/N progress on a terminal
+COLUMNS = ("path", "alt", "long_description", "partial", "text_found", "errors")
+NO_CAPTION_NOTE = (
+    "note: no caption model is installed, so alt text is partial (people and text only); install one "
+    "with `describe-local models pull ofa-tiny` (or `describe-local models import FOLDER` offline)."
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from describe_local.say.alt_text import DEFAULT_MAX_CHARS, MAX_CHARS_RANGE
+
+    parser = subparsers.add_parser(
+        "alt-text",
+        help="alt text for images, or fill in the missing alt text of web pages",
+        description=(
+            "Write alt text: one short sentence for a screen reader, with the caption first, a count "
+            "of people and any text that stands out. For images and folders of images, prints one "
+            "line per image. For .html pages or a folder holding a static site, gives every <img> "
+            "that has no alt attribute one (alt=\"\" is kept: it marks a decorative image); remote "
+            "and data: images are skipped, never fetched."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="an image, a folder of images, an .html page, or a folder holding a site")
+    low, high = MAX_CHARS_RANGE
+    parser.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS, metavar="N",
+                        help=f"longest alt text, {low} to {high} (default {DEFAULT_MAX_CHARS})")
+    parser.add_argument("--names", action="store_true",
+                        help="name the known people (by default they are only counted: a public page "
+                        "must not give away who is in your gallery)")
+    parser.add_argument("--csv", action="store_true", help="images: print CSV instead of JSON lines")
+    parser.add_argument("-o", "--output", type=Path, metavar="DIR",
+                        help="pages: write a copy of the site (same tree, other files copied too) into DIR")
+    parser.add_argument("--in-place", action="store_true",
+                        help="pages: change the pages themselves, keeping each changed page's original as PAGE.bak")
+    parser.add_argument("--report", type=Path, metavar="FILE",
+                        help="pages: write every page and image (filled, kept, skipped and why) to FILE as JSON")
+    parser.add_argument("--progress", action="store_true",
+                        help="print n/N as each image starts, on stderr (the default for more than "
+                        f"{PROGRESS_FROM} images when stderr is a terminal)")
+    add_gallery_option(parser)
+    add_caption_options(parser, "caption model")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Alt text for the images or pages in ``args.paths``; the exit code."""
+    from describe_local.alt_site import holds_pages, is_page
+    from describe_local.say.alt_text import MAX_CHARS_RANGE
+
+    check_beam(args)
+    low, high = MAX_CHARS_RANGE
+    if not low <= args.max_chars <= high:
+        raise ConfigError(f"--max-chars {args.max_chars} is out of range: give {low} to {high}")
+    pages = [p for p in args.paths if (p.is_dir() and holds_pages(p)) or (not p.is_dir() and is_page(p))]
+    if pages and len(pages) < len(args.paths):
+        raise ConfigError("give either web pages (.html files or site folders) or images, not both")
+    if pages:
+        if bool(args.output) == bool(args.in_place):
+            raise ConfigError("for web pages, give -o DIR (a copy of the site) or --in-place (with .bak files)")
+        if args.csv:
+            raise ConfigError("--csv is for images; pages get --report FILE")
+        jobs, copies = _page_jobs(pages, args.output)
+    else:
+        if args.output or args.in_place or args.report:
+            raise ConfigError("-o, --in-place and --report are for web pages; images are printed on stdout")
+        photos = expand_photos(args.paths)
+        if not photos:
+            raise ImageError("no images found in the given folder(s)")
+
+    settings = load_settings(args, known_faces="gallery", caption_model="caption_model", beam="beam")
+    check_folders(args, settings)
+    wanted_caption = caption_model_given(args, settings)
+    if wanted_caption is not None:
+        check_caption_model(wanted_caption, settings.models_dir)
+    from describe_local.pipeline import Describer
+
+    with Describer.load(settings, speech=False, progress=progress_printer()) as describer:
+        caption = describer.status()["caption"]
+        if not caption.loaded:
+            if wanted_caption is not None:
+                raise ModelNotInstalled((caption.detail or "no caption model loaded").removeprefix("not installed: "))
+            print(NO_CAPTION_NOTE, file=sys.stderr, flush=True)
+        if pages:
+            return _run_pages(describer, args, jobs, copies)
+        return _run_images(describer, args, photos)
+
+
+# -- images -------------------------------------------------------------------------------------
+
+
+def _run_images(describer: Describer, args: argparse.Namespace, photos: list[Path]) -> int:
+    """One line per image on stdout; the exit code (3 when an image cannot be read)."""
+    writer = csv.writer(sys.stdout, lineterminator="\n") if args.csv else None
+    if writer:
+        writer.writerow(COLUMNS)
+    failures: list[DescribeLocalError] = []
+    started = time.perf_counter()
+    for path, result in _described(describer, _announced(photos, args.progress), args):
+        if isinstance(result, DescribeLocalError):
+            failures.append(result)
+            print(f"describe-local: error: {shown(result)}", file=sys.stderr, flush=True)
+            record = {"path": str(path), "alt": "", "long_description": "", "partial": True, "text_found": None,
+                      "errors": {"decode" if isinstance(result, ImageError) else "describe": shown(result)}}
+        else:
+            (alt, description) = result
+            record = {"path": str(path), "alt": alt.alt, "long_description": alt.long_description,
+                      "partial": alt.partial, "text_found": description.text_found, "errors": description.errors}
+        if writer:
+            errors = "; ".join(f"{k}: {v}" for k, v in record["errors"].items())
+            writer.writerow([shown(record["path"]), record["alt"], record["long_description"],
+                             str(record["partial"]).lower(), record["text_found"] or "", errors])
+        else:
+            print(json_line(record))
+        sys.stdout.flush()
+    if len(photos) > 1:
+        seconds = time.perf_counter() - started
+        print(f"{len(photos) - len(failures)} of {len(photos)} images given alt text, "
+              f"{len(photos) / max(seconds, 1e-9) * 60:.0f} images per minute", file=sys.stderr, flush=True)
+    if not failures:
+        return 0
+    if all(isinstance(f, ImageError) for f in failures):
+        return ImageError.exit_code
+    return max(f.exit_code for f in failures)
+
+
+def _described(describer: Describer, paths: Iterable[Path], args: argparse.Namespace) -> Iterator[tuple[Path, Any]]:
+    """``(path, (AltText, Description))`` per image, or ``(path, error)`` for one that failed."""
+    from describe_local.results import DescribeOptions
+    from describe_local.say.alt_text import alt_text
+
+    for path, result in describer.describe_all(paths, DescribeOptions(audio=False)):
+        if isinstance(result, DescribeLocalError):
+            yield path, result
+        else:
+            yield path, (alt_text(result, args.max_chars, args.names), result)
+
+
+def _announced(paths: list[Path], forced: bool) -> Iterator[Path]:
+    """``paths``, printing ``n/N path`` on stderr as each starts (``--progress``, or a terminal
+    and more than a few)."""
+    show = forced or (len(paths) > PROGRESS_FROM and sys.stderr.isatty())
+    for index, path in enumerate(paths, 1):
+        if show:
+            print(f"{index}/{len(paths)} {shown(path)}", file=sys.stderr, flush=True)
+        yield path
+
+
+# -- pages --------------------------------------------------------------------------------------
+
+
+Job = tuple[Path, Path, Path]  # a page, its site's folder, where it is written
+
+
+def _page_jobs(inputs: list[Path], output: Path | None) -> tuple[list[Job], list[tuple[Path, Path]]]:
+    """``(page, site root, where it goes)`` for each page, and ``(file, target)`` for each other
+    file of a site to copy (with ``-o`` only). Checked before any model loads."""
+    from describe_local.alt_site import is_page, site_files
+
+    jobs: list[Job] = []
+    copies: list[tuple[Path, Path]] = []
+    if output is not None and output.exists() and not output.is_dir():
+        raise OutputError(f"-o {shown(output)} is a file; give a folder")
+    out = output.resolve() if output is not None else None
+    for given in inputs:
+        root = given if given.is_dir() else given.parent
+        if out is not None and (out == root.resolve() or (given.is_dir() and out.is_relative_to(given.resolve()))):
+            raise OutputError(f"-o {shown(output)} is inside {shown(given)}; give a folder outside the site")
+        prefix = Path() if len(inputs) == 1 and given.is_dir() else Path(given.name if given.is_dir() else "")
+        for path in site_files(given) if given.is_dir() else [given]:
+            target = path if out is None else out / prefix / path.relative_to(root)
+            if is_page(path):
+                jobs.append((path, root, target))
+            elif out is not None:
+                copies.append((path, target))
+    targets = [t for _, _, t in jobs] + [t for _, t in copies]
+    if len(set(targets)) < len(targets):
+        raise ConfigError("two of the given pages would be written to the same place; give them one at a time")
+    return jobs, copies
+
+
+def _run_pages(describer: Describer, args: argparse.Namespace, jobs: list[Job],
+               copies: list[tuple[Path, Path]]) -> int:
+    """Plan every page, describe each image once, write the pages and copies; the exit code."""
+    from describe_local.alt_site import copy_atomic, finish_page, plan_page, write_atomic
+
+    plans = [plan_page(page, root) for page, root, _ in jobs]
+    images = list(dict.fromkeys(path for plan in plans for path in plan.images()))
+    described: dict[Path, AltText | str] = {}
+    for path, result in _described(describer, _announced(images, args.progress), args):
+        described[path] = shown(result) if isinstance(result, DescribeLocalError) else result[0]
+    reports: list[PageReport] = []
+    code = 0
+    for plan, (page, _, target) in zip(plans, jobs, strict=True):
+        data, report = finish_page(plan, described)
+        try:
+            if data is not None:
+                if args.in_place:
+                    write_atomic(page.with_name(page.name + ".bak"), plan.raw, like=page)
+                write_atomic(target, data, like=page)
+            elif not args.in_place and plan.error is None:
+                copy_atomic(page, target)
+            report.output = str(target) if plan.error is None else None
+        except OutputError as exc:
+            report.error, code = str(exc), OutputError.exit_code
+        if report.error and not code:
+            code = PageError.exit_code
+        reports.append(report)
+    for source, target in copies:
+        try:
+            copy_atomic(source, target)
+        except OutputError as exc:  # e.g. a full disk: said, and the report still written
+            print(f"describe-local: error: {shown(exc)}", file=sys.stderr)
+            code = OutputError.exit_code
+    _summarise(reports, args.report)
+    return code
+
+
+def _summarise(reports: list[PageReport], report_file: Path | None) -> None:
+    """The closing summary on stderr, and the whole report as JSON in ``report_file``."""
+    from describe_local.alt_site import SKIPPED, write_atomic
+
+    totals = _totals(reports)
+    line = (f"{totals['pages']} page{'s' * (totals['pages'] != 1)}, {totals['changed']} changed: "
+            f"{totals['filled']} image{'s' * (totals['filled'] != 1)} given alt text")
+    if totals["partial"]:
+        line += f" ({totals['partial']} partial)"
+    line += f", {totals['kept']} kept, {totals['decorative']} decorative, {totals['skipped']} skipped"
+    reasons = totals["skipped_because"]
+    if reasons:
+        line += " (" + ", ".join(f"{n} {why}" for why, n in reasons.items()) + ")"
+    print(line, file=sys.stderr)
+    for report in reports:
+        if report.error:
+            print(f"describe-local: error: {shown(report.page)}: {shown(report.error)}", file=sys.stderr)
+        for image in report.images:
+            if image.status == SKIPPED and image.reason != "remote image (not fetched)":
+                print(f"  skipped {shown(report.page)}:{image.line} {shown(image.src)}: {image.reason}",
+                      file=sys.stderr)
+    sys.stderr.flush()
+    if report_file is not None:
+        body = {"pages": [dataclasses.asdict(r) for r in reports], "totals": totals}
+        write_atomic(report_file, (json.dumps(json_safe(body), ensure_ascii=False, indent=2) + "\n").encode())
+
+
+def _totals(reports: list[PageReport]) -> dict[str, Any]:
+    counts: dict[str, Any] = {"pages": len(reports), "changed": sum(r.changed for r in reports),
+                              "filled": 0, "partial": 0, "kept": 0, "decorative": 0, "skipped": 0}
+    because: dict[str, int] = {}
+    for report in reports:
+        for image in report.images:
+            counts[image.status] += 1
+            counts["partial"] += image.status == "filled" and image.partial
+            if image.status == "skipped":
+                because[image.reason or "?"] = because.get(image.reason or "?", 0) + 1
+    counts["skipped_because"] = because
+    return counts
