@@ -235,3 +235,13 @@ class PageError(DescribeLocalError):
     """A web page ``alt-text`` cannot read or edit without changing other bytes (its encoding)."""
 
     http_status = 422
+
+
+# -- video (appended for issue 13) ---------------------------------------------------
+
+
+class VideoError(DescribeLocalError):
+    """A file that is not a video we can describe: not a video, no picture, damaged or truncated throughout."""
+
+    exit_code = 3
+    http_status = 415

@@ -22,7 +22,9 @@ from collections.abc import Iterator, Sequence
 from describe_local import __version__
 from describe_local.errors import DescribeLocalError
 
-SUBCOMMAND_MODULES = ("describe", "read", "ask", "alt_text", "faces", "models", "languages", "serve")
+SUBCOMMAND_MODULES = (
+    "describe", "read", "ask", "alt_text", "faces", "models", "convert", "languages", "serve", "video",
+)
 
 log = logging.getLogger("describe_local")
 

@@ -1,0 +1,172 @@
+"""What to say about each shot, and where it fits between the lines of dialogue (pure logic).
+
+In: the describer's findings per shot (caption, people, text read) and the gaps in the speech.
+Out: :class:`Line` (what a shot wants said, in a full and a short form) and, from
+:class:`Placer`, a :class:`Cue` (when it is said, how fast) or ``None`` (it did not fit: reported).
+
+Fitting, in order: the full text at the voice's pace, the short text, then the short text faster,
+up to ``max_speed``. A line may start a little before its shot (``LEAD_S``, over a cut) and as late
+as ``LATE_S`` after its shot ended, never before the previous cue ended.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+LEAD_S = 0.5  # a line may begin this much before its shot
+LATE_S = 1.5  # ... and as late as this after its shot ended
+BREATH_S = 0.2  # silence kept between two cues
+MAX_SPEED = 1.5  # the fastest narration (1: the voice's own pace)
+
+Interval = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What the describer found in one shot's picture (a subset of ``results.Description``)."""
+
+    caption: str | None = None
+    people: tuple[str, ...] = ()
+    unknown_faces: int = 0
+    text_found: str | None = None
+    spoken: str = ""  # the describer's own sentence(s), in the listener's language
+    language: str = "en"
+
+    def key(self) -> tuple[object, ...]:
+        """What makes two shots "say the same thing"."""
+        text = re.sub(r"\s+", " ", (self.text_found or "").strip().lower())
+        return (self.caption or "").strip().lower(), frozenset(self.people), self.unknown_faces > 0, text
+
+
+@dataclass
+class Line:
+    """What one shot (or run of shots saying the same) wants said, and the time it belongs to."""
+
+    start: float
+    end: float
+    full: str
+    short: str
+    durations: dict[str, float] = field(default_factory=dict)  # text -> seconds at speed 1, once spoken
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A narration placed on the timeline."""
+
+    start: float
+    end: float
+    text: str
+    speed: float  # 1: the voice's own pace
+    overlaps: bool = False  # spoken over dialogue (only with --allow-overlap)
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """Whether two shots' keys say the same thing: the text read may differ by OCR noise ("@" for "©")."""
+    return a[:-1] == b[:-1] and difflib.SequenceMatcher(None, str(a[-1]), str(b[-1])).ratio() >= 0.9
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text`` (all of it when it has one)."""
+    parts = re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)
+    return parts[0] if parts else ""
+
+
+def _sentence(text: str) -> str:
+    text = text.strip().rstrip(".")
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
+def _names(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+class Writer:
+    """Turns each shot's findings into a :class:`Line`, merging repeats and introducing people once."""
+
+    def __init__(self) -> None:
+        self._last_key: tuple[object, ...] | None = None
+        self.introduced: set[str] = set()
+
+    def line(self, start: float, end: float, found: Findings) -> Line | None:
+        """The line for a shot from ``start`` to ``end``, or ``None`` when it says nothing new
+        (nothing found, or the same as the shot before)."""
+        key = found.key()
+        if self._last_key is not None and _same(key, self._last_key):
+            return None
+        self._last_key = key
+        if found.language != "en":
+            # The describer translated its own sentences; names in them cannot be picked out.
+            full = found.spoken.strip()
+            return Line(start, end, full, first_sentence(full)) if full else None
+        parts = []
+        if found.caption:
+            parts.append(_sentence(found.caption))
+        new = [name for name in found.people if name not in self.introduced]
+        self.introduced.update(found.people)
+        if new:
+            parts.append(_sentence(_names(new)))
+        elif not found.caption and not found.people and found.unknown_faces:
+            parts.append("A person." if found.unknown_faces == 1 else f"{found.unknown_faces} people.")
+        short = parts[0] if parts else ""
+        if found.text_found:
+            shown = re.sub(r"\s+", " ", found.text_found).strip()
+            parts.append(_sentence(f"On screen: {shown}"))
+            # Without a caption or names, the short form is the text's first line.
+            first = found.text_found.strip().splitlines()[0].strip()
+            short = short or _sentence(f"On screen: {first}")
+        if not parts:
+            return None
+        return Line(start, end, " ".join(parts), short)
+
+
+class Placer:
+    """Places lines, in order, in the gaps of the dialogue (greedy: each as early as it fits)."""
+
+    def __init__(self, gaps: Sequence[Interval], *, max_speed: float = MAX_SPEED,
+                 allow_overlap: bool = False) -> None:
+        self.gaps = sorted(gaps)
+        self.max_speed = max_speed
+        self.allow_overlap = allow_overlap
+        self._free_from = 0.0
+
+    def variants(self, line: Line) -> list[tuple[str, float]]:
+        """(text, speed) to try, best first: full, short, then the short one as fast as allowed."""
+        out = [(line.full, 1.0)]
+        if line.short and line.short != line.full:
+            out.append((line.short, 1.0))
+        out.append((line.short or line.full, self.max_speed))
+        return out
+
+    def place(self, line: Line) -> Cue | None:
+        """The cue for ``line`` (its ``durations`` must hold each text's length at speed 1), or
+        ``None`` when it fits in no gap near its shot (always a cue with ``allow_overlap``)."""
+        earliest = max(line.start - LEAD_S, self._free_from, 0.0)
+        latest = line.end + LATE_S
+        for a, b in self.gaps:
+            if b <= earliest or a >= latest:
+                continue
+            start = max(a, earliest)
+            for text, speed in self.variants(line):
+                length = line.durations[text] / speed
+                if start + length <= b:
+                    return self._taken(Cue(start, start + length, text, speed))
+            if a > latest:
+                break
+        if not self.allow_overlap:
+            return None
+        start = max(line.start, self._free_from)
+        text, speed = self.variants(line)[-1]
+        length = line.durations[text] / speed
+        return self._taken(Cue(start, start + length, text, speed, overlaps=True))
+
+    def _taken(self, cue: Cue) -> Cue:
+        self._free_from = cue.end + BREATH_S
+        return cue
+
+
+def overlap_s(cues: Sequence[Cue], speech: Sequence[Interval]) -> float:
+    """Seconds of narration that fall on speech (0 when every cue is in a gap)."""
+    return sum(max(0.0, min(c.end, b) - max(c.start, a)) for c in cues for a, b in speech)

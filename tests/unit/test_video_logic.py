@@ -1,0 +1,202 @@
+"""Pure logic of ``describe-local video``: cuts, speech intervals, wording, placement, ducking, files."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from describe_local.video import mux, narration, outputs, shots, vad
+from describe_local.video.frames import display_size
+from describe_local.video.narration import Cue, Findings, Line, Placer, Writer
+
+
+def parse_vtt(text: str) -> list[tuple[float, float, str]]:
+    """A strict little WebVTT reader: the header, then cues with increasing, well-formed timings."""
+    blocks = text.strip().split("\n\n")
+    assert blocks[0].splitlines()[0] == "WEBVTT"
+    cues = []
+
+    def seconds(stamp: str) -> float:
+        h, m, s = stamp.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+
+    for block in blocks[1:]:
+        lines = block.splitlines()
+        timing = next(i for i, line in enumerate(lines) if "-->" in line)
+        start, end = (seconds(part.strip()) for part in lines[timing].split("-->"))
+        assert end > start
+        assert not cues or start >= cues[-1][1], "cues must not overlap or go back in time"
+        cues.append((start, end, " ".join(lines[timing + 1 :])))
+    return cues
+
+
+# -- shots -----------------------------------------------------------------------------------------
+
+
+def _frames(pattern: list[float], fps: float = 25.0, shape: tuple[int, int] = (18, 32)):
+    """(time, grey) pairs: each value in ``pattern`` is a flat frame's level, with a little texture."""
+    rng = np.random.default_rng(0)
+    texture = rng.normal(0, 3, shape).astype(np.float32)
+    return [(i / fps, np.clip(level + (texture if level > 0 else 0), 0, 255)) for i, level in enumerate(pattern)]
+
+
+def test_a_hard_cut_is_found_where_the_picture_changes():
+    frames = _frames([60.0] * 50 + [200.0] * 50)
+    assert shots.cut_times(frames) == [pytest.approx(2.0)]
+
+
+def test_a_fade_through_black_is_one_cut_inside_the_black_and_fading_from_black_at_the_start_is_none():
+    fade_out = list(np.linspace(100, 0, 10))
+    fade_in = list(np.linspace(0, 100, 10))
+    pattern = [0.0] * 20 + fade_in + [100.0] * 40 + fade_out + [0.0] * 20 + fade_in + [100.0] * 40
+    cuts = shots.cut_times(_frames(pattern))
+    assert len(cuts) == 1
+    dark_start, dark_end = (20 + 10 + 40 + 9) / 25, (20 + 10 + 40 + 10 + 20 + 1) / 25
+    assert dark_start < cuts[0] < dark_end
+
+
+def test_slow_change_and_motion_are_not_cuts():
+    assert shots.cut_times(_frames(list(np.linspace(50, 200, 100)))) == []
+
+
+def test_cuts_closer_than_the_shortest_shot_are_one():
+    assert len(shots.cut_times(_frames([60.0] * 30 + [200.0] * 3 + [60.0] * 30))) == 1
+
+
+def test_sharpness_prefers_detail():
+    rng = np.random.default_rng(1)
+    sharp = rng.uniform(0, 255, (40, 40)).astype(np.float32)
+    assert shots.sharpness(sharp) > shots.sharpness(np.full((40, 40), 128, np.float32))
+
+
+def test_display_size_applies_the_sample_aspect_ratio_then_the_rotation():
+    assert display_size(704, 576, Fraction(16, 11), 0) == (1024, 576)
+    assert display_size(1280, 544, Fraction(1), 90) == (544, 1280)
+
+
+# -- speech --------------------------------------------------------------------------------------------
+
+
+def test_speech_segments_bridge_short_pauses_drop_short_bursts_and_pad():
+    w = vad.WINDOW_S
+    probs = [0.9] * 20 + [0.1] * 5 + [0.9] * 20 + [0.1] * 40 + [0.9] * 3 + [0.1] * 40
+    segments = vad.speech_segments(probs)
+    assert len(segments) == 1  # the 0.16 s pause is bridged, the 0.1 s burst dropped
+    assert segments[0][0] == 0.0 and segments[0][1] == pytest.approx(45 * w + vad.PAD_S)
+
+
+def test_gaps_are_the_complement_of_speech():
+    assert vad.gaps([(1.0, 2.0), (1.5, 3.0), (5.0, 6.0)], 8.0) == [(0.0, 1.0), (3.0, 5.0), (6.0, 8.0)]
+    assert vad.gaps([], 4.0) == [(0.0, 4.0)]
+
+
+# -- wording -------------------------------------------------------------------------------------------
+
+
+def test_repeats_are_merged_and_people_introduced_once():
+    writer = Writer()
+    first = writer.line(0, 3, Findings(caption="a woman at a desk", people=("Ada",)))
+    assert first is not None and first.full == "A woman at a desk. Ada."
+    assert writer.line(3, 5, Findings(caption="a woman at a desk", people=("Ada",))) is None
+    later = writer.line(5, 8, Findings(caption="a woman by a window", people=("Ada", "Bo")))
+    assert later is not None and later.full == "A woman by a window. Bo."
+    assert writer.line(8, 9, Findings()) is None  # nothing found: nothing said
+    writer.line(9, 10, Findings(text_found="Copyright @ 2013 Brandon Castellano"))
+    assert writer.line(10, 12, Findings(text_found="Copyright 0 2013 Brandon Castellano")) is None  # OCR noise
+
+
+def test_text_on_screen_has_a_short_form_of_its_first_line():
+    line = Writer().line(0, 3, Findings(text_found="SEND SPIKE\nSpike sent\nOffline"))
+    assert line is not None
+    assert line.full == "On screen: SEND SPIKE Spike sent Offline."
+    assert line.short == "On screen: SEND SPIKE."
+
+
+def test_a_translated_description_is_used_as_it_is():
+    line = Writer().line(0, 3, Findings(caption="x", spoken="Una mujer. Texto: SALIDA.", language="es"))
+    assert line is not None and line.full == "Una mujer. Texto: SALIDA." and line.short == "Una mujer."
+
+
+# -- placement -----------------------------------------------------------------------------------------
+
+
+def _line(start, end, full, full_s, short="", short_s=0.0):
+    line = Line(start, end, full, short or full)
+    line.durations = {full: full_s, short or full: short_s or full_s}
+    return line
+
+
+def test_a_line_goes_in_the_first_gap_near_its_shot_and_never_on_speech():
+    placer = Placer([(0.0, 1.0), (4.0, 9.0)])
+    cue = placer.place(_line(3.0, 6.0, "A room.", 2.0))
+    assert cue == Cue(4.0, 6.0, "A room.", 1.0)
+    assert narration.overlap_s([cue], [(1.0, 4.0), (9.0, 12.0)]) == 0
+
+
+def test_too_long_text_is_shortened_then_sped_up_then_dropped():
+    placer = Placer([(0.0, 2.0), (10.0, 11.2), (20.0, 20.5)], max_speed=1.5)
+    assert placer.place(_line(0, 3, "Long.", 3.0, "Short.", 1.5)).text == "Short."
+    sped = placer.place(_line(10, 12, "Long.", 3.0, "Short.", 1.6))
+    assert sped.text == "Short." and sped.speed == 1.5
+    assert placer.place(_line(20, 21, "Long.", 3.0, "Short.", 2.0)) is None
+
+
+def test_allow_overlap_places_what_does_not_fit_at_its_shot():
+    cue = Placer([], allow_overlap=True).place(_line(5, 8, "Long.", 3.0))
+    assert cue.start == 5 and cue.overlaps
+
+
+def test_cues_do_not_overlap_each_other():
+    placer = Placer([(0.0, 20.0)])
+    a = placer.place(_line(0, 1, "One.", 2.0))
+    b = placer.place(_line(1, 2, "Two.", 2.0))
+    assert b.start >= a.end + narration.BREATH_S
+
+
+# -- sound and files -------------------------------------------------------------------------------------
+
+
+def test_ducking_lowers_the_original_under_narration_with_ramps():
+    times = np.array([0.0, 0.9, 1.5, 2.1, 5.0])
+    gain = mux.duck_gain(times, [(1.0, 2.0)])
+    assert gain[0] == 1 and gain[-1] == 1 and gain[2] == pytest.approx(mux.DUCK_GAIN)
+    assert mux.DUCK_GAIN < gain[1] < 1 and mux.DUCK_GAIN < gain[3] < 1
+
+
+def test_webvtt_round_trips_through_a_parser():
+    cues = [Cue(1.0, 2.5, "A room.", 1.0), Cue(3661.25, 3663.0, "Text --> arrow\nand more.", 1.0)]
+    text = outputs.webvtt(cues)
+    assert outputs.timestamp(3661.25) == "01:01:01.250"
+    assert parse_vtt(text) == [(1.0, 2.5, "A room."), (3661.25, 3663.0, "Text -> arrow and more.")]
+
+
+def test_html_page_has_the_descriptions_track_and_an_escaped_transcript():
+    page = outputs.html_page("x", "x.described.mp4", "x.described.vtt", "x.narration.m4a", "en",
+                             [Cue(1, 2, "<b>EXIT</b>", 1.0)], [(4.0, "Missed.")])
+    assert '<track kind="descriptions" src="x.described.vtt"' in page
+    assert "&lt;b&gt;EXIT&lt;/b&gt;" in page and "Missed." in page
+
+
+def test_output_set_renames_all_at_the_end_or_leaves_nothing(tmp_path: Path):
+    with outputs.OutputSet(tmp_path) as files:
+        files.temp("a.vtt").write_text("x")
+        files.temp("b.html").write_text("y")
+        assert list(tmp_path.glob("[ab].*")) == []
+        files.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vtt", "b.html"]
+    with pytest.raises(RuntimeError), outputs.OutputSet(tmp_path) as files:
+        files.temp("c.vtt").write_text("x")
+        raise RuntimeError("failed half way")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vtt", "b.html"]
+
+
+def test_clip_store_mixes_only_the_part_of_a_clip_in_the_chunk():
+    store = mux.ClipStore(1000)
+    store.add(1.0, np.full(500, 16384, np.int16))
+    chunk = np.zeros((1000, 1), np.float32)
+    store.mix_into(chunk, 1.2, 1000)
+    assert chunk[:300].min() == pytest.approx(0.5) and chunk[301:].max() == 0
+    store.close()
