@@ -261,3 +261,42 @@ def piper_voice_problem(onnx: Path) -> str | None:
     if onnx.stat().st_size < PIPER_MIN_BYTES:
         return f"{onnx.name} is too small to be a voice model"
     return None
+
+
+# -- OFA exported to ONNX (``describe-local convert``; issue 15) -------------------------------
+#
+# ``onnx/`` inside an OFA folder: the image + prompt encoder and one decoder step as two
+# graphs, the shared token embeddings as a NumPy array (memory-mapped by the runtime, so
+# the rows a caption never uses are never read), and a manifest with every file's sha256
+# and what the runtime needs to know without importing torch (task settings, special ids).
+
+OFA_ONNX_DIR = "onnx"
+OFA_ONNX_MANIFEST = f"{OFA_ONNX_DIR}/manifest.json"
+OFA_ONNX_ENCODER = "encoder"  # + OFA_ONNX_SUFFIXES[precision]
+OFA_ONNX_DECODER = "decoder_step"
+OFA_ONNX_EMBEDDINGS = f"{OFA_ONNX_DIR}/embed_tokens.npy"
+OFA_ONNX_SUFFIXES = {"fp32": ".onnx", "int8": ".int8.onnx"}
+
+
+def ofa_onnx_graph(name: str, precision: str = "fp32") -> str:
+    """The folder-relative path of graph ``name`` (encoder / decoder_step) at ``precision``."""
+    return f"{OFA_ONNX_DIR}/{name}{OFA_ONNX_SUFFIXES[precision]}"
+
+
+def ofa_onnx_precisions(folder: Path) -> list[str]:
+    """The precisions whose graphs the manifest of ``folder`` lists and that are on disk."""
+    manifest = read_json_object(Path(folder) / OFA_ONNX_MANIFEST)
+    files = manifest.get("files") if manifest else None
+    if not isinstance(files, dict) or not (Path(folder) / OFA_ONNX_EMBEDDINGS).is_file():
+        return []
+    found = []
+    for precision in OFA_ONNX_SUFFIXES:
+        graphs = [ofa_onnx_graph(name, precision) for name in (OFA_ONNX_ENCODER, OFA_ONNX_DECODER)]
+        if all(g in files and (Path(folder) / g).is_file() for g in graphs):
+            found.append(precision)
+    return found
+
+
+def has_ofa_onnx(folder: Path) -> bool:
+    """Whether ``folder`` is an OFA folder with exported ONNX graphs the ONNX backend can run."""
+    return is_ofa_folder(folder) and bool(ofa_onnx_precisions(folder))

@@ -42,6 +42,7 @@ _BACKENDS: dict[str, Backend] = {}
 # Modules that register backends when imported; imported lazily so that the
 # pipeline does not pay for torch or transformers until a caption model exists.
 _BACKEND_MODULES = (
+    "describe_local.see.caption.onnx_backend",  # first: a converted OFA folder runs without torch
     "describe_local.see.caption.ofa_backend",
     "describe_local.see.caption.transformers_backend",
 )
