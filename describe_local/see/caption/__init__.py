@@ -54,14 +54,17 @@ def register_backend(backend: Backend) -> None:
 
 
 def backends() -> dict[str, Backend]:
-    """The registered backends by name, importing the built-in ones first."""
+    """The registered backends by name, importing the built-in ones first, in the order they are
+    tried: the built-in ones as ``_BACKEND_MODULES`` lists them (whatever imported one first), then others."""
     for module in _BACKEND_MODULES:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name != module:  # a backend's own dependency is missing
                 log.debug("caption backend %s unavailable: %s", module, exc)
-    return dict(_BACKENDS)
+    rank = {module: i for i, module in enumerate(_BACKEND_MODULES)}
+    ordered = sorted(_BACKENDS.values(), key=lambda b: rank.get(b.load.__module__, len(rank)))
+    return {backend.name: backend for backend in ordered}
 
 
 def resolve_model_folder(name_or_folder: str, models_dir: Path) -> Path:
