@@ -1,0 +1,367 @@
+"""PP-OCR on ONNX Runtime: PP-OCRv4 detection (DBNet) and recognition, the v2 direction classifier.
+
+The three ONNX files ship inside the ``rapidocr-onnxruntime`` wheel; this
+module runs them itself rather than through ``RapidOCR``, because the stage
+needs what that class hides: a detection resolution chosen per photo and
+tiles (``detect.py``), curved lines, the recognizer's per-character positions
+(for word boxes and for the spaces the model leaves out), one direction for
+all the lines of a photo, and sessions with few threads.
+
+In: the photo as a BGR array. Out: :class:`RawLine` objects, each a line
+read, with its corners in the photo's pixels in the text's own frame.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from describe_local.errors import OcrNotInstalled
+from describe_local.see.text.detect import Region
+
+log = logging.getLogger(__name__)
+
+DET_MODEL = "ch_PP-OCRv4_det_infer.onnx"
+REC_MODEL = "ch_PP-OCRv4_rec_infer.onnx"
+CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+
+REC_HEIGHT = 48
+# PaddleOCR pads every line to at least 320 px wide; 192 read the same phrases
+# on ocr/scenes for a sixth less time (short lines like '9.90' are most of a receipt).
+REC_MIN_RATIO = 192 / 48
+REC_MAX_RATIO = 40.0  # longer lines are squeezed: bounds the work a single crop can cost
+REC_BATCH = 6
+# Columns per batch at most: 6 lines 480 wide took 123 MB, 3 lines 960 wide 135 MB (SVTR attends across the width).
+REC_BATCH_WIDTH = 6 * 240
+SQUARISH = 1.5  # a crop less than this many times as wide as high may be a short word running down
+OTHER_MARGIN = 0.05  # the reading standing the other way must be this much surer to replace the first
+SPACE_GAP = 0.24  # an inkless run this share of the line's height between two characters ...
+SPACE_STEP = 1.3  # ... where the recognizer stepped this many times its usual step is a space
+CLS_SIZE = (192, 48)  # width, height
+# The classifier alone turns a line over only when this sure; else the photo's
+# lines of one direction vote together (it errs on short words and digits).
+CLS_SURE = 0.97
+
+
+@dataclass
+class RawLine:
+    """One line PP-OCR read.
+
+    ``quad``: its corners in the photo's pixels, in the text's own frame (top
+    left, top right, bottom right, bottom left as the letters stand), so that
+    ``quad[1] - quad[0]`` is the reading direction. ``char_x``: each
+    character's centre, 0..1 along the line. ``crop``: the upright picture
+    the recognizer read (BGR), for a second reading by Tesseract.
+    """
+
+    quad: np.ndarray
+    text: str
+    confidence: float  # mean of the characters' probabilities, 0..1
+    score: float = 0.0  # DBNet's mean probability over the region
+    char_x: list[float] = field(default_factory=list)
+    turned: int = 0  # degrees the crop was turned counter-clockwise to read it
+    curved: bool = False
+    crop: np.ndarray | None = field(default=None, repr=False)
+    other: tuple[np.ndarray, int, np.ndarray] | None = field(default=None, repr=False)  # crop, turned, quad
+
+
+def model_dir() -> Path:
+    """The ONNX files' folder in the installed rapidocr-onnxruntime wheel, found without importing
+    the package (its ``__init__`` loads yaml and an engine of its own)."""
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        raise OcrNotInstalled("the PP-OCR models are not installed: pip install 'rapidocr-onnxruntime>=1.4,<1.5'")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    missing = [m for m in (DET_MODEL, REC_MODEL, CLS_MODEL) if not (folder / m).is_file()]
+    if missing:
+        raise OcrNotInstalled(
+            f"PP-OCR model file(s) {', '.join(missing)} missing in {folder}: reinstall rapidocr-onnxruntime"
+        )
+    return folder
+
+
+class SceneEngine:
+    """The three PP-OCR sessions, loaded once (about 16 MB of weights); safe to use from several threads."""
+
+    def __init__(self, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        folder = model_dir()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No arena: it would keep the largest photo's peak reserved for the life of the process.
+        options.enable_cpu_mem_arena = False
+        options.log_severity_level = 3
+        # Idle threads sleep rather than spin: the stage runs beside the caption and face
+        # stages on few cores, where spinning cost a third more CPU for the same photos.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = ["CPUExecutionProvider"]
+        self.det = ort.InferenceSession(str(folder / DET_MODEL), options, providers=providers)
+        self.rec = ort.InferenceSession(str(folder / REC_MODEL), options, providers=providers)
+        self.cls = ort.InferenceSession(str(folder / CLS_MODEL), options, providers=providers)
+        characters = self.rec.get_modelmeta().custom_metadata_map["character"].splitlines()
+        self.alphabet = ["", *characters, " "]  # CTC blank first and a space last, as PaddleOCR decodes
+        self.spellable = frozenset(characters) | {" "}
+
+    def probability_map(self, bgr: np.ndarray, scale: float) -> tuple[np.ndarray, float, float]:
+        """DBNet's text probability for ``bgr`` resized by ``scale`` (sides rounded to multiples of 32);
+        and the x and y factors from map pixels back to ``bgr``'s."""
+        h, w = bgr.shape[:2]
+        out_w = max(32, round(w * scale / 32) * 32)
+        out_h = max(32, round(h * scale / 32) * 32)
+        resized = cv2.resize(bgr, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        tensor = (resized.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[np.newaxis]
+        pred = self.det.run(None, {self.det.get_inputs()[0].name: tensor})[0][0, 0].copy()
+        release_memory()  # the activations' 170 MB (960 x 736) back before the next run needs its own
+        return pred, w / out_w, h / out_h
+
+    def crop(self, bgr: np.ndarray, regions: list[Region]) -> list[RawLine]:
+        """Each region cut out of ``bgr`` and laid flat (not read yet: ``text`` is '')."""
+        lines = []
+        for region in regions:
+            if region.centre is not None:
+                crop, corners = straighten(bgr, region.centre, region.height), _curve_corners(region)
+            else:
+                crop, corners = warp_quad(bgr, region.quad), region.quad
+            turned = 0
+            if crop.shape[0] >= 1.5 * crop.shape[1]:
+                crop, turned = np.ascontiguousarray(np.rot90(crop)), 90  # text running down now runs right
+            lines.append(RawLine(quad=np.roll(corners, -turned // 90, axis=0), text="", confidence=0.0,
+                                 score=region.score, turned=turned, curved=region.centre is not None, crop=crop))
+        return lines
+
+    def read(self, lines: list[RawLine]) -> None:
+        """Read each cropped line (upright, see :meth:`stand_upright`), in place.
+
+        A squarish line with a second reading standing the other way (see
+        :meth:`stand_upright`) keeps whichever reading is surer.
+        """
+        if not lines:
+            return
+        crops = [ln.crop for ln in lines] + [ln.other[0] for ln in lines if ln.other is not None]
+        results = self.recognize(crops)
+        others = iter(results[len(lines):])
+        for line, (text, confidence, xs) in zip(lines, results, strict=False):
+            if line.other is not None:
+                crop, turned, quad = line.other
+                other_text, other_confidence, other_xs = next(others)
+                if len(other_text) >= 2 and other_confidence > confidence + OTHER_MARGIN:
+                    line.crop, line.turned, line.quad = crop, turned, quad
+                    text, confidence, xs = other_text, other_confidence, other_xs
+                line.other = None
+            line.text, line.char_x = insert_spaces(text, xs, line.crop)
+            line.confidence = confidence
+
+    def stand_upright(self, lines: list[RawLine]) -> None:
+        """Turn over the lines that are upside down; give squarish lines a reading standing the other way.
+
+        Lines lying the same way (across, or along the photo's height) vote
+        together: a whole photo turned over, or a receipt's line printed up its
+        edge, turns all its lines; a lone unsure vote does not. A short word in
+        a line running down the photo ('ON', 'PC') has a box about as tall as
+        wide: where two lines or more run along the height, such a box is read
+        standing their way too, and :meth:`read` keeps the surer reading.
+        """
+        if not lines:
+            return
+        upside = self.upside_down_probability([ln.crop for ln in lines])
+        for turned in (0, 90):
+            group = [i for i, ln in enumerate(lines) if ln.turned == turned]
+            if not group:
+                continue
+            together = float(np.median([upside[i] for i in group])) > 0.5
+            for i in group:
+                if upside[i] > CLS_SURE or (together and upside[i] > 0.5):
+                    line = lines[i]
+                    line.crop = cv2.rotate(line.crop, cv2.ROTATE_180)
+                    line.turned += 180
+                    line.quad = np.roll(line.quad, -2, axis=0)
+        along = [ln.turned for ln in lines if ln.turned in (90, 270)]
+        if len(along) < 2:
+            return
+        way = max((90, 270), key=along.count)
+        for line in lines:
+            h, w = line.crop.shape[:2]
+            if line.turned in (0, 180) and not line.curved and h > w / SQUARISH:
+                upright = line.crop if line.turned == 0 else cv2.rotate(line.crop, cv2.ROTATE_180)
+                base = line.quad if line.turned == 0 else np.roll(line.quad, 2, axis=0)
+                crop = np.ascontiguousarray(np.rot90(upright, 1 if way == 90 else -1))
+                line.other = (crop, way, np.roll(base, -way // 90, axis=0))
+
+    def upside_down_probability(self, crops: list[np.ndarray]) -> list[float]:
+        """The direction classifier's probability that each crop is upside down."""
+        width, height = CLS_SIZE
+        found: list[float] = []
+        for start in range(0, len(crops), REC_BATCH):
+            batch = np.stack([_normalise(c, height, width, width) for c in crops[start:start + REC_BATCH]])
+            probs = self.cls.run(None, {self.cls.get_inputs()[0].name: batch})[0]
+            found.extend(float(p[1]) for p in probs)
+        return found
+
+    def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float]]]:
+        """Text, mean character probability and character centres (0..1 along the crop) of each crop."""
+        results: list[tuple[str, float, list[float]]] = [("", 0.0, [])] * len(crops)
+        ratios = [min(REC_MAX_RATIO, c.shape[1] / max(1, c.shape[0])) for c in crops]
+        order = [int(i) for i in np.argsort(ratios, kind="stable")]  # similar widths in a batch: less padding
+        while order:
+            # As many lines as fit REC_BATCH_WIDTH columns in all: long lines go a few at a time,
+            # which bounds the activations' memory (6 lines 1280 wide take 250 MB).
+            chunk = [order.pop(0)]
+            while order and len(chunk) < REC_BATCH:
+                if (len(chunk) + 1) * max(REC_MIN_RATIO, ratios[order[0]]) * REC_HEIGHT > REC_BATCH_WIDTH:
+                    break
+                chunk.append(order.pop(0))
+            width = math.ceil(REC_HEIGHT * max(REC_MIN_RATIO, *(ratios[i] for i in chunk)))
+            batch = np.stack([_normalise(crops[i], REC_HEIGHT, width, width) for i in chunk])
+            probs = self.rec.run(None, {self.rec.get_inputs()[0].name: batch})[0]
+            for row, i in enumerate(chunk):
+                used = min(width, math.ceil(REC_HEIGHT * ratios[i])) / width
+                results[i] = self.decode(probs[row], used)
+        return results
+
+    def decode(self, probs: np.ndarray, used: float) -> tuple[str, float, list[float]]:
+        """Greedy CTC decoding of one line; ``used`` is the share of the columns the crop filled."""
+        best = probs.argmax(axis=1)
+        keep = np.ones(len(best), dtype=bool)
+        keep[1:] = best[1:] != best[:-1]
+        keep &= best != 0
+        columns = np.flatnonzero(keep)
+        if not len(columns):
+            return "", 0.0, []
+        confidence = float(probs[columns, best[columns]].mean())
+        chars = [self.alphabet[k] if k < len(self.alphabet) else "" for k in best[columns]]
+        span = max(1.0, len(best) * used)
+        positions = [min(1.0, (c + 0.5) / span) for c in columns]
+        return "".join(chars), confidence, positions
+
+
+def release_memory() -> None:
+    """Hand the freed activations back to the system.
+
+    DBNet's activations on a 960 px photo take 170 MB for a moment; glibc keeps
+    such freed blocks in the process (RSS stayed 500 MB above its start over
+    the shared data) unless asked to trim, which takes about a millisecond.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        return None
+
+
+_LIBC = _glibc()
+
+
+def insert_spaces(text: str, xs: list[float], crop: np.ndarray) -> tuple[str, list[float]]:
+    """``text`` with a space wherever the crop shows a word's gap between two characters run together.
+
+    PP-OCRv4's recognizer learnt mostly Chinese, which has no spaces, and runs
+    English words together ("SocialReformer"). Two signs of a space, both
+    needed: the widest run of columns without ink between the two characters'
+    centres, over the crop's height, is at least SPACE_GAP (up to 0.5 between
+    the letters of bold or monospaced words, from 0.25 between words), and the
+    recognizer's step between them is at least SPACE_STEP times the line's
+    usual step (1.0 in those wide words, 1.3 to 2.3 at the missing spaces of
+    blue_plaque.jpg, receipt_sideways.jpg, mall_sign.jpg).
+    """
+    if len(text) < 3 or len(xs) != len(text):
+        return text, xs
+    steps = np.diff(xs)
+    usual = float(np.median(steps)) or 1.0
+    empty = _empty_columns(crop)
+    width, height = len(empty), crop.shape[0]
+    out, positions = [text[0]], [xs[0]]
+    for i in range(1, len(text)):
+        a, b = text[i - 1], text[i]
+        if a.isalnum() and b.isalnum() and not (a.isdigit() and b.isdigit()) and steps[i - 1] >= SPACE_STEP * usual:
+            lo, hi = int(xs[i - 1] * width), int(np.ceil(xs[i] * width))
+            if _longest_run(empty[lo:hi]) >= SPACE_GAP * height:
+                out.append(" ")
+                positions.append((xs[i - 1] + xs[i]) / 2)
+        out.append(b)
+        positions.append(xs[i])
+    return "".join(out), positions
+
+
+def _empty_columns(crop: np.ndarray) -> np.ndarray:
+    """Which columns of the crop's middle band hold no ink (Otsu's threshold; ink is what the border is not)."""
+    gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    threshold, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    ink = gray < threshold if np.median(border) >= threshold else gray > threshold
+    h = gray.shape[0]
+    band = ink[int(h * 0.2): max(int(h * 0.8), int(h * 0.2) + 1)]  # clear of the neighbouring lines' edges
+    return band.sum(axis=0) <= max(1, 0.03 * band.shape[0])
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    """The longest run of True in ``flags``."""
+    best = run = 0
+    for flag in flags:
+        run = run + 1 if flag else 0
+        best = max(best, run)
+    return best
+
+
+def warp_quad(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """The quad (clockwise from its top left) warped to an upright rectangle."""
+    width = round(float(max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[2] - quad[3]))))
+    height = round(float(max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2]))))
+    width, height = max(width, 2), max(height, 2)
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
+    return cv2.warpPerspective(bgr, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+def straighten(bgr: np.ndarray, centre: np.ndarray, height: float) -> np.ndarray:
+    """The strip ``height`` pixels high along the curve ``centre`` (left to right), sampled flat."""
+    steps = np.linalg.norm(np.diff(centre, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(steps)])
+    width, rows = max(2, round(float(arc[-1]))), max(2, round(height))
+    s = np.arange(width, dtype=np.float32) + 0.5
+    px, py = np.interp(s, arc, centre[:, 0]), np.interp(s, arc, centre[:, 1])
+    tx, ty = np.gradient(px), np.gradient(py)
+    norm = np.hypot(tx, ty) + 1e-6
+    nx, ny = -ty / norm, tx / norm  # the normal, pointing down the letters
+    offsets = np.arange(rows, dtype=np.float32) + 0.5 - rows / 2
+    map_x = (px[np.newaxis, :] + offsets[:, np.newaxis] * nx[np.newaxis, :]).astype(np.float32)
+    map_y = (py[np.newaxis, :] + offsets[:, np.newaxis] * ny[np.newaxis, :]).astype(np.float32)
+    return cv2.remap(bgr, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _curve_corners(region: Region) -> np.ndarray:
+    """Corners for a curved line in its own frame: its ends' tops and bottoms."""
+    c = region.centre
+    assert c is not None
+    def normal_at(i: int, j: int) -> np.ndarray:
+        t = c[j] - c[i]
+        t = t / (np.linalg.norm(t) + 1e-6)
+        return np.array([-t[1], t[0]], dtype=np.float32) * region.height / 2
+    n0, n1 = normal_at(0, 1), normal_at(-2, -1)
+    return np.array([c[0] - n0, c[-1] - n1, c[-1] + n1, c[0] + n0], dtype=np.float32)
+
+
+def _normalise(crop: np.ndarray, height: int, max_width: int, pad_width: int) -> np.ndarray:
+    """``crop`` resized to ``height`` (width by its ratio, at most ``max_width``), scaled to -1..1, padded."""
+    ratio = crop.shape[1] / max(1, crop.shape[0])
+    width = max(1, min(max_width, math.ceil(height * ratio)))
+    resized = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
+    out = np.zeros((3, height, pad_width), dtype=np.float32)
+    out[:, :, :width] = resized.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+    return out
