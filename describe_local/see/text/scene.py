@@ -121,8 +121,7 @@ class SceneEngine:
         out_h = max(32, round(h * scale / 32) * 32)
         resized = cv2.resize(bgr, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
         tensor = (resized.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[np.newaxis]
-        pred = self.det.run(None, {self.det.get_inputs()[0].name: tensor})[0][0, 0].copy()
-        release_memory()  # the activations' 170 MB (960 x 736) back before the next run needs its own
+        pred = self.det.run(None, {self.det.get_inputs()[0].name: tensor})[0][0, 0]
         return pred, w / out_w, h / out_h
 
     def crop(self, bgr: np.ndarray, regions: list[Region]) -> list[RawLine]:
@@ -250,7 +249,8 @@ def release_memory() -> None:
 
     DBNet's activations on a 960 px photo take 170 MB for a moment; glibc keeps
     such freed blocks in the process (RSS stayed 500 MB above its start over
-    the shared data) unless asked to trim, which takes about a millisecond.
+    the shared data) unless asked to trim. Once per photo: trimming after each
+    DBNet run too cost a tenth more time (the next run faults its pages in again).
     """
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
