@@ -20,11 +20,10 @@ from fastapi import APIRouter, Depends, Header, Request
 from describe_local.errors import BadField
 from describe_local.results import DescribeOptions
 from describe_local.say.alt_text import DEFAULT_MAX_CHARS, MAX_CHARS_RANGE, alt_text
-from describe_local.server.auth import ADMIN, DESCRIBE
-from describe_local.server.describe_api import client_address, ready_describer, server_state
+from describe_local.server.describe_api import check_token, ready_describer, server_state
 from describe_local.server.redact import redact_tree, server_folders
 from describe_local.server.state import ServerState
-from describe_local.server.uploads import BadUpload, Form, keep_upload, multipart_schema, parse_form, read_body
+from describe_local.server.uploads import Form, multipart_schema, one_photo, read_form
 
 log = logging.getLogger(__name__)
 
@@ -79,25 +78,14 @@ async def alt_text_for_image(
     """Alt text for one image: one concise sentence (the caption first, a count of people, text
     that stands out), a longer description beside it, and whether it is partial. No audio."""
     settings = state.settings
-    admin = False
-    if settings.require_token_for_describe:
-        admin = state.gate.require(authorization, client_address(request), DESCRIBE, ADMIN) == ADMIN
-        request.state.admin = admin  # the error handler shows paths to the admin only
+    admin = check_token(request, state, authorization)
     describer = ready_describer(state)
     state.jobs.check_room()  # refuse before reading a large upload
-    body = await read_body(
-        request.headers.get("content-length"), request.stream(), settings.max_upload_bytes, settings.request_timeout_s
-    )
-    form = parse_form(request.headers.get("content-type"), body)
-    del body
-    photos = form.files("photo")
-    if len(photos) != 1:
-        raise BadUpload("send exactly one image, in the form field 'photo'")
+    form = await read_form(request, settings.max_upload_bytes, settings.request_timeout_s)
     max_chars, names = _max_chars(form), _names(form)
-    if settings.keep_uploads:
-        keep_upload(settings.state_dir, photos[0].data, photos[0].filename)
+    image = one_photo(form, settings, "image")
 
-    result = await state.jobs.run(describer.describe, photos[0].data, DescribeOptions(audio=False))
+    result = await state.jobs.run(describer.describe, image.data, DescribeOptions(audio=False))
     made = alt_text(result, max_chars, names)
     errors = result.errors if admin else redact_tree(result.errors, server_folders(settings))
     # Timings only: the alt text and names stay out of the logs.

@@ -39,7 +39,7 @@ from describe_local.server.describe_api import (
 from describe_local.server.photo_memory import PhotoMemory
 from describe_local.server.redact import redact_tree, server_folders
 from describe_local.server.state import ServerState
-from describe_local.server.uploads import multipart_schema, parse_form, read_body
+from describe_local.server.uploads import multipart_schema, read_form
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,7 @@ async def ask(
     admin = check_token(request, state, authorization)
     describer = ready_describer(state)
     state.jobs.check_room()
-    body = await read_body(
-        request.headers.get("content-length"), request.stream(), MAX_ASK_BODY, settings.request_timeout_s
-    )
-    form = parse_form(request.headers.get("content-type"), body)
+    form = await read_form(request, MAX_ASK_BODY, settings.request_timeout_s)
     photo_id, question = form.text("photo_id"), form.text("question")
     if not photo_id:
         raise BadUpload("send the photo_id that came with the description, in the form field 'photo_id'")
@@ -138,13 +135,10 @@ async def share_target(
     until the page that fetches it sends it to ``/api/describe`` with the listener's token."""
     settings = state.settings
     try:
-        body = await read_body(request.headers.get("content-length"), request.stream(),
-                               settings.max_upload_bytes, settings.request_timeout_s)
-        form = parse_form(request.headers.get("content-type"), body)
+        form = await read_form(request, settings.max_upload_bytes, settings.request_timeout_s)
     except DescribeLocalError as exc:  # a page, not JSON: the listener arrived by a navigation
         log.info("refused a shared photo: %s", type(exc).__name__)
         return RedirectResponse("/#shared=failed", status_code=303)
-    del body
     files = [p for p in form.parts if p.filename is not None and p.data]
     if not files:
         return RedirectResponse("/#shared=failed", status_code=303)

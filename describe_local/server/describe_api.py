@@ -16,7 +16,7 @@ from describe_local.server.auth import ADMIN, DESCRIBE
 from describe_local.server.photo_memory import PhotoMemory
 from describe_local.server.redact import redact_tree, server_folders
 from describe_local.server.state import ServerState
-from describe_local.server.uploads import BadUpload, Form, keep_upload, multipart_schema, parse_form, read_body
+from describe_local.server.uploads import Form, multipart_schema, one_photo, read_form
 
 if TYPE_CHECKING:
     from describe_local.pipeline import Describer
@@ -110,17 +110,8 @@ async def describe(
     admin = check_token(request, state, authorization)
     describer = ready_describer(state)
     state.jobs.check_room()  # refuse before reading a large upload
-    body = await read_body(
-        request.headers.get("content-length"), request.stream(), settings.max_upload_bytes, settings.request_timeout_s
-    )
-    form = parse_form(request.headers.get("content-type"), body)
-    del body
-    photos = form.files("photo")
-    if len(photos) != 1:
-        raise BadUpload("send exactly one photo, in the form field 'photo'")
-    photo = photos[0]
-    if settings.keep_uploads:
-        keep_upload(settings.state_dir, photo.data, photo.filename)
+    form = await read_form(request, settings.max_upload_bytes, settings.request_timeout_s)
+    photo = one_photo(form, settings)
     options = _options(form, describer)
 
     result = await state.jobs.run(describer.describe, photo.data, options)

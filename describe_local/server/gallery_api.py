@@ -24,7 +24,7 @@ from describe_local.images import suffix_for
 from describe_local.server.auth import ADMIN
 from describe_local.server.describe_api import client_address, ready_describer, server_state
 from describe_local.server.state import ServerState
-from describe_local.server.uploads import BadUpload, Part, multipart_schema, parse_form, read_body
+from describe_local.server.uploads import BadUpload, Part, multipart_schema, read_form
 from describe_local.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -113,11 +113,7 @@ async def add_person(request: Request, state: AdminState) -> AddedResponse:
         raise FacesUnavailable("face recognition is not loaded on this server, so no one can be added")
     state.jobs.check_room()
     settings = state.settings
-    body = await read_body(
-        request.headers.get("content-length"), request.stream(), settings.max_upload_bytes, settings.request_timeout_s
-    )
-    form = parse_form(request.headers.get("content-type"), body)
-    del body
+    form = await read_form(request, settings.max_upload_bytes, settings.request_timeout_s)
     name = form.text("name")
     photos = form.files("photos") or form.files("photo")
     if not name:

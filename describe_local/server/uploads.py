@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 
 from describe_local.errors import BadUpload, UploadTimeout, UploadTooLarge
+from describe_local.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -178,3 +179,20 @@ def multipart_schema(required: list[str], properties: dict[str, dict[str, object
     """The OpenAPI ``openapi_extra`` of an endpoint that takes a multipart form (read by hand, not by FastAPI)."""
     schema = {"type": "object", "required": required, "properties": properties}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+async def read_form(request: Request, max_bytes: int, timeout_s: float) -> Form:
+    """The request's multipart form, read in memory within ``max_bytes`` and ``timeout_s``."""
+    body = await read_body(request.headers.get("content-length"), request.stream(), max_bytes, timeout_s)
+    return parse_form(request.headers.get("content-type"), body)
+
+
+def one_photo(form: Form, settings: Settings, noun: str = "photo") -> Part:
+    """The one file in the form field ``photo`` (kept on disk only if ``keep_uploads`` asks);
+    :class:`BadUpload` otherwise."""
+    photos = form.files("photo")
+    if len(photos) != 1:
+        raise BadUpload(f"send exactly one {noun}, in the form field 'photo'")
+    if settings.keep_uploads:
+        keep_upload(settings.state_dir, photos[0].data, photos[0].filename)
+    return photos[0]

@@ -80,8 +80,8 @@ class OFACaptioner:
 
     def _fitted(self, question: str) -> tuple[str, list[str]]:
         """``question`` cut to what the model reads (its text positions), and a note if it was cut."""
+        from describe_local.see.caption.ofa.options import question_prompt
         from describe_local.see.caption.ofa.positions import MAX_POSITIONS
-        from describe_local.see.caption.ofa.preprocess import question_prompt
 
         # Past the model's text positions the position tables have no row: an IndexError.
         limit = min(self.engine.model.config.max_position_embeddings, MAX_POSITIONS)

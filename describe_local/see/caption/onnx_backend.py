@@ -23,8 +23,8 @@ from describe_local.store.formats import has_ofa_onnx
 if TYPE_CHECKING:
     from PIL import Image
 
+    from describe_local.see.caption.ofa.options import SearchOptions
     from describe_local.see.caption.ofa_onnx.runtime import OnnxOFA
-    from describe_local.see.caption.ofa_onnx.search import SearchOptions
     from describe_local.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ def fit_question(question: str, encode, limit: int) -> tuple[str, list[str]]:
 
     The same cut and notes as the torch backend's ``OFACaptioner._fitted``.
     """
+    from describe_local.see.caption.ofa.options import question_prompt
     from describe_local.see.caption.ofa_backend import _longest_prefix
-    from describe_local.see.caption.ofa_onnx.runtime import question_prompt
 
     def fits(text: str) -> bool:
         return len(encode(question_prompt(text))) <= limit

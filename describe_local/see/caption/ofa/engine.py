@@ -13,14 +13,14 @@ from PIL import Image
 from describe_local.errors import ConfigError
 from describe_local.see.caption.ofa.checkpoint import load_model
 from describe_local.see.caption.ofa.config import OFAConfig
-from describe_local.see.caption.ofa.generate import SearchOptions, generate
+from describe_local.see.caption.ofa.generate import generate
 from describe_local.see.caption.ofa.model import EncoderOutput, OFAModel
+from describe_local.see.caption.ofa.options import SearchOptions, question_prompt, search_options
 from describe_local.see.caption.ofa.preprocess import (
     CAPTION_PROMPT,
     PRETRAINED_CAPTION_PROMPT,
     default_resolution,
     image_tensor,
-    question_prompt,
 )
 from describe_local.see.caption.ofa.tokenizer import OFATokenizer
 
@@ -55,20 +55,7 @@ class TaskSettings:
 
         ``beam == 1`` means plain greedy search (no n-gram or length rules).
         """
-        options = SearchOptions(
-            beam=int(self.search.get("beam_size", 5)),
-            max_tokens=int(self.search.get("max_len_b", 16)),
-            min_tokens=int(self.search.get("min_len", 1)),
-            no_repeat_ngram=int(self.search.get("no_repeat_ngram_size", 3)),
-            length_penalty=float(self.search.get("len_penalty", 1.0)),
-        )
-        if max_tokens is not None:
-            options = SearchOptions(**{**options.__dict__, "max_tokens": max_tokens})
-        if beam is not None:
-            if beam <= 1:
-                return SearchOptions.plain_greedy(options.max_tokens)
-            options = SearchOptions(**{**options.__dict__, "beam": beam})
-        return options
+        return search_options(self.search, beam, max_tokens)
 
 
 def default_prompt(folder: Path, *, has_task_file: bool) -> str:

@@ -16,20 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from describe_local.see.caption.ofa.model import EncoderOutput, OFAModel, padding_bias
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    beam: int = 5
-    max_tokens: int = 16  # generated tokens, not counting </s>
-    min_tokens: int = 1  # </s> is refused before this many tokens
-    no_repeat_ngram: int = 3  # 0: allowed
-    length_penalty: float = 1.0
-
-    @classmethod
-    def plain_greedy(cls, max_tokens: int = 16) -> SearchOptions:
-        """Argmax at every step, no length or n-gram rules: comparable token for token."""
-        return cls(beam=1, max_tokens=max_tokens, min_tokens=0, no_repeat_ngram=0)
+from describe_local.see.caption.ofa.options import SearchOptions
 
 
 @dataclass

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from describe_local.see.caption.ofa.options import question_prompt  # noqa: F401  (re-exported)
+
 # The prompts of the model cards: the fine-tuned caption checkpoints were trained
 # on the first, the pretrained ones answer the second.
 CAPTION_PROMPT = " what does the image describe?"
@@ -38,11 +40,3 @@ def image_tensor(images: list[Image.Image], size: int) -> torch.Tensor:
         arrays.append((pixels - np.float32(0.5)) / np.float32(0.5))
     batch = np.stack(arrays).transpose(0, 3, 1, 2)
     return torch.from_numpy(np.ascontiguousarray(batch))
-
-
-def question_prompt(question: str) -> str:
-    """A VQA prompt as OFA was trained on: lower case, a leading space, ending in '?'."""
-    text = " ".join(question.lower().lstrip(",.!?*#:;~").replace("-", " ").replace("/", " ").split())
-    if not text.endswith("?"):
-        text += "?"
-    return " " + text

@@ -7,18 +7,17 @@ checkpoint (task settings, special ids) from ``onnx/manifest.json``.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from describe_local.errors import ConfigError, ModelNotInstalled
-from describe_local.see.caption.ofa_onnx.search import SearchOptions, SpecialIds, generate
+from describe_local.see.caption.ofa.options import SearchOptions, question_prompt, search_options
+from describe_local.see.caption.ofa.tokenizer import OFATokenizer
+from describe_local.see.caption.ofa_onnx.search import SpecialIds, generate
 from describe_local.store import formats
 
 if TYPE_CHECKING:
@@ -26,22 +25,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
 log = logging.getLogger(__name__)
-
-
-def _torch_free_module(name: str) -> ModuleType:
-    """Import ``describe_local/see/caption/ofa/NAME.py`` without its package's ``__init__`` (which imports torch).
-
-    Only for the engine's modules that themselves need no torch (the tokenizer).
-    """
-    qualified = f"describe_local.see.caption.ofa_onnx._ofa_{name}"
-    if qualified in sys.modules:
-        return sys.modules[qualified]
-    path = Path(__file__).resolve().parents[1] / "ofa" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(qualified, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def image_array(images: list[Image.Image], size: int) -> np.ndarray:
@@ -54,14 +37,6 @@ def image_array(images: list[Image.Image], size: int) -> np.ndarray:
         pixels = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
         arrays.append((pixels - np.float32(0.5)) / np.float32(0.5))
     return np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
-
-
-def question_prompt(question: str) -> str:
-    """A VQA prompt as OFA was trained on (the engine's ``preprocess.question_prompt``; a test keeps them equal)."""
-    text = " ".join(question.lower().lstrip(",.!?*#:;~").replace("-", " ").replace("/", " ").split())
-    if not text.endswith("?"):
-        text += "?"
-    return " " + text
 
 
 def providers(device: str) -> list[str]:
@@ -116,7 +91,7 @@ class OnnxOFA:
             path = folder / formats.ofa_onnx_graph(name, precision)
             return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
 
-        tokenizer = _torch_free_module("tokenizer").OFATokenizer.load(folder)
+        tokenizer = OFATokenizer.load(folder)
         return cls(
             encoder=session(formats.OFA_ONNX_ENCODER),
             decoder=session(formats.OFA_ONNX_DECODER),
@@ -143,20 +118,7 @@ class OnnxOFA:
     def search_options(self, beam: int | None = None, max_tokens: int | None = None) -> SearchOptions:
         """The folder's beam-search settings overridden by the caller's, as ``TaskSettings.search_options``."""
         search = self.manifest.get("search", {}) or {}
-        options = SearchOptions(
-            beam=int(search.get("beam_size", 5)),
-            max_tokens=int(search.get("max_len_b", 16)),
-            min_tokens=int(search.get("min_len", 1)),
-            no_repeat_ngram=int(search.get("no_repeat_ngram_size", 3)),
-            length_penalty=float(search.get("len_penalty", 1.0)),
-        )
-        if max_tokens is not None:
-            options = SearchOptions(**{**options.__dict__, "max_tokens": max_tokens})
-        if beam is not None:
-            if beam <= 1:
-                return SearchOptions.plain_greedy(options.max_tokens)
-            options = SearchOptions(**{**options.__dict__, "beam": beam})
-        return options
+        return search_options(search, beam, max_tokens)
 
     def prompt_ids(self, prompts: list[str]) -> np.ndarray:
         """(B, T) int64 ids of ``prompts`` with ``<s>``/``</s>``, right-padded to the longest."""

@@ -18,21 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """The fields and defaults of the torch engine's ``SearchOptions`` (a test keeps them equal)."""
-
-    beam: int = 5
-    max_tokens: int = 16  # generated tokens, not counting </s>
-    min_tokens: int = 1  # </s> is refused before this many tokens
-    no_repeat_ngram: int = 3  # 0: allowed
-    length_penalty: float = 1.0
-
-    @classmethod
-    def plain_greedy(cls, max_tokens: int = 16) -> SearchOptions:
-        """Argmax at every step, no length or n-gram rules."""
-        return cls(beam=1, max_tokens=max_tokens, min_tokens=0, no_repeat_ngram=0)
+from describe_local.see.caption.ofa.options import SearchOptions
 
 
 @dataclass(frozen=True)
