@@ -49,6 +49,25 @@ class ModelNotInstalled(DescribeLocalError):
     exit_code = 4
 
 
+# What to install for the PyTorch side (our OFA engine, conversion to ONNX, transformers models).
+TORCH_INSTALL = "pip install 'describe-local[torch]'"
+
+
+class TorchNotInstalled(ModelNotInstalled):
+    """A feature that needs PyTorch (the optional ``torch`` extra) was asked for, and torch is not installed.
+
+    Describing with an OFA model converted to ONNX needs no torch; converting one, an
+    OFA model without its ONNX graphs, and a transformers caption model do.
+    """
+
+    @classmethod
+    def for_(cls, what: str, missing: str | None = None, then: str = "") -> TorchNotInstalled:
+        """The error for ``what`` ("converting ofa-tiny to ONNX needs torch"): the module missing, the
+        install line, and ``then``, what to do after it."""
+        gone = f" ({missing} is not installed)" if missing else ""
+        return cls(f"{what}{gone}: install it with `{TORCH_INSTALL}`" + (f", then {then}" if then else ""))
+
+
 class OcrNotInstalled(ModelNotInstalled):
     """Tesseract or one of its language packs is missing."""
 
@@ -245,3 +264,41 @@ class VideoError(DescribeLocalError):
 
     exit_code = 3
     http_status = 415
+
+
+# -- the evaluation report (appended for issue 14) ------------------------------------
+
+
+class EvalDataError(ConfigError):
+    """A set ``eval`` cannot read: not there, or not in a format it knows (the message lists the formats)."""
+
+
+class EvalToolMissing(DescribeLocalError):
+    """Something ``eval`` needs is not installed: pycocoevalcap or matplotlib (the ``eval`` extra), or Java."""
+
+    exit_code = 4
+
+
+# -- big collections (appended for issue 14, part 1) ---------------------------------
+
+
+class CollectionFileError(OutputError):
+    """The JSON-lines output of a collection (``--jsonl``) cannot be written, or holds something else."""
+
+
+class WorkerError(DescribeLocalError):
+    """The worker processes (or Ray actors) of a collection could not load their models or keep stopping."""
+
+
+class RayNotInstalled(DescribeLocalError):
+    """``--ray`` was given and Ray is not installed (the ``ray`` extra)."""
+
+    exit_code = 4
+
+
+class RayClusterError(DescribeLocalError):
+    """The Ray cluster cannot be reached, or failed while describing."""
+
+
+class ModelsMissingOnNodes(ModelNotInstalled):
+    """Some machines of a Ray cluster lack models (or gallery people) the run needs; names each and what."""

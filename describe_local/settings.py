@@ -133,6 +133,19 @@ class Settings:
     ask_ttl_s: int = _within(300, 1, 86_400)  # seconds a described photo stays in memory for questions about it
     ask_max_photos: int = _within(8, 0, 1000)  # photos kept for questions at once, oldest dropped first; 0: none
 
+    # Big collections (`describe`, `read` and `alt-text` with --jobs, --ray, --jsonl).
+    jobs: int = _within(1, 1, 256)  # worker processes, each with its own models (--jobs)
+    collection_attempts: int = _within(3, 1, 100)  # a photo whose worker dies this many times becomes an error record
+    # a worker that holds one photo longer than this is stopped and the photo tried again
+    collection_photo_timeout_s: float = _within(900.0, 1.0, 86_400.0)
+    ray_cpus_per_actor: int = _within(1, 1, 256)  # a Ray actor's CPUs; the cluster's CPUs / this = actors
+
+    # Evaluation report (`describe-local eval`).
+    eval_seed: int = _within(0, 0, 2**31 - 1)  # the face sets' gallery/probe split
+    eval_gallery_photos: int = _within(1, 1, 1000)  # photos per known person enrolled (one is always left to probe)
+    eval_strangers: float = _within(0.3, 0.0, 0.9)  # share of a face set's people held out of the gallery
+    eval_repeats: int = _within(3, 1, 100)  # timed runs per photo and mode in the speed table (the median counts)
+
     @classmethod
     def load(
         cls,

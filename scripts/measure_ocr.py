@@ -30,13 +30,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
 import time
-import unicodedata
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -45,65 +42,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 ENGINES = ("tesseract", "pp-ocr", "auto")
-QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'"})
 
+# The measures live in the package (``describe-local eval`` reports them too); the tests import them from here.
+from describe_local.evaluation.text import (  # noqa: E402
+    QUOTES,
+    char_error_rate,
+    normalise,
+    phrases_read,
+    squash,
+    word_precision,
+    word_recall,
+    words_of,
+)
 
-def normalise(text: str) -> str:
-    """NFC, ASCII quotes, words split at a line-end hyphen joined, whitespace collapsed."""
-    text = unicodedata.normalize("NFC", text).translate(QUOTES)
-    text = re.sub(r"(\w)-\s*\n\s*(?=[a-z])", r"\1", text)
-    return " ".join(text.split())
-
-
-def words_of(text: str) -> Counter[str]:
-    """Lower-case words without the punctuation around them.
-
-    Words with a '~' are left out: the UNLV ground truth marks characters its
-    transcribers could not read with it.
-    """
-    found = (w.strip("\"'()[]{}<>.,;:!?-*&#$%") for w in normalise(text).lower().split())
-    return Counter(w for w in found if w and "~" not in w)
-
-
-def word_recall(found: str, truth: str) -> float:
-    """Share of the ground truth's words that were read (each occurrence counts once)."""
-    want = words_of(truth)
-    return sum((words_of(found) & want).values()) / max(1, sum(want.values()))
-
-
-def word_precision(found: str, truth: str) -> float:
-    """Share of the words read that are in the ground truth."""
-    got = words_of(found)
-    return sum((got & words_of(truth)).values()) / max(1, sum(got.values()))
-
-
-def char_error_rate(found: str, truth: str) -> float:
-    """Levenshtein distance between the normalised texts over the ground truth's length."""
-    a, b = normalise(found), normalise(truth)
-    if not b:
-        return float(bool(a))
-    row = np.arange(len(b) + 1, dtype=np.int32)
-    codes = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
-    steps = np.arange(len(b) + 1, dtype=np.int32)
-    for i, ch in enumerate(a, start=1):
-        cost = (codes != ord(ch)).astype(np.int32)
-        candidate = np.empty_like(row)
-        candidate[0] = i
-        candidate[1:] = np.minimum(row[1:] + 1, row[:-1] + cost)  # deletion, substitution
-        # insertion: new[j] = min over k <= j of candidate[k] + (j - k)
-        row = np.minimum.accumulate(candidate - steps) + steps
-    return float(row[-1]) / len(b)
-
-
-def squash(text: str) -> str:
-    """The manifest's form for phrase matching: spaces removed, case folded."""
-    return "".join(text.split()).casefold()
-
-
-def phrases_read(text: str, phrases: list[str]) -> list[bool]:
-    """For each phrase, whether it is in ``text`` (spaces removed, case folded), as ocr/scenes/manifest.json says."""
-    found = squash(text)
-    return [squash(p) in found for p in phrases]
+__all__ = ["QUOTES", "char_error_rate", "normalise", "phrases_read", "squash", "word_precision", "word_recall",
+           "words_of"]
 
 
 def _rss_mb() -> float:

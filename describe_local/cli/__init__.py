@@ -23,7 +23,7 @@ from describe_local import __version__
 from describe_local.errors import DescribeLocalError
 
 SUBCOMMAND_MODULES = (
-    "describe", "read", "ask", "alt_text", "faces", "models", "convert", "languages", "serve", "video",
+    "describe", "read", "ask", "alt_text", "faces", "models", "convert", "languages", "serve", "video", "eval",
 )
 
 log = logging.getLogger("describe_local")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from describe_local.errors import DescribeLocalError, OutputError
+from describe_local.errors import ConfigError, DescribeLocalError, OutputError
 from describe_local.images import is_image_path
 from describe_local.settings import Settings
 
@@ -263,3 +263,78 @@ def progress_printer() -> Callable[[str], None]:
         print(f"… {shown(message)}", file=sys.stderr, flush=True)
 
     return say
+
+
+# -- big collections (--jobs, --ray, --jsonl, --resume) ------------------------------------------
+
+
+def add_collection_options(parser: argparse.ArgumentParser, noun: str = "photo") -> None:
+    """The options for describing a large collection, shared by ``describe``, ``read`` and ``alt-text``."""
+    group = parser.add_argument_group("big collections")
+    group.add_argument(
+        "--jobs", type=int, metavar="N",
+        help=f"N worker processes, each with its own models (default {setting_default('jobs')}; at most one "
+        f"per core); {noun}s are taken from one queue and printed in the order given",
+    )
+    group.add_argument(
+        "--ray", metavar="ADDRESS",
+        help="describe on a Ray cluster instead: the head's address (e.g. 192.168.1.5:6379) or auto; needs "
+        "`pip install 'describe-local[ray]'` and the same models on every machine (see README)",
+    )
+    group.add_argument(
+        "--jsonl", type=Path, metavar="FILE",
+        help=f"also write one JSON line per {noun} to FILE as each finishes, keyed by its sha256 and path "
+        "(a new or empty file, unless --resume)",
+    )
+    group.add_argument(
+        "--resume", action="store_true",
+        help=f"skip the {noun}s already in --jsonl FILE: an interrupted run goes on where it stopped",
+    )
+    group.add_argument("--quiet", action="store_true",
+                       help="no progress, notes or summary on stderr (errors are still printed)")
+
+
+def check_collection_options(args: argparse.Namespace) -> None:
+    """Refuse combinations that cannot work, before anything loads."""
+    if args.resume and args.jsonl is None:
+        raise ConfigError("--resume needs the file to resume: give --jsonl FILE too")
+    if args.ray is not None:
+        if args.jobs is not None:
+            raise ConfigError("give --jobs or --ray, not both: on Ray the cluster's CPUs decide how many workers")
+        if not args.ray.strip():
+            raise ConfigError("--ray needs the cluster's address (HOST:PORT of its head) or auto")
+    if args.jsonl is not None and args.jsonl.is_dir():
+        raise ConfigError(f"--jsonl {shown(args.jsonl)} is a folder; give a file")
+
+
+def as_collection(args: argparse.Namespace, settings: Settings) -> bool:
+    """Whether this run goes through the collection engine (workers, Ray, or a JSON-lines file)
+    rather than the one-process loop."""
+    return settings.jobs > 1 or args.ray is not None or args.jsonl is not None
+
+
+def bar_wanted(args: argparse.Namespace) -> bool | None:
+    """The progress bar: off with --quiet, on with --progress, else only on a terminal (``None``)."""
+    if args.quiet:
+        return False
+    return True if args.progress else None
+
+
+def caption_installed(settings: Settings) -> bool:
+    """Whether the caption model of ``settings`` is there (a folder, or a folder in the store),
+    without loading it."""
+    name = settings.caption_model
+    return Path(name).expanduser().is_dir() or (bool(name) and (settings.models_dir / name).is_dir())
+
+
+def needed_on_every_node(settings: Settings) -> tuple[str, ...]:
+    """What a Ray node must have for its descriptions to match this machine's: every model in the
+    store, a caption model given as a folder, and each person of the gallery."""
+    needed: list[str] = []
+    for folder in (settings.models_dir, settings.known_faces):
+        with contextlib.suppress(OSError):
+            needed += sorted(str(p) for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    caption = Path(settings.caption_model).expanduser()
+    if caption.is_dir() and str(caption) not in needed:
+        needed.append(str(caption.resolve()))
+    return tuple(needed)

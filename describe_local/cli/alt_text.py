@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import json
@@ -23,12 +24,18 @@ from typing import TYPE_CHECKING, Any
 from describe_local.cli._choices import caption_model_given, check_caption_model, check_folders
 from describe_local.cli._common import (
     add_caption_options,
+    add_collection_options,
     add_gallery_option,
+    as_collection,
+    bar_wanted,
+    caption_installed,
     check_beam,
+    check_collection_options,
     expand_photos,
     json_line,
     json_safe,
     load_settings,
+    needed_on_every_node,
     progress_printer,
     shown,
 )
@@ -81,6 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         f"{PROGRESS_FROM} images when stderr is a terminal)")
     add_gallery_option(parser)
     add_caption_options(parser, "caption model")
+    add_collection_options(parser, "image")
     parser.set_defaults(func=run)
 
 
@@ -101,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("for web pages, give -o DIR (a copy of the site) or --in-place (with .bak files)")
         if args.csv:
             raise ConfigError("--csv is for images; pages get --report FILE")
+        if args.jobs is not None or args.ray is not None or args.jsonl is not None:
+            raise ConfigError("--jobs, --ray and --jsonl are for images; pages are done in one process")
         jobs, copies = _page_jobs(pages, args.output)
     else:
         if args.output or args.in_place or args.report:
@@ -109,19 +119,23 @@ def run(args: argparse.Namespace) -> int:
         if not photos:
             raise ImageError("no images found in the given folder(s)")
 
-    settings = load_settings(args, known_faces="gallery", caption_model="caption_model", beam="beam")
+    check_collection_options(args)
+    settings = load_settings(args, known_faces="gallery", caption_model="caption_model", beam="beam", jobs="jobs")
     check_folders(args, settings)
     wanted_caption = caption_model_given(args, settings)
     if wanted_caption is not None:
         check_caption_model(wanted_caption, settings.models_dir)
+    if not pages and as_collection(args, settings):
+        return _run_collection(args, settings, photos)
     from describe_local.pipeline import Describer
 
-    with Describer.load(settings, speech=False, progress=progress_printer()) as describer:
+    with Describer.load(settings, speech=False, progress=progress_printer() if not args.quiet else None) as describer:
         caption = describer.status()["caption"]
         if not caption.loaded:
             if wanted_caption is not None:
                 raise ModelNotInstalled((caption.detail or "no caption model loaded").removeprefix("not installed: "))
-            print(NO_CAPTION_NOTE, file=sys.stderr, flush=True)
+            if not args.quiet:
+                print(NO_CAPTION_NOTE, file=sys.stderr, flush=True)
         if pages:
             return _run_pages(describer, args, jobs, copies)
         return _run_images(describer, args, photos)
@@ -137,7 +151,7 @@ def _run_images(describer: Describer, args: argparse.Namespace, photos: list[Pat
         writer.writerow(COLUMNS)
     failures: list[DescribeLocalError] = []
     started = time.perf_counter()
-    for path, result in _described(describer, _announced(photos, args.progress), args):
+    for path, result in _described(describer, _announced(photos, args.progress, args.quiet), args):
         if isinstance(result, DescribeLocalError):
             failures.append(result)
             print(f"describe-local: error: {shown(result)}", file=sys.stderr, flush=True)
@@ -147,22 +161,68 @@ def _run_images(describer: Describer, args: argparse.Namespace, photos: list[Pat
             (alt, description) = result
             record = {"path": str(path), "alt": alt.alt, "long_description": alt.long_description,
                       "partial": alt.partial, "text_found": description.text_found, "errors": description.errors}
-        if writer:
-            errors = "; ".join(f"{k}: {v}" for k, v in record["errors"].items())
-            writer.writerow([shown(record["path"]), record["alt"], record["long_description"],
-                             str(record["partial"]).lower(), record["text_found"] or "", errors])
-        else:
-            print(json_line(record))
-        sys.stdout.flush()
-    if len(photos) > 1:
-        seconds = time.perf_counter() - started
-        print(f"{len(photos) - len(failures)} of {len(photos)} images given alt text, "
-              f"{len(photos) / max(seconds, 1e-9) * 60:.0f} images per minute", file=sys.stderr, flush=True)
+        _print_row(record, writer)
+    if len(photos) > 1 and not args.quiet:
+        _print_rate(len(photos), len(failures), time.perf_counter() - started)
     if not failures:
         return 0
     if all(isinstance(f, ImageError) for f in failures):
         return ImageError.exit_code
     return max(f.exit_code for f in failures)
+
+
+def _print_row(record: dict[str, Any], writer: Any) -> None:
+    """One image's line on stdout: a CSV row (``writer``) or a JSON line."""
+    if writer:
+        errors = "; ".join(f"{k}: {v}" for k, v in record["errors"].items())
+        writer.writerow([shown(record["path"]), record["alt"], record["long_description"],
+                         str(record["partial"]).lower(), record["text_found"] or "", errors])
+    else:
+        print(json_line(record))
+    sys.stdout.flush()
+
+
+def _print_rate(total: int, failed: int, seconds: float) -> None:
+    print(f"{total - failed} of {total} images given alt text, "
+          f"{total / max(seconds, 1e-9) * 60:.0f} images per minute", file=sys.stderr, flush=True)
+
+
+def _run_collection(args: argparse.Namespace, settings: Any, photos: list[Path]) -> int:
+    """Alt text for ``photos`` with worker processes, on Ray, or into a JSON-lines file; the exit code."""
+    from describe_local.collection import TaskSpec, failed, run_collection
+
+    if not caption_installed(settings) and not args.quiet:
+        print(NO_CAPTION_NOTE, file=sys.stderr, flush=True)
+    spec = TaskSpec("describe_local.collection.tasks:alt_text_photos", settings,
+                    {"max_chars": args.max_chars, "names": args.names},
+                    needs=needed_on_every_node(settings) if args.ray is not None else ())
+    writer = csv.writer(sys.stdout, lineterminator="\n") if args.csv else None
+    if writer:
+        writer.writerow(COLUMNS)
+    kinds: list[set[str]] = []
+    started, count = time.perf_counter(), 0
+    records = run_collection(photos, spec, jobs=settings.jobs, ray=args.ray, output=args.jsonl,
+                             resume=args.resume, progress=bar_wanted(args), include_done=False)
+    with contextlib.closing(records):
+        for record in records:
+            count += 1
+            failure = failed(record)
+            if failure:
+                kinds.append(failure)
+                for key in sorted(failure):
+                    print(f"describe-local: error: {shown(record['errors'][key])}", file=sys.stderr, flush=True)
+            row = {"path": record["path"], "alt": "", "long_description": "", "partial": True, "text_found": None,
+                   **{k: v for k, v in record.items() if k != "sha256"}, "errors": record.get("errors") or {}}
+            _print_row(row, writer)
+    if not args.quiet:
+        if count < len(photos):
+            print(f"{len(photos) - count} of {len(photos)} images were already in {shown(args.jsonl)}",
+                  file=sys.stderr)
+        if count > 1:
+            _print_rate(count, len(kinds), time.perf_counter() - started)
+    if not kinds:
+        return 0
+    return ImageError.exit_code if all(k == {"decode"} for k in kinds) else 1
 
 
 def _described(describer: Describer, paths: Iterable[Path], args: argparse.Namespace) -> Iterator[tuple[Path, Any]]:
@@ -177,10 +237,10 @@ def _described(describer: Describer, paths: Iterable[Path], args: argparse.Names
             yield path, (alt_text(result, args.max_chars, args.names), result)
 
 
-def _announced(paths: list[Path], forced: bool) -> Iterator[Path]:
+def _announced(paths: list[Path], forced: bool, quiet: bool = False) -> Iterator[Path]:
     """``paths``, printing ``n/N path`` on stderr as each starts (``--progress``, or a terminal
-    and more than a few)."""
-    show = forced or (len(paths) > PROGRESS_FROM and sys.stderr.isatty())
+    and more than a few; never with ``quiet``)."""
+    show = not quiet and (forced or (len(paths) > PROGRESS_FROM and sys.stderr.isatty()))
     for index, path in enumerate(paths, 1):
         if show:
             print(f"{index}/{len(paths)} {shown(path)}", file=sys.stderr, flush=True)
@@ -228,7 +288,7 @@ def _run_pages(describer: Describer, args: argparse.Namespace, jobs: list[Job],
     plans = [plan_page(page, root) for page, root, _ in jobs]
     images = list(dict.fromkeys(path for plan in plans for path in plan.images()))
     described: dict[Path, AltText | str] = {}
-    for path, result in _described(describer, _announced(images, args.progress), args):
+    for path, result in _described(describer, _announced(images, args.progress, args.quiet), args):
         described[path] = shown(result) if isinstance(result, DescribeLocalError) else result[0]
     reports: list[PageReport] = []
     code = 0

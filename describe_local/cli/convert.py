@@ -1,29 +1,41 @@
-"""``describe-local convert NAME``: export an OFA caption model to ONNX, so that it captions without torch."""
+"""``describe-local models convert NAME`` (also ``describe-local convert NAME``): export an OFA caption
+model to ONNX, so that it captions without torch. ``models pull`` and ``models import`` call
+:func:`convert_installed` too, when torch is there."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from describe_local.cli._common import json_text, load_settings, setting_default, shown
 
+log = logging.getLogger(__name__)
+
+HELP = "export an OFA caption model to ONNX (faster on CPUs, no torch needed to caption)"
+DESCRIPTION = ("Writes onnx/ into the model's folder: the encoder and one decoder step as ONNX graphs with "
+               "their weights, the token embeddings, and a manifest with their sha256 (the store's manifest "
+               "is updated too). Needs torch and onnx (pip install 'describe-local[torch]'); the folder then "
+               "captions with ONNX Runtime alone. `models pull` and `models import` do this by themselves "
+               "when torch is installed.")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("convert", help=HELP + " (same as `models convert`)", description=DESCRIPTION)
+    parser.add_argument("--models-dir", type=Path, metavar="DIR", help="the model store (default: models/)")
+    add_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``convert`` (shared by ``describe-local convert`` and ``models convert``)."""
     default_model = setting_default("caption_model")
-    parser = subparsers.add_parser(
-        "convert",
-        help="export an OFA caption model to ONNX (faster on CPUs, no torch needed to caption)",
-        description=("Writes onnx/ into the model's folder: the encoder and one decoder step as ONNX graphs, "
-                     "the token embeddings and a manifest with their sha256. Needs torch and onnx "
-                     "(pip install '.[onnx-export]'); the folder then captions with ONNX Runtime alone."),
-    )
     parser.add_argument("name", nargs="?", default=default_model,
                         help=f"a caption model in the store, or a folder (default: {default_model})")
-    parser.add_argument("--models-dir", type=Path, metavar="DIR", help="the model store (default: models/)")
     parser.add_argument("--int8", action="store_true",
                         help="also write int8 graphs (dynamic quantisation of the linear layers)")
+    parser.add_argument("--fp16", action="store_true", help="also write fp16 graphs (used on CUDA)")
     parser.add_argument("--precision", choices=("fp32", "int8"), default=None,
-                        help="what the folder runs by default (int8 needs --int8; default fp32)")
+                        help="what the folder runs on a CPU by default (int8 needs --int8; default fp32)")
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
     parser.set_defaults(func=run)
 
@@ -39,15 +51,36 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{shown(folder)} is not an OFA model: only OFA models convert to ONNX")
     if args.precision == "int8" and not args.int8:
         raise ConfigError("--precision int8 needs --int8")
-    try:
-        from describe_local.see.caption.ofa_onnx.convert import convert
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"converting needs torch and onnx ({exc.name} is missing): "
-                          "pip install 'describe-local[onnx-export]'") from exc
-    manifest = convert(folder, int8=args.int8, precision=args.precision)
+    manifest = convert_installed(folder, int8=args.int8, fp16=args.fp16, precision=args.precision)
     if args.json:
         print(json_text(manifest))
     else:
         print(f"{shown(folder)}: ONNX graphs written ({', '.join(manifest['files'])}); "
               f"runs {manifest['precision']} by default")
     return 0
+
+
+def torch_missing() -> str | None:
+    """The module that converting needs and that is not installed (torch, onnx), or ``None``."""
+    import importlib.util
+
+    for name in ("torch", "onnx"):
+        if importlib.util.find_spec(name) is None:
+            return name
+    return None
+
+
+def convert_installed(folder: Path, *, int8: bool = False, fp16: bool = False, precision: str | None = None) -> dict:
+    """Convert the OFA model in ``folder`` and bring the store's manifest (when it has one) up to date."""
+    from describe_local.errors import TorchNotInstalled
+    from describe_local.store.formats import OFA_ONNX_DIR
+    from describe_local.store.manifest import refresh_checksums
+
+    missing = torch_missing()
+    if missing:
+        raise TorchNotInstalled.for_(f"converting {folder.name} to ONNX needs torch and onnx", missing)
+    from describe_local.see.caption.ofa_onnx.convert import convert
+
+    manifest = convert(folder, int8=int8, fp16=fp16, precision=precision)
+    refresh_checksums(folder, OFA_ONNX_DIR)
+    return manifest

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from describe_local.cli._choices import (
     caption_model_given,
@@ -17,18 +19,37 @@ from describe_local.cli._choices import (
 from describe_local.cli._common import (
     OUTPUT_NAMING_HELP,
     add_caption_options,
+    add_collection_options,
     add_gallery_option,
+    as_collection,
+    bar_wanted,
+    caption_installed,
     check_beam,
+    check_collection_options,
     expand_photos,
     json_line,
     load_settings,
     mp3_namer,
+    needed_on_every_node,
     progress_printer,
     setting_default,
     shown,
     write_mp3,
 )
 from describe_local.errors import ConfigError, DescribeLocalError, ImageError, ModelNotInstalled, OutputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from describe_local.pipeline import DescribeOptions
+    from describe_local.settings import Settings
+
+NO_CAPTION_NOTE = (
+    "note: no caption model is installed, so descriptions have no caption; "
+    "install one with `describe-local models pull ofa-tiny` "
+    "(or `describe-local models import FOLDER` offline)."
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,8 +98,10 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--progress", action="store_true",
-        help="print n/N as each photo starts, on stderr (the default for several photos when stderr is a terminal)",
+        help="print n/N as each photo starts, on stderr (the default for several photos when stderr is a terminal; "
+        "with --jobs, --ray or --jsonl, a progress bar with the rate and the time left)",
     )
+    add_collection_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
         check_beam(args)
     if args.speed is not None and not 0.25 <= args.speed <= 4:  # NaN fails this too
         raise ConfigError(f"--speed {args.speed:g} is out of range: give 0.25 to 4 (1: the voice's own pace)")
+    check_collection_options(args)
     settings = load_settings(
-        args, known_faces="gallery", caption_model="caption_model", beam="beam", lang="lang", voice="voice"
+        args, known_faces="gallery", caption_model="caption_model", beam="beam", lang="lang", voice="voice",
+        jobs="jobs",
     )
     stages = ("text",) if args.read else ANALYSIS_STAGES
     photos = expand_photos(args.photos)
@@ -112,21 +137,22 @@ def run(args: argparse.Namespace) -> int:
         audio=not args.no_audio,
         sequential=getattr(args, "sequential", False),
     )
+    if as_collection(args, settings):
+        return _run_collection(args, settings, photos, options, audio_target)
     failures: list[DescribeLocalError] = []
-    with Describer.load(settings, stages=stages, speech=options.audio, progress=progress_printer()) as describer:
+    loading = progress_printer() if not args.quiet else None
+    with Describer.load(settings, stages=stages, speech=options.audio, progress=loading) as describer:
         caption = describer.status()["caption"]
         if not args.read and not caption.loaded:
             if wanted_caption is not None:  # asked for by name: its absence is an error, not a note
                 raise ModelNotInstalled((caption.detail or "no caption model loaded").removeprefix("not installed: "))
-            if not args.json:
-                print(
-                    "note: no caption model is installed, so descriptions have no caption; "
-                    "install one with `describe-local models pull ofa-tiny` "
-                    "(or `describe-local models import FOLDER` offline).",
-                    file=sys.stderr,
-                )
+            if not args.json and not args.quiet:  # installed but unusable here (e.g. needs torch): say why
+                why = (caption.detail or "").removeprefix("not installed: ")
+                print(f"note: descriptions have no caption: {why}" if caption_installed(settings) and why
+                      else NO_CAPTION_NOTE, file=sys.stderr)
         started = time.perf_counter()
-        announced = _announced(photos, args.progress or (len(photos) > 1 and sys.stderr.isatty()))
+        show = not args.quiet and (args.progress or (len(photos) > 1 and sys.stderr.isatty()))
+        announced = _announced(photos, show)
         for path, result in describer.describe_all(announced, options, read=args.read):
             failure = result if isinstance(result, DescribeLocalError) else None
             if not isinstance(result, DescribeLocalError) and result.mp3 is not None and audio_target:
@@ -143,8 +169,9 @@ def run(args: argparse.Namespace) -> int:
                     print(json_line({"path": str(path), "errors": {_failed_step(result): shown(result)}}),
                           flush=True)
                 continue
-            _print_result(result, as_json=args.json)
-        _print_summary(len(photos), len(failures), time.perf_counter() - started, read=args.read)
+            _print_record(result.to_json(), as_json=args.json)
+        if not args.quiet:
+            _print_summary(len(photos), len(failures), time.perf_counter() - started, read=args.read)
     if not failures:
         return 0
     # A photo that cannot be written is a setup problem; one that cannot be read, the photo's.
@@ -179,16 +206,67 @@ def _print_summary(total: int, failed: int, seconds: float, *, read: bool) -> No
     print(f"{line}, {seconds / total:.1f} s each on average", file=sys.stderr, flush=True)
 
 
-def _print_result(result, *, as_json: bool) -> None:
+def _print_record(record: dict[str, Any], *, as_json: bool) -> None:
+    """A description (its JSON fields) on stdout: one JSON line, or its text, failures, notes and MP3."""
     if as_json:
-        print(json_line(result.to_json()), flush=True)
+        print(json_line(record), flush=True)
         return
-    print(f"{shown(result.path)}: {shown(result.text)}")
-    for stage, error in result.errors.items():
-        if stage != "output" and not error.startswith("not installed"):
+    print(f"{shown(record['path'])}: {shown(record.get('text') or '')}")
+    for stage, error in (record.get("errors") or {}).items():
+        if stage != "output" and not str(error).startswith("not installed"):
             print(f"  ({stage} failed: {shown(error)})")
-    for note in result.notes:
+    for note in record.get("notes") or []:
         print(f"  ({shown(note)})")
-    if result.audio:
-        print(f"  audio: {shown(result.audio)}")
+    if record.get("audio"):
+        print(f"  audio: {shown(record['audio'])}")
     sys.stdout.flush()
+
+
+# -- big collections ----------------------------------------------------------------------------
+
+
+def _run_collection(args: argparse.Namespace, settings: Settings, photos: list[Path], options: DescribeOptions,
+                    audio_target: Callable[[Path], Path] | None) -> int:
+    """Describe ``photos`` with worker processes, on Ray, or into a JSON-lines file; the exit code."""
+    from describe_local.collection import TaskSpec, failed, run_collection
+
+    if not args.read and not caption_installed(settings) and not args.json and not args.quiet:
+        print(NO_CAPTION_NOTE, file=sys.stderr)
+    spec = TaskSpec(
+        "describe_local.collection.tasks:describe_photos", settings,
+        {"read": args.read, "lang": options.lang, "voice": options.voice, "length_scale": options.length_scale,
+         "audio": options.audio, "sequential": options.sequential},
+        needs=needed_on_every_node(settings) if args.ray is not None else (),
+    )
+    # Named for all photos up front, in order, exactly as the one-process loop names them.
+    names = [audio_target(p) for p in photos] if audio_target is not None else None
+
+    def save(index: int, _photo: Path, _field: str, data: bytes) -> str:
+        assert names is not None
+        return str(write_mp3(names[index], data))
+
+    kinds: list[set[str]] = []
+    started, count = time.perf_counter(), 0
+    records = run_collection(photos, spec, jobs=settings.jobs, ray=args.ray, output=args.jsonl,
+                             resume=args.resume, progress=bar_wanted(args),
+                             save_file=save if names is not None else None, include_done=False)
+    with contextlib.closing(records):
+        for record in records:
+            count += 1
+            failure = failed(record)
+            if failure:
+                kinds.append(failure)
+                for key in sorted(failure):
+                    print(f"describe-local: error: {shown(record['errors'][key])}", file=sys.stderr, flush=True)
+            if "output" in failure or not failure or args.json:
+                _print_record(record, as_json=args.json)
+    if not args.quiet:
+        if count < len(photos):
+            print(f"{len(photos) - count} of {len(photos)} photos were already in {shown(args.jsonl)}",
+                  file=sys.stderr)
+        _print_summary(count, len(kinds), time.perf_counter() - started, read=args.read)
+    if not kinds:
+        return 0
+    if any("output" in k for k in kinds):
+        return OutputError.exit_code
+    return ImageError.exit_code if all(k == {"decode"} for k in kinds) else 1

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from describe_local.cli._common import json_text, load_settings, setting_default, shown
+from describe_local.errors import first_line
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pull.add_argument("--timeout", type=float, metavar="S",
                       help=f"give up after S seconds without an answer (default: {timeout:g})")
     pull.add_argument("--replace", action="store_true", help="replace an installed model of that name")
+    pull.add_argument("--no-convert", action="store_true",
+                      help="do not export an OFA model to ONNX after installing it (done when torch is installed)")
     pull.set_defaults(func=pull_model)
 
     bring = actions.add_parser("import", help="install a model copied by hand (offline machines)")
@@ -41,7 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "or a Piper voice .onnx (with its .onnx.json beside it)")
     bring.add_argument("--name", help="the name in the store (default: from the model)")
     bring.add_argument("--replace", action="store_true", help="replace an installed model of that name")
+    bring.add_argument("--no-convert", action="store_true",
+                       help="do not export an OFA model to ONNX after installing it (done when torch is installed)")
     bring.set_defaults(func=import_model)
+
+    from describe_local.cli import convert
+
+    converting = actions.add_parser("convert", help=convert.HELP, description=convert.DESCRIPTION)
+    convert.add_arguments(converting)
 
     verify = actions.add_parser("verify", help="check installed models against their manifests' checksums")
     verify.add_argument("names", nargs="*", help="models to check (default: all)")
@@ -134,6 +147,7 @@ def pull_model(args: argparse.Namespace) -> int:
     model = pull(store, args.name, settings, timeout=args.timeout, progress=_progress_bar(),
                  replace=args.replace)
     print(f"installed {model.name} ({model.kind}) in {shown(model.path)}")
+    _convert_after_install(model.path, args.no_convert)
     return 0
 
 
@@ -144,7 +158,37 @@ def import_model(args: argparse.Namespace) -> int:
     _settings, store = _store(args)
     model = bring(store, args.path, name=args.name, replace=args.replace)
     print(f"installed {model.name} ({model.kind}) in {shown(model.path)}")
+    _convert_after_install(model.path, args.no_convert)
     return 0
+
+
+def _convert_after_install(folder: Path, skip: bool) -> None:
+    """Export a just-installed OFA model to ONNX when torch is there (and it has no current graphs),
+    so that describing needs no torch; without torch, say how it can caption."""
+    from describe_local.cli.convert import convert_installed, torch_missing
+    from describe_local.store import formats
+
+    if skip or not formats.is_ofa_folder(folder) or formats.has_ofa_onnx(folder):
+        return
+    missing = torch_missing()
+    if missing:
+        print(f"note: {folder.name} has no ONNX graphs and {missing} is not installed, so it cannot caption "
+              f"here yet: pip install 'describe-local[torch]', then `describe-local models convert {folder.name}` "
+              "(or import a copy converted on another machine)", file=sys.stderr)
+        return
+    import onnxruntime as ort
+
+    fp16 = "CUDAExecutionProvider" in ort.get_available_providers()  # the graphs CUDA runs
+    print(f"converting {folder.name} to ONNX (captions then need no torch)...", file=sys.stderr, flush=True)
+    try:
+        manifest = convert_installed(folder, fp16=fp16)
+    except Exception as exc:  # the model is installed all the same; torch runs it, as before
+        log.debug("converting %s failed", folder, exc_info=True)
+        print(f"warning: {folder.name} is installed but could not be converted to ONNX ({first_line(exc)}); "
+              f"it captions with torch. Try `describe-local models convert {folder.name}` (-vv shows why)",
+              file=sys.stderr)
+        return
+    print(f"{folder.name}: ONNX graphs written ({len(manifest['files'])} files)")
 
 
 @_file_errors

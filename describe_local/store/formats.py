@@ -263,19 +263,27 @@ def piper_voice_problem(onnx: Path) -> str | None:
     return None
 
 
-# -- OFA exported to ONNX (``describe-local convert``; issue 15) -------------------------------
+# -- OFA exported to ONNX (``describe-local models convert``; issue 15) ------------------------
 #
 # ``onnx/`` inside an OFA folder: the image + prompt encoder and one decoder step as two
-# graphs, the shared token embeddings as a NumPy array (memory-mapped by the runtime, so
-# the rows a caption never uses are never read), and a manifest with every file's sha256
-# and what the runtime needs to know without importing torch (task settings, special ids).
+# graphs, each with its weights in a data file beside it (ONNX external data, read straight
+# into place at load), the shared token embeddings as a NumPy array (memory-mapped by the
+# runtime, so the rows a caption never uses are never read), and a manifest with every
+# file's sha256 and what the runtime needs to know without importing torch (task settings,
+# special ids). Graphs of an older layout (another ``format``) are not used: convert again.
 
 OFA_ONNX_DIR = "onnx"
+OFA_ONNX_FORMAT = 2
 OFA_ONNX_MANIFEST = f"{OFA_ONNX_DIR}/manifest.json"
 OFA_ONNX_ENCODER = "encoder"  # + OFA_ONNX_SUFFIXES[precision]
 OFA_ONNX_DECODER = "decoder_step"
 OFA_ONNX_EMBEDDINGS = f"{OFA_ONNX_DIR}/embed_tokens.npy"
-OFA_ONNX_SUFFIXES = {"fp32": ".onnx", "int8": ".int8.onnx"}
+OFA_ONNX_SUFFIXES = {"fp32": ".onnx", "int8": ".int8.onnx", "fp16": ".fp16.onnx"}
+OFA_ONNX_DATA_SUFFIX = ".data"  # NAME.onnx -> NAME.onnx.data
+# ONNX Runtime's graphs as optimised for this machine, written at first load (see the runtime's
+# sessions.py): derived files, left out of the store's checksums and of copies to other machines.
+OFA_ONNX_CACHE_DIR = f"{OFA_ONNX_DIR}/optimized"
+DERIVED_DIRS = (OFA_ONNX_CACHE_DIR,)
 
 
 def ofa_onnx_graph(name: str, precision: str = "fp32") -> str:
@@ -283,16 +291,35 @@ def ofa_onnx_graph(name: str, precision: str = "fp32") -> str:
     return f"{OFA_ONNX_DIR}/{name}{OFA_ONNX_SUFFIXES[precision]}"
 
 
-def ofa_onnx_precisions(folder: Path) -> list[str]:
-    """The precisions whose graphs the manifest of ``folder`` lists and that are on disk."""
+def ofa_onnx_data_name(graph_file: str) -> str:
+    """The name of the weights file beside the graph file ``graph_file``."""
+    return graph_file + OFA_ONNX_DATA_SUFFIX
+
+
+def ofa_onnx_manifest(folder: Path) -> dict[str, Any] | None:
+    """The ONNX manifest of ``folder`` when it is of the layout this version runs, else ``None``."""
     manifest = read_json_object(Path(folder) / OFA_ONNX_MANIFEST)
-    files = manifest.get("files") if manifest else None
-    if not isinstance(files, dict) or not (Path(folder) / OFA_ONNX_EMBEDDINGS).is_file():
+    if not manifest or manifest.get("format") != OFA_ONNX_FORMAT or not isinstance(manifest.get("files"), dict):
+        return None
+    return manifest
+
+
+def ofa_onnx_stale(folder: Path) -> bool:
+    """Whether ``folder`` has ONNX graphs of an older layout (converted by an earlier version)."""
+    return (Path(folder) / OFA_ONNX_MANIFEST).is_file() and ofa_onnx_manifest(folder) is None
+
+
+def ofa_onnx_precisions(folder: Path) -> list[str]:
+    """The precisions whose graphs (and their data files) the manifest of ``folder`` lists and that are on disk."""
+    manifest = ofa_onnx_manifest(folder)
+    if manifest is None or not (Path(folder) / OFA_ONNX_EMBEDDINGS).is_file():
         return []
+    files = manifest["files"]
     found = []
     for precision in OFA_ONNX_SUFFIXES:
         graphs = [ofa_onnx_graph(name, precision) for name in (OFA_ONNX_ENCODER, OFA_ONNX_DECODER)]
-        if all(g in files and (Path(folder) / g).is_file() for g in graphs):
+        needed = [*graphs, *(ofa_onnx_data_name(g) for g in graphs)]
+        if all(f in files and (Path(folder) / f).is_file() for f in needed):
             found.append(precision)
     return found
 

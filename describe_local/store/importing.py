@@ -15,9 +15,10 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from describe_local.store import formats
 from describe_local.store.kinds import NotAModel, identify
 from describe_local.store.local import InstalledModel, ModelStore
-from describe_local.store.manifest import MANIFEST_NAME, Manifest, ManifestError, checksum_folder
+from describe_local.store.manifest import MANIFEST_NAME, Manifest, ManifestError, checksum_folder, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def import_model(
         root = _model_root(unpacked)
         found = identify(root)
         carried = _carried_manifest(root)
+        _check_onnx_graphs(root)
         default = found.name
         if found.kind == "caption":  # named after the folder it came in, not our scratch copy
             default = root.name if root != unpacked else _stem(path)
@@ -145,6 +147,18 @@ def _model_root(folder: Path) -> Path:
             folder = entries[0]
         else:
             return folder
+
+
+def _check_onnx_graphs(root: Path) -> None:
+    """An OFA folder's ONNX graphs (converted elsewhere) must match the sha256 their manifest lists."""
+    onnx = formats.ofa_onnx_manifest(root)
+    if onnx is None:
+        return
+    bad = [rel for rel, digest in sorted(onnx["files"].items())
+           if not (root / rel).is_file() or sha256_file(root / rel) != str(digest).lower()]
+    if bad:
+        raise ManifestError(f"{root.name}: the ONNX graphs do not match their manifest ({', '.join(bad[:3])}); "
+                            "copy the model again, or delete its onnx/ folder and convert it here")
 
 
 def _carried_manifest(root: Path) -> Manifest | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from describe_local.errors import ManifestError
+from describe_local.store.formats import DERIVED_DIRS
 
 MANIFEST_NAME = "describe-local.json"
 KINDS = ("caption", "translation", "voice")
@@ -86,12 +87,30 @@ def sha256_file(path: Path) -> str:
 
 
 def checksum_folder(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder`` (the manifest itself excluded), by relative path."""
-    return {
-        path.relative_to(folder).as_posix(): sha256_file(path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST_NAME
-    }
+    """sha256 of every file under ``folder`` by relative path; not the manifest itself, nor files a
+    runtime derives and rewrites on its own (:data:`formats.DERIVED_DIRS`)."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_file() and rel != MANIFEST_NAME and not rel.startswith(tuple(f"{d}/" for d in DERIVED_DIRS)):
+            found[rel] = sha256_file(path)
+    return found
+
+
+def refresh_checksums(folder: Path, under: str) -> Manifest | None:
+    """Record in ``folder``'s manifest the sha256 of the files now in its subfolder ``under`` (written
+    after install, e.g. ONNX graphs), forgetting what was there before; other entries stay as they
+    were checked. ``None``, and nothing written, when the folder has no readable manifest."""
+    try:
+        manifest = Manifest.read(folder)
+    except ManifestError:
+        return None
+    inside = f"{under}/"
+    kept = {rel: digest for rel, digest in manifest.files.items() if not rel.startswith(inside)}
+    fresh = {rel: digest for rel, digest in checksum_folder(folder).items() if rel.startswith(inside)}
+    manifest.files = dict(sorted({**kept, **fresh}.items()))
+    manifest.write(folder)
+    return manifest
 
 
 def folder_size(folder: Path) -> int:

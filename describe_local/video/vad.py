@@ -30,6 +30,7 @@ MIN_SILENCE_S = 0.3  # shorter pauses are breaths inside a line, not room for na
 PAD_S = 0.1  # kept clear around speech, for the consonants the windows blur
 
 Interval = tuple[float, float]
+VAD_INSTALL = "pip install --no-deps 'silero-vad>=5'"
 
 
 def model_path() -> Path:
@@ -37,10 +38,11 @@ def model_path() -> Path:
     would import torch)."""
     spec = importlib.util.find_spec("silero_vad")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotInstalled("the voice activity model is missing: pip install silero-vad")
+        raise ModelNotInstalled(f"the voice activity model is missing: {VAD_INSTALL} (--no-deps: its "
+                                "metadata asks for torch, which only its own Python code uses)")
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
     if not path.is_file():
-        raise ModelNotInstalled(f"the voice activity model is missing: no {path}")
+        raise ModelNotInstalled(f"the voice activity model is missing: no {path}; reinstall it: {VAD_INSTALL}")
     return path
 
 

@@ -1,14 +1,15 @@
 """The ONNX Runtime OFA backend against our PyTorch engine, on a tiny random checkpoint.
 
 Random weights scaled by 3 (as test_ofa_engine.py) so that captions differ per
-photo. Tokens are compared on a fixed subset of 12 of the 55 COCO photos (every
-fourth and ninth, sorted by name) to keep CI on 2 cores short;
-scripts/bench_ofa_onnx.py compares all 55.
+photo. Greedy and beam-5 tokens are compared on all 55 COCO photos; the other
+checks use 12 of them (every fourth and ninth, sorted by name) to keep CI on 2
+cores short.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -42,7 +43,7 @@ TOLERANCE = 1e-4
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     folder = make_tiny_models.write_ofa(tmp_path_factory.mktemp("onnx") / "ofa-tiny", "ofa-tiny", seed=3, scale=3.0)
-    assert cli_main(["convert", str(folder), "--int8"]) == 0
+    assert cli_main(["models", "convert", str(folder), "--int8", "--fp16"]) == 0
     return folder
 
 
@@ -57,11 +58,17 @@ def onnx_engine(folder) -> OnnxOFA:
 
 
 @pytest.fixture(scope="module")
-def photos(shared_data) -> list[Image.Image]:
+def all_photos(shared_data) -> list[Image.Image]:
     paths = sorted((shared_data / "captions" / "images").glob("*.jpg"))
-    chosen = sorted({*paths[::4], *paths[::9]})[:12]
-    assert len(chosen) == 12
-    return [Image.open(p).convert("RGB") for p in chosen]
+    assert len(paths) == 55
+    return [Image.open(p).convert("RGB") for p in paths]
+
+
+@pytest.fixture(scope="module")
+def photos(all_photos) -> list[Image.Image]:
+    """12 of the 55 (every fourth and ninth), for the slower checks."""
+    chosen = sorted({*range(0, len(all_photos), 4), *range(0, len(all_photos), 9)})[:12]
+    return [all_photos[i] for i in chosen]
 
 
 def _both(options: SearchOptions) -> search.SearchOptions:
@@ -71,7 +78,7 @@ def _both(options: SearchOptions) -> search.SearchOptions:
 def test_layout_manifest_and_registry(folder, tmp_path):
     manifest = json.loads((folder / formats.OFA_ONNX_MANIFEST).read_text())
     assert manifest["precision"] == "fp32"
-    assert formats.ofa_onnx_precisions(folder) == ["fp32", "int8"]
+    assert formats.ofa_onnx_precisions(folder) == ["fp32", "int8", "fp16"]
     assert set(manifest["files"]) >= {formats.ofa_onnx_graph("encoder"), formats.ofa_onnx_graph("decoder_step"),
                                       formats.OFA_ONNX_EMBEDDINGS}
     assert verify(folder) == []
@@ -111,13 +118,15 @@ def test_encoder_outputs_within_tolerance(torch_engine, onnx_engine, photos):
     assert np.abs(graph["hidden"] - ours.hidden.numpy()).max() < TOLERANCE
     keys = torch.stack([c.cross_keys for c in setup.caches]).numpy()
     values = torch.stack([c.cross_values for c in setup.caches]).numpy()
-    assert np.abs(graph["cross_keys"] - keys).max() < TOLERANCE
-    assert np.abs(graph["cross_values"] - values).max() < TOLERANCE
-    assert np.abs(graph["self_bias"] - setup.self_bias.numpy()).max() < TOLERANCE
+    # The decoder's inputs derived from it (projections by weights scaled up 3x) amplify its
+    # fp32 rounding with their size: within 1e-4 of their largest value (cross keys reach ~10).
+    for name, expected in (("cross_keys", keys), ("cross_values", values), ("self_bias", setup.self_bias.numpy())):
+        scale = max(1.0, float(np.abs(expected).max()))
+        assert np.abs(graph[name] - expected).max() < TOLERANCE * scale, name
     cross = (setup.cross_bias[None] + setup.pad_bias).numpy()  # (B, H, L, S)
     finite = cross > -1e30
     assert np.array_equal(finite, graph["cross_bias"] > -1e30)
-    assert np.abs(graph["cross_bias"][finite] - cross[finite]).max() < TOLERANCE
+    assert np.abs(graph["cross_bias"][finite] - cross[finite]).max() < TOLERANCE * max(1.0, np.abs(cross[finite]).max())
 
 
 def test_decoder_logits_within_tolerance(torch_engine, onnx_engine, photos):
@@ -133,14 +142,14 @@ def test_decoder_logits_within_tolerance(torch_engine, onnx_engine, photos):
 
 @pytest.mark.parametrize("options", [SearchOptions.plain_greedy(16), SearchOptions(beam=5, max_tokens=16)],
                          ids=["greedy", "beam5"])
-def test_tokens_identical_on_photos(torch_engine, onnx_engine, photos, options):
+def test_tokens_identical_on_photos(torch_engine, onnx_engine, all_photos, options):
     prompt = torch_engine.task.prompt
-    ours = [torch_engine.generate_ids([p], [prompt], options)[0] for p in photos]
-    onnx = [onnx_engine.generate_ids([p], [prompt], _both(options))[0] for p in photos]
+    ours = [torch_engine.generate_ids([p], [prompt], options)[0] for p in all_photos]
+    onnx = [onnx_engine.generate_ids([p], [prompt], _both(options))[0] for p in all_photos]
     assert onnx == ours
-    assert len({tuple(ids) for ids in ours}) > len(photos) // 2, "captions must vary per photo"
+    assert len({tuple(ids) for ids in ours}) > len(all_photos) // 2, "captions must vary per photo"
     # a batch: beam search drops photos whose hypotheses are all finished
-    batch = photos[:4]
+    batch = all_photos[:4]
     assert onnx_engine.generate_ids(batch, [prompt] * 4, _both(options)) == ours[:4]
 
 
@@ -193,10 +202,59 @@ def test_captioning_imports_no_torch(folder, photos, tmp_path):
     assert result.stdout.split() == ["OnnxOFACaptioner", "True", "True", "False"], result.stderr
 
 
-def test_cuda_provider(folder):
+def test_optimised_copy_gives_the_same_results(folder, onnx_engine, photos, tmp_path):
+    import shutil
+
+    cache = folder / formats.OFA_ONNX_CACHE_DIR
+    assert len(list(cache.iterdir())) == 1  # written by the first load, for this machine
+    again = OnnxOFA.load(folder, device="cpu", threads=2)  # from the copy, not optimised again
+    prompt = [onnx_engine.prompt]
+    first, second = onnx_engine.encode(photos[:1], prompt, 5), again.encode(photos[:1], prompt, 5)
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+    options = search.SearchOptions(beam=5, max_tokens=16)
+    assert again.generate_ids(photos[:3], prompt * 3, options) == onnx_engine.generate_ids(photos[:3], prompt * 3,
+                                                                                          options)
+    # a folder that cannot be written to goes without the copies
+    readonly = shutil.copytree(folder, tmp_path / "readonly", ignore=shutil.ignore_patterns("optimized"))
+    for path in [readonly / formats.OFA_ONNX_DIR, readonly]:
+        path.chmod(0o555)
+    try:
+        engine = OnnxOFA.load(readonly, device="cpu", threads=2)
+        assert engine.encode(photos[:1], prompt, 5)["hidden"].shape == first["hidden"].shape
+        if os.geteuid() != 0:  # root writes into a read-only folder all the same
+            assert not (readonly / formats.OFA_ONNX_CACHE_DIR).exists()
+    finally:
+        for path in [readonly, readonly / formats.OFA_ONNX_DIR]:
+            path.chmod(0o755)
+
+
+def test_fp16_graphs(folder, onnx_engine, photos):
+    """The graphs for CUDA, run here by the CPU provider: fp16 throughout, close to fp32."""
+    half = OnnxOFA.load(folder, device="cpu", threads=2, precision="fp16")
+    prompt = [onnx_engine.prompt]
+    fp32, fp16 = onnx_engine.encode(photos[:1], prompt, 4), half.encode(photos[:1], prompt, 4)
+    assert fp16["hidden"].dtype == np.float16
+    relative = np.linalg.norm(fp16["hidden"].astype(np.float32) - fp32["hidden"]) / np.linalg.norm(fp32["hidden"])
+    assert relative < 1e-2, relative
+    ids = half.generate_ids(photos[:2], prompt * 2, search.SearchOptions())
+    assert all(0 < len(row) <= 16 for row in ids)
+
+
+def test_cuda_provider(folder, onnx_engine, photos):
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        pytest.skip("this onnxruntime has no CUDA provider (no GPU here): CUDA is checked on GPU machines")
+        pytest.skip("this onnxruntime has no CUDA provider (onnxruntime-gpu and a GPU): CUDA is checked on GPU "
+                    "machines; the fp16 graphs it runs are checked on the CPU above")
     engine = OnnxOFA.load(folder, device="cuda")
-    assert engine.encoder.get_providers()[0] == "CUDAExecutionProvider"
+    assert engine.encoder.get_providers()[0] == "CUDAExecutionProvider" and engine.precision == "fp16"
+    prompt = [onnx_engine.prompt]
+    cpu = onnx_engine.encode(photos[:1], prompt, 4)["hidden"]
+    gpu = engine.encode(photos[:1], prompt, 4)["hidden"].astype(np.float32)
+    assert np.linalg.norm(gpu - cpu) / np.linalg.norm(cpu) < 1e-2
+    options = search.SearchOptions(beam=5, max_tokens=16)
+    same = sum(engine.generate_ids([p], prompt, options) == onnx_engine.generate_ids([p], prompt, options)
+               for p in photos)
+    assert same >= len(photos) // 2, f"fp16 on CUDA gave fp32's tokens on {same} of {len(photos)} photos"
+    fp32 = OnnxOFA.load(folder, device="cuda", precision="fp32").encode(photos[:1], prompt, 4)["hidden"]
+    assert np.linalg.norm(fp32 - cpu) / np.linalg.norm(cpu) < 1e-4

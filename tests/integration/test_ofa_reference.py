@@ -1,10 +1,11 @@
-"""Our OFA engine against modelscope's reference implementation, on real photos.
+"""Our OFA engine, and its ONNX export, against modelscope's reference implementation, on real photos.
 
 ``scripts/reference/ofa_reference.py`` runs in ``.venv-ref`` (modelscope needs
 transformers 4.x; we run transformers 5): it builds modelscope's ``OFAModel``
 with seeded random weights, scaled up until different photos get different
 captions, saves it in the released on-disk format, and records its outputs.
-Here our engine loads that folder and must give the same numbers and tokens.
+Here our engine loads that folder and must give the same numbers and tokens;
+then the folder is converted to ONNX, and ONNX Runtime must give them too.
 """
 
 from __future__ import annotations
@@ -75,6 +76,38 @@ def medium(tmp_path_factory):
     return folder, ref, [Image.open(p) for p in photos]
 
 
+def _check_onnx(folder: Path, ref: dict, images: list[Image.Image], *, early: bool = False) -> None:
+    """The folder converted to ONNX: encoder output and logits within 1e-4, the reference's tokens."""
+    import numpy as np
+
+    from describe_local.see.caption.ofa_onnx import search
+    from describe_local.see.caption.ofa_onnx.convert import convert
+    from describe_local.see.caption.ofa_onnx.runtime import OnnxOFA, _CachedDecoder
+
+    convert(folder)
+    onnx = OnnxOFA.load(folder, device="cpu", threads=2)
+    greedy, beam = search.SearchOptions.plain_greedy(16), search.SearchOptions(beam=5)
+    caption_ids = ref["caption_ids"].numpy()
+    if early:
+        assert onnx.generate_ids(images, caption_ids, beam) == ref["early_beam"]
+        assert onnx.generate_ids(images, caption_ids, greedy) == ref["early_greedy"]
+        assert onnx.generate_ids(images, ref["question_ids"].numpy(), beam) == ref["early_beam_questions"]
+        return
+    forced = ref["forced_tokens"].numpy()
+    encoded = onnx.encode(images, caption_ids, forced.shape[1])
+    assert np.abs(encoded["hidden"] - ref["encoder_out"].numpy()).max() < TOLERANCE
+    decoder = _CachedDecoder(onnx, encoded)
+    logits = np.stack([decoder.step(forced[:, t], t) for t in range(forced.shape[1])], axis=1)
+    assert np.abs(logits - ref["forced_logits"].numpy()).max() < TOLERANCE
+    assert onnx.generate_ids(images, caption_ids, greedy) == ref["greedy"]
+    assert onnx.generate_ids(images, caption_ids, beam) == ref["beam"]
+    question_ids = ref["question_ids"].numpy()
+    hidden = onnx.encode(images, question_ids, 1)["hidden"]
+    assert np.abs(hidden - ref["encoder_out_questions"].numpy()).max() < TOLERANCE
+    assert onnx.generate_ids(images, question_ids, greedy) == ref["greedy_questions"]
+    assert onnx.generate_ids(images, question_ids, beam) == ref["beam_questions"]
+
+
 def _check_model(folder: Path, ref: dict, images: list[Image.Image]) -> None:
     # The reference's own captions differ between photos: its image path matters.
     assert len({tuple(c) for c in ref["greedy"]}) == len(images), ref["greedy"]
@@ -140,6 +173,14 @@ def test_tokenizer_equals_reference(tiny):
 @pytest.mark.slow
 def test_medium_model_equals_reference(medium):
     _check_model(*medium)
+
+
+@pytest.mark.slow
+def test_onnx_equals_reference(tiny, medium):
+    _check_onnx(*tiny)
+    folder, ref, images = tiny
+    _check_onnx(folder / "early", ref, images, early=True)
+    _check_onnx(*medium)
 
 
 if __name__ == "__main__":

@@ -28,15 +28,18 @@ def fake_logits(photo: int, history: list[int]) -> np.ndarray:
 
 
 class NumpyFake:
+    vocab = VOCAB
+
     def __init__(self, photos: int) -> None:
         self.photos = np.arange(photos)
         self.history = np.zeros((photos, 0), dtype=np.int64)
 
-    def step(self, tokens: np.ndarray, t: int) -> np.ndarray:
+    def top(self, tokens: np.ndarray, t: int, ban: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         self.history = np.concatenate([self.history, tokens[:, None]], axis=1)
         beams = len(tokens) // len(self.photos)
-        return np.stack([fake_logits(int(self.photos[r // beams]), row) for r, row in
-                         enumerate(self.history.tolist())])
+        logits = np.stack([fake_logits(int(self.photos[r // beams]), row) for r, row in
+                           enumerate(self.history.tolist())])
+        return search.top_from_logits(logits, ban, k)
 
     def reorder(self, rows: np.ndarray, kept: np.ndarray | None) -> None:
         self.history = self.history[rows]
@@ -116,6 +119,18 @@ def test_ban_rules():
     lprobs = np.zeros((1, 10), dtype=np.float32)
     search.ban(lprobs, 1, options, IDS, tokens[:, :2])
     assert np.isneginf(lprobs[0, IDS.eos])
+
+
+def test_ban_mask_and_nan():
+    options = search.SearchOptions(min_tokens=1, max_tokens=2, no_repeat_ngram=0)
+    mask = search.ban_mask(2, 6, 2, options, IDS, np.zeros((2, 3), dtype=np.int64))
+    assert mask.shape == (2, 6) and mask.dtype == np.float32
+    assert (mask[:, IDS.eos] == 0).all() and np.isneginf(np.delete(mask, IDS.eos, axis=1)).all()
+    logits = np.array([[0.0, 1.0, 3.0, 2.0], [np.nan, 1.0, 3.0, 2.0]], dtype=np.float32)
+    values, tokens = search.top_from_logits(logits, np.array([[0, 0, -np.inf, 0]], dtype=np.float32), 4)
+    assert tokens[0].tolist() == [3, 1, 0, 2] and np.isneginf(values[0, 3])
+    # a NaN makes the whole row NaN (as torch's log-softmax): every token -inf, ties to the lower token
+    assert tokens[1].tolist() == [0, 1, 2, 3] and np.isneginf(values[1]).all()
 
 
 def test_log_softmax_sums_to_one():

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from describe_local.errors import TorchNotInstalled
 from describe_local.see.caption import Backend, register_backend
-from describe_local.store.formats import is_ofa_folder
+from describe_local.store.formats import is_ofa_folder, ofa_onnx_stale
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -49,7 +50,13 @@ class OFACaptioner:
 
     @classmethod
     def load(cls, folder: Path, settings: Settings) -> OFACaptioner:
-        import torch
+        try:
+            import torch
+        except ModuleNotFoundError as exc:
+            raise torch_needed(Path(folder), exc.name) from None
+        if ofa_onnx_stale(Path(folder)):
+            log.warning("%s has ONNX graphs of an older layout, so PyTorch captions instead (slower): "
+                        "run `describe-local models convert %s`", folder, Path(folder).name)
 
         from describe_local.see.caption.ofa import OFA
 
@@ -130,6 +137,14 @@ def _sentence(text: str) -> str:
     for mark in (" .", " ,", " ?", " !"):
         text = text.replace(mark, mark[1:])
     return text
+
+
+def torch_needed(folder: Path, missing: str | None) -> TorchNotInstalled:
+    """The error for an OFA folder the ONNX backend cannot run (no graphs, or an older layout) without torch."""
+    why = "has ONNX graphs of an older layout" if ofa_onnx_stale(folder) else "has no ONNX graphs"
+    return TorchNotInstalled.for_(
+        f"the OFA caption model {folder.name} {why}, and running it without them needs torch", missing,
+        then=f"run `describe-local models convert {folder.name}` once (captions then need no torch)")
 
 
 def load(folder: Path, settings: Settings) -> OFACaptioner:

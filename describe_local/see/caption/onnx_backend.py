@@ -1,10 +1,11 @@
-"""OFA on ONNX Runtime: the caption backend for OFA folders converted with ``describe-local convert``.
+"""OFA on ONNX Runtime: the caption backend for OFA folders converted with ``describe-local models convert``.
 
 Tried before the torch OFA backend, so a converted folder captions without
 importing torch. Same settings as the torch backend: ``beam``,
 ``max_caption_tokens``, ``device`` (auto, cpu, cuda) and ``torch_threads``
-(here: ONNX Runtime's intra-op threads). The precision (fp32 or int8) is the
-one the folder was converted for. This module imports neither torch nor the
+(here: ONNX Runtime's intra-op threads). The precision is the one the folder
+was converted for (fp32, or int8 with ``--precision int8``), or fp16 on CUDA
+when it has fp16 graphs. This module imports neither torch nor the
 torch engine's package. It imports ``ofa_backend`` (for the caption tidying
 shared with it) only when used: importing it at the top would register the
 torch backend before this one, and the first registered that accepts a folder wins.

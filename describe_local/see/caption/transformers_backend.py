@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from describe_local.errors import ModelNotInstalled
+from describe_local.errors import ModelNotInstalled, TorchNotInstalled
 from describe_local.see.caption import Backend, register_backend
 from describe_local.store.formats import transformers_model_type
 
@@ -56,13 +56,17 @@ class TransformersCaptioner:
 
     @classmethod
     def load(cls, folder: Path, settings: Settings) -> TransformersCaptioner:
-        import torch
-        import transformers
+        folder = Path(folder)
+        family = transformers_model_type(folder) or ""
+        try:
+            import torch
+            import transformers
+        except ModuleNotFoundError as exc:
+            raise TorchNotInstalled.for_(f"the {family} caption model {folder.name} needs torch and transformers",
+                                         exc.name) from None
 
         from describe_local.see.caption.ofa import pick_device
 
-        folder = Path(folder)
-        family = transformers_model_type(folder) or ""
         if settings.torch_threads > 0:
             torch.set_num_threads(settings.torch_threads)
         device, dtype = pick_device(settings.device)

@@ -99,10 +99,11 @@ class OFA:
         """Load the checkpoint in ``folder`` (see :mod:`describe_local.see.caption.ofa.checkpoint`)."""
         folder = Path(folder)
         config = OFAConfig.load(folder)
-        model = load_model(folder, config).prepare()
         torch_device, torch_dtype = pick_device(device)
         torch_dtype = dtype or torch_dtype
-        model = model.to(device=torch_device, dtype=torch_dtype)
+        # Moved first, then prepared: prepare() makes q/k/v views of one joint weight, which a
+        # later .to() would leave behind in the old dtype (fp16 on a GPU then failed).
+        model = load_model(folder, config).to(device=torch_device, dtype=torch_dtype).prepare()
         return cls(
             model=model,
             tokenizer=OFATokenizer.load(folder),

@@ -7,8 +7,12 @@ minimum and maximum lengths), so that the same logits give the same tokens.
 Scores are float32 as there. Top-k breaks ties by the lower index (torch does
 not promise an order; with real-valued scores ties do not occur in practice).
 
-The decoder is anything with ``step(tokens, t) -> logits`` and
-``reorder(rows, kept)`` (see :class:`StepDecoder`).
+The decoder is anything with ``top(tokens, t, ban, k)`` and ``reorder(rows,
+kept)`` (see :class:`StepDecoder`): the search says which tokens each row may
+not take (an additive mask of 0 and -inf, :func:`ban_mask`), the decoder
+returns each row's ``k`` best log-probabilities after it. The exported graph
+does log-softmax, the mask and top-k itself; :func:`top_from_logits` is the
+same in NumPy, for a decoder that only gives logits.
 """
 
 from __future__ import annotations
@@ -29,8 +33,12 @@ class SpecialIds:
 
 
 class StepDecoder(Protocol):
-    def step(self, tokens: np.ndarray, t: int) -> np.ndarray:
-        """Logits (N, vocab) after ``tokens`` (N,), the tokens at position ``t``; grows the cache."""
+    vocab: int
+
+    def top(self, tokens: np.ndarray, t: int, ban: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """After ``tokens`` (N,), the tokens at position ``t``: each row's ``k`` best float32
+        log-probabilities plus ``ban`` (N or 1, vocab), sorted, ties to the lower token, and their
+        tokens, each (N, k). A NaN log-probability counts as -inf. Grows the cache."""
 
     def reorder(self, rows: np.ndarray, kept: np.ndarray | None) -> None:
         """Keep cache rows ``rows`` (hypotheses) and, when given, photos ``kept``."""
@@ -54,9 +62,23 @@ def topk(x: np.ndarray, k: int, *, largest: bool = True) -> tuple[np.ndarray, np
     return np.take_along_axis(x, index, -1), index
 
 
-def ban(lprobs: np.ndarray, step: int, options: SearchOptions, ids: SpecialIds, tokens: np.ndarray) -> None:
-    """Apply the length rules, never-pad, and the n-gram rule to ``lprobs`` in place."""
+def top_from_logits(logits: np.ndarray, ban: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the decoder graph computes from its logits: log-softmax, NaN as -inf, ``ban`` added, top ``k``."""
+    lprobs = log_softmax(logits)
     lprobs[np.isnan(lprobs)] = -np.inf
+    return topk(lprobs + ban, k)
+
+
+def ban_mask(rows: int, vocab: int, step: int, options: SearchOptions, ids: SpecialIds,
+             tokens: np.ndarray) -> np.ndarray:
+    """(rows, vocab) float32: -inf where the rules refuse a token at ``step``, else 0."""
+    mask = np.zeros((rows, vocab), dtype=np.float32)
+    ban(mask, step, options, ids, tokens)
+    return mask
+
+
+def ban(lprobs: np.ndarray, step: int, options: SearchOptions, ids: SpecialIds, tokens: np.ndarray) -> None:
+    """Apply the length rules, never-pad, and the n-gram rule to ``lprobs`` (or a zero mask) in place."""
     if step < options.min_tokens:
         lprobs[:, ids.eos] = -np.inf
     lprobs[:, ids.pad] = -np.inf
@@ -89,9 +111,14 @@ def greedy(decoder: StepDecoder, batch: int, options: SearchOptions, ids: Specia
     tokens[:, 0] = ids.bos
     done = np.zeros(batch, dtype=bool)
     for step in range(options.max_tokens + 1):
-        lprobs = log_softmax(decoder.step(tokens[:, step], step))
-        ban(lprobs, step, options, ids, tokens)
-        choice = lprobs.argmax(axis=-1)
+        if step == options.max_tokens:
+            # only </s> is allowed now, so it is the argmax (unless the model gave NaN logits, when
+            # the torch engine picks token 0): one decoder step, a 17th of a 16-token caption, saved
+            choice = np.full(batch, ids.eos, dtype=np.int64)
+        else:
+            mask = ban_mask(batch, decoder.vocab, step, options, ids, tokens)
+            _, best = decoder.top(tokens[:, step], step, mask, 1)
+            choice = best[:, 0].astype(np.int64)  # argmax: the first of equal maxima, as top-k's ties
         choice[done] = ids.pad
         tokens[:, step + 1] = choice
         done |= choice == ids.eos
@@ -123,26 +150,26 @@ def beam_search(decoder: StepDecoder, bsz: int, options: SearchOptions, ids: Spe
     kept: np.ndarray | None = None
 
     for step in range(max_len + 1):
+        vocab = decoder.vocab
         if step == 0:
             # every beam starts the same: one row per photo, then its cache copied per beam
-            lprobs = log_softmax(decoder.step(tokens[::beam, 0], 0))
-            ban(lprobs, 0, options, ids, tokens[::beam])
+            mask = ban_mask(bsz, vocab, 0, options, ids, tokens[::beam])
+            row_scores, row_tokens = decoder.top(tokens[::beam, 0], 0, mask, min(cand_size, vocab))
             decoder.reorder(np.repeat(np.arange(bsz), beam), None)
-            lp = lprobs[:, None, :]
+            row_scores, row_tokens, rows_each = row_scores[:, None], row_tokens[:, None], 1
         else:
             if kept is not None:
                 shift = kept - np.arange(kept.size)
                 reorder = (reorder.reshape(-1, beam) + shift[:, None] * beam).reshape(-1)
             decoder.reorder(reorder, kept)
-            lprobs = log_softmax(decoder.step(tokens[:, step], step))
-            ban(lprobs, step, options, ids, tokens)
-            lp = lprobs.reshape(bsz, beam, -1)
-        vocab = lp.shape[-1]
-        row_scores, row_tokens = topk(lp, min(cand_size, vocab))
+            mask = ban_mask(bsz * beam, vocab, step, options, ids, tokens)
+            row_scores, row_tokens = decoder.top(tokens[:, step], step, mask, min(cand_size, vocab))
+            row_scores, row_tokens = row_scores.reshape(bsz, beam, -1), row_tokens.reshape(bsz, beam, -1)
+            rows_each = beam
         if step:
             row_scores = row_scores + scores.reshape(bsz, beam, -1)[:, :, step - 1][..., None]
         per_row = row_scores.shape[-1]
-        k = min(cand_size, lp.shape[1] * vocab - 1)
+        k = min(cand_size, rows_each * vocab - 1)
         cand_scores, picked = topk(row_scores.reshape(bsz, -1), k)
         cand_beams = picked // per_row
         cand_tokens = np.take_along_axis(row_tokens.reshape(bsz, -1), picked, 1)
