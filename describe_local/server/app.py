@@ -27,6 +27,7 @@ from describe_local import __version__
 from describe_local.errors import DescribeLocalError, ImageError
 from describe_local.server import alt_text_api, ask_api, describe_api, gallery_api
 from describe_local.server.auth import ADMIN
+from describe_local.server.deps import client_address
 from describe_local.server.guard import PAGE_CSP, Guard
 from describe_local.server.logs import AccessLog
 from describe_local.server.photo_memory import PhotoMemory
@@ -123,7 +124,7 @@ def create_app(
 
         The details name the server's folders: only with the admin token."""
         models, error = state.models(), state.load_error
-        if state.gate.role(request.headers.get("authorization"), describe_api.client_address(request)) != ADMIN:
+        if state.gate.role(request.headers.get("authorization"), client_address(request)) != ADMIN:
             folders = server_folders(settings)
             models, error = redact_tree(models, folders), error and redact_paths(error, folders)
         return Health(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from describe_local.errors import (
@@ -29,16 +29,10 @@ from describe_local.errors import (
     QuestionsUnavailable,
 )
 from describe_local.results import DescribeOptions
-from describe_local.server.describe_api import (
-    check_token,
-    photo_memory,
-    ready_describer,
-    server_state,
-    signed_audio,
-)
+from describe_local.server.deps import Job, State, job_form, photo_memory, shared_memory
+from describe_local.server.describe_api import signed_audio
 from describe_local.server.photo_memory import PhotoMemory
 from describe_local.server.redact import redact_tree, server_folders
-from describe_local.server.state import ServerState
 from describe_local.server.uploads import multipart_schema, read_form
 
 log = logging.getLogger(__name__)
@@ -63,11 +57,6 @@ class AskResponse:
     audio_expires: int | None = None  # when audio_url stops working (Unix time)
 
 
-def shared_memory(request: Request) -> PhotoMemory:
-    """Photos shared to the app, waiting for the page (``app.state.shared``)."""
-    return request.app.state.shared
-
-
 _ASK_SCHEMA = multipart_schema(["photo_id", "question"], {
     "photo_id": {"type": "string", "description": "the photo_id /api/describe gave"},
     "question": {"type": "string", "description": "the question, in English, e.g. what colour is the car?"},
@@ -87,17 +76,11 @@ _ASK_SCHEMA = multipart_schema(["photo_id", "question"], {
     },
 )
 async def ask(
-    request: Request,
-    state: Annotated[ServerState, Depends(server_state)],
+    job: Annotated[Job, Depends(job_form(max_bytes=MAX_ASK_BODY))],
     kept: Annotated[PhotoMemory, Depends(photo_memory)],
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> AskResponse:
     """Answer a question about a photo described a moment ago, as text and a signed URL of the spoken MP3."""
-    settings = state.settings
-    admin = check_token(request, state, authorization)
-    describer = ready_describer(state)
-    state.jobs.check_room()
-    form = await read_form(request, MAX_ASK_BODY, settings.request_timeout_s)
+    state, describer, form = job.state, job.describer, job.form
     photo_id, question = form.text("photo_id"), form.text("question")
     if not photo_id:
         raise BadUpload("send the photo_id that came with the description, in the form field 'photo_id'")
@@ -116,7 +99,7 @@ async def ask(
         kept.answers_questions = False
         kept.forget_all()
         raise QuestionsUnavailable(NO_MODEL) from None
-    notes = result.notes if admin else redact_tree(result.notes, server_folders(settings))
+    notes = result.notes if job.admin else redact_tree(result.notes, server_folders(state.settings))
     response = AskResponse(question=result.question, answer=result.answer, notes=notes, timings_ms=result.timings_ms)
     response.audio_url, response.audio_expires = signed_audio(state, result.mp3)
     log.info("answered a question in %.0f ms", result.timings_ms.get("total", 0.0))  # never the question itself
@@ -126,13 +109,15 @@ async def ask(
 @router.post("/share", include_in_schema=False)
 async def share_target(
     request: Request,
-    state: Annotated[ServerState, Depends(server_state)],
+    state: State,
     shared: Annotated[PhotoMemory, Depends(shared_memory)],
 ) -> Response:
     """A photo shared from another app (the manifest's share_target): kept in memory, then the page opens.
 
     No token is asked here (a share sheet sends none); the photo is only held, not described,
     until the page that fetches it sends it to ``/api/describe`` with the listener's token."""
+    # Not deps.job_form, on purpose: nothing runs here, so no token, no ready describer (sharing
+    # works while the models load) and no queue slot; and a refusal is a redirect, not JSON.
     settings = state.settings
     try:
         form = await read_form(request, settings.max_upload_bytes, settings.request_timeout_s)

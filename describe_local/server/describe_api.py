@@ -8,15 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from describe_local.errors import AudioGone, BadField, NotReady
+from describe_local.errors import AudioGone, BadField
 from describe_local.results import DescribeOptions, Findings
-from describe_local.server.auth import ADMIN, DESCRIBE
+from describe_local.server.deps import Job, State, job_form, photo_memory
 from describe_local.server.photo_memory import PhotoMemory
 from describe_local.server.redact import redact_tree, server_folders
 from describe_local.server.state import ServerState
-from describe_local.server.uploads import Form, multipart_schema, one_photo, read_form
+from describe_local.server.uploads import Form, multipart_schema, one_photo
 
 if TYPE_CHECKING:
     from describe_local.pipeline import Describer
@@ -29,40 +29,6 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 MAX_LANG_CHARS = 35  # the longest language tag worth having
 MAX_VOICE_CHARS = 100  # voice keys are about 25
 DETAILS = ("short", "detailed")  # the first is the default
-
-
-def photo_memory(request: Request) -> PhotoMemory:
-    """The described photos kept for questions (``app.state.photos``, made by ``create_app``)."""
-    return request.app.state.photos
-
-
-def check_token(request: Request, state: ServerState, authorization: str | None) -> bool:
-    """Whether the request came with the admin token. Where describing needs a token (the
-    ``require_token_for_describe`` setting), one of the two is required: :class:`AuthError` (401)
-    or, after too many wrong ones, :class:`TooManyAttempts` (429)."""
-    if not state.settings.require_token_for_describe:
-        return False
-    admin = state.gate.require(authorization, client_address(request), DESCRIBE, ADMIN) == ADMIN
-    request.state.admin = admin  # the error handler shows paths to the admin only
-    return admin
-
-
-def server_state(request: Request) -> ServerState:
-    return request.app.state.server
-
-
-def client_address(request: Request) -> str:
-    """The address of the socket the request came on (never a header the client could choose)."""
-    return request.client.host if request.client else "unknown"
-
-
-def ready_describer(state: ServerState) -> Describer:
-    """The loaded describer, or :class:`NotReady` (503) while it loads or if it failed."""
-    if state.describer is not None:
-        return state.describer
-    if state.load_error:
-        raise NotReady(f"the server could not load its models: {state.load_error}", None)
-    raise NotReady("the server is still loading its models; try again in a few seconds", 5)
 
 
 @dataclass(kw_only=True)
@@ -97,26 +63,20 @@ _FORM_SCHEMA = multipart_schema(["photo"], {
     },
 )
 async def describe(
-    request: Request,
-    state: Annotated[ServerState, Depends(server_state)],
+    job: Annotated[Job, Depends(job_form())],
     kept: Annotated[PhotoMemory, Depends(photo_memory)],
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> DescribeResponse:
     """Describe a photo: text, what was found, and a signed URL of the spoken MP3.
 
     The photo stays in memory for ``ask_ttl_s`` seconds under ``photo_id``, for questions
     about it (``POST /api/ask``), where a loaded model answers questions."""
-    settings = state.settings
-    admin = check_token(request, state, authorization)
-    describer = ready_describer(state)
-    state.jobs.check_room()  # refuse before reading a large upload
-    form = await read_form(request, settings.max_upload_bytes, settings.request_timeout_s)
-    photo = one_photo(form, settings)
-    options = _options(form, describer)
+    state, describer, settings = job.state, job.describer, job.state.settings
+    photo = one_photo(job.form, settings)
+    options = _options(job.form, describer)
 
     result = await state.jobs.run(describer.describe, photo.data, options)
     findings = result.findings()
-    if not admin:  # the stages' messages may name the server's folders
+    if not job.admin:  # the stages' messages may name the server's folders
         folders = server_folders(settings)
         for key in ("errors", "notes"):
             findings[key] = redact_tree(findings[key], folders)
@@ -142,7 +102,7 @@ async def describe(
 async def audio(
     clip_id: str,
     request: Request,
-    state: Annotated[ServerState, Depends(server_state)],
+    state: State,
     expires: str | None = None,
     sig: str | None = None,
 ) -> Response:

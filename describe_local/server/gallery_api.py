@@ -13,19 +13,22 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from describe_local.errors import FacesUnavailable, GalleryError, PersonNotFound
 from describe_local.images import suffix_for
-from describe_local.server.auth import ADMIN
-from describe_local.server.describe_api import client_address, ready_describer, server_state
+from describe_local.server.deps import AdminState, Job, Ready, job_form, ready
 from describe_local.server.state import ServerState
-from describe_local.server.uploads import BadUpload, Part, multipart_schema, read_form
+from describe_local.server.uploads import BadUpload, Part, multipart_schema
 from describe_local.settings import Settings
+
+if TYPE_CHECKING:
+    from describe_local.gallery import Gallery
+    from describe_local.pipeline import Describer
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +57,16 @@ class RemovedResponse(BaseModel):
     removed_photos: int
 
 
-def require_admin(
-    request: Request,
-    state: Annotated[ServerState, Depends(server_state)],
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> ServerState:
-    state.gate.require(authorization, client_address(request), ADMIN)
-    request.state.admin = True  # error bodies may name the server's folders
-    return state
-
-
-AdminState = Annotated[ServerState, Depends(require_admin)]
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"description": "the admin token is needed"}}
 
 
-def _gallery(state: ServerState) -> Any:
+def _gallery(state: ServerState) -> Gallery:
     """The one gallery object of this server: it keeps the face models it loads for enrolment."""
-    from describe_local.see.faces.gallery import Gallery
+    from describe_local.gallery import open_gallery  # the face code loads on first use, not at start
 
     with state.lock:
         if state.gallery is None:
-            state.gallery = Gallery.open(state.settings.known_faces, state.settings)
+            state.gallery = open_gallery(state.settings)
         return state.gallery
 
 
@@ -87,6 +79,11 @@ def _list_people(state: ServerState) -> list[Person]:
 async def list_people(state: AdminState) -> PeopleResponse:
     """Everyone in the gallery, with how many photos each has."""
     return PeopleResponse(people=await run_in_threadpool(_list_people, state))
+
+
+def _faces_loaded(describer: Describer) -> None:
+    if not describer.status()["faces"].loaded:
+        raise FacesUnavailable("face recognition is not loaded on this server, so no one can be added")
 
 
 _ADD_SCHEMA = multipart_schema(["name", "photos"], {
@@ -106,14 +103,9 @@ _ADD_SCHEMA = multipart_schema(["name", "photos"], {
     openapi_extra=_ADD_SCHEMA,
     responses={**_AUTH_RESPONSES, 422: {"description": "a photo was refused (no face, several faces)"}},
 )
-async def add_person(request: Request, state: AdminState) -> AddedResponse:
+async def add_person(job: Annotated[Job, Depends(job_form(admin_only=True, needs=_faces_loaded))]) -> AddedResponse:
     """Add a person (or more photos of one): every photo must show exactly one face."""
-    describer = ready_describer(state)
-    if not describer.status()["faces"].loaded:
-        raise FacesUnavailable("face recognition is not loaded on this server, so no one can be added")
-    state.jobs.check_room()
-    settings = state.settings
-    form = await read_form(request, settings.max_upload_bytes, settings.request_timeout_s)
+    state, form = job.state, job.form
     name = form.text("name")
     photos = form.files("photos") or form.files("photo")
     if not name:
@@ -128,9 +120,9 @@ async def add_person(request: Request, state: AdminState) -> AddedResponse:
 
 
 @router.delete("/people/{name}", response_model=RemovedResponse, responses=_AUTH_RESPONSES)
-async def remove_person(name: str, state: AdminState) -> RemovedResponse:
+async def remove_person(name: str, let_in: Annotated[Ready, Depends(ready(admin_only=True))]) -> RemovedResponse:
     """Remove a person and their photos from the gallery."""
-    ready_describer(state)
+    state = let_in.state
     known = await run_in_threadpool(_list_people, state)
     match = next((p.name for p in known if p.name.casefold() == name.casefold()), None)
     if match is None:

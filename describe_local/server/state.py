@@ -17,8 +17,8 @@ from describe_local.server.signing import UrlSigner
 from describe_local.settings import Settings
 
 if TYPE_CHECKING:
+    from describe_local.gallery import Gallery
     from describe_local.pipeline import Describer
-    from describe_local.see.faces.gallery import Gallery
 
 log = logging.getLogger(__name__)
 
