@@ -15,15 +15,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends
 
 from describe_local.errors import BadField
 from describe_local.results import DescribeOptions
 from describe_local.say.alt_text import DEFAULT_MAX_CHARS, MAX_CHARS_RANGE, alt_text
-from describe_local.server.describe_api import check_token, ready_describer, server_state
+from describe_local.server.deps import Job, job_form
 from describe_local.server.redact import redact_tree, server_folders
-from describe_local.server.state import ServerState
-from describe_local.server.uploads import Form, multipart_schema, one_photo, read_form
+from describe_local.server.uploads import Form, multipart_schema, one_photo
 
 log = logging.getLogger(__name__)
 
@@ -70,24 +69,16 @@ _FORM_SCHEMA = multipart_schema(["photo"], {
         504: {"description": "over the time budget"},
     },
 )
-async def alt_text_for_image(
-    request: Request,
-    state: Annotated[ServerState, Depends(server_state)],
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> AltTextResponse:
+async def alt_text_for_image(job: Annotated[Job, Depends(job_form())]) -> AltTextResponse:
     """Alt text for one image: one concise sentence (the caption first, a count of people, text
     that stands out), a longer description beside it, and whether it is partial. No audio."""
-    settings = state.settings
-    admin = check_token(request, state, authorization)
-    describer = ready_describer(state)
-    state.jobs.check_room()  # refuse before reading a large upload
-    form = await read_form(request, settings.max_upload_bytes, settings.request_timeout_s)
+    state, describer, form, settings = job.state, job.describer, job.form, job.state.settings
     max_chars, names = _max_chars(form), _names(form)
     image = one_photo(form, settings, "image")
 
     result = await state.jobs.run(describer.describe, image.data, DescribeOptions(audio=False))
     made = alt_text(result, max_chars, names)
-    errors = result.errors if admin else redact_tree(result.errors, server_folders(settings))
+    errors = result.errors if job.admin else redact_tree(result.errors, server_folders(settings))
     # Timings only: the alt text and names stay out of the logs.
     log.info("alt text for an image in %.0f ms", result.timings_ms.get("total", 0.0))
     return AltTextResponse(alt=made.alt, long_description=made.long_description, partial=made.partial,
