@@ -5,42 +5,37 @@ which photo each worker holds. A worker that dies (killed, out of memory, stuck 
 ``collection_photo_timeout_s``) is replaced and its photo goes back to the front of the
 queue; a photo that stops workers ``collection_attempts`` times becomes an error record.
 Results come back in the order they finish; ``run_collection`` puts them in input order.
+Each worker is a :class:`~describe_local.child.Child` running
+:func:`describe_local.collection.worker.build_task`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import subprocess
-import sys
-import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, Pipe, wait
 from pathlib import Path
 from typing import Any
 
+from describe_local.child import Answer, Child, Failed, Gone, close_all, wait_for_any
 from describe_local.collection.records import WORKER, failure_record, sha256_file
 from describe_local.collection.spec import TaskSpec
+from describe_local.collection.worker import FACTORY
 from describe_local.errors import DescribeLocalError, WorkerError
 
 log = logging.getLogger(__name__)
 
-POLL_S = 1.0  # how often a wait for results wakes to check the clock
+POLL_S = 1.0  # how often a wait for results wakes up
 STOP_GRACE_S = 10.0  # idle workers get this long to close their models before they are killed
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
 @dataclass
 class _Worker:
-    process: subprocess.Popen[bytes]
-    conn: Connection
-    ready: bool = False
+    child: Child
     index: int | None = None  # the photo it is describing
     path: str = ""
-    since: float = 0.0
 
 
 def cpu_count() -> int:
@@ -75,29 +70,26 @@ def run_local(
             workers.append(_start(spec, share))
         while queue or any(w.index is not None for w in workers):
             for worker in workers:
-                if worker.ready and worker.index is None and queue and may_start(queue[0][0]):
+                if worker.child.ready and worker.index is None and queue and may_start(queue[0][0]):
                     worker.index, worker.path = queue.popleft()
-                    worker.since = time.monotonic()
-                    worker.conn.send((worker.index, worker.path))
-            for conn in wait([w.conn for w in workers], timeout=POLL_S):
-                worker = next(w for w in workers if w.conn is conn)
-                try:
-                    message = conn.recv()
-                except (EOFError, OSError):
-                    message = None
-                if message is not None and message[0] == "ready":
-                    worker.ready = True
-                elif message is not None and message[0] == "failed":
-                    error = message[1]
+                    # Past the timeout the child is killed: its death is handled below as any.
+                    worker.child.send((worker.index, worker.path), settings.collection_photo_timeout_s)
+            for child in wait_for_any([w.child for w in workers], POLL_S):
+                worker = next(w for w in workers if w.child is child)
+                reply = child.receive()
+                if isinstance(reply, Answer):
+                    worker.index = None
+                    yield reply.value
+                elif isinstance(reply, Failed) and worker.index is None:
+                    error = reply.error
                     raise error if isinstance(error, DescribeLocalError) else WorkerError(
                         f"a worker could not load the models: {error}")
-                elif message is not None:
-                    _, index, record = message
-                    worker.index = None
-                    yield index, record
-                else:  # the worker died
+                elif isinstance(reply, Failed):  # the task raised past do_photo: the photo fails, not the run
+                    index, worker.index = worker.index, None
+                    yield index, failure_record(worker.path, sha256_file(Path(worker.path)), reply.error)
+                elif isinstance(reply, Gone):  # the worker died
                     workers.remove(worker)
-                    code = _reap(worker)
+                    code = reply.status
                     if worker.index is None:
                         load_deaths += 1
                         if load_deaths > jobs + 2:
@@ -107,6 +99,9 @@ def run_local(
                     else:
                         index, path = worker.index, worker.path
                         attempts[index] += 1
+                        if reply.timed_out:
+                            log.warning("%s took over %.0f s: its worker was stopped", path,
+                                        settings.collection_photo_timeout_s)
                         log.warning("a worker stopped (exit status %s) while describing %s", code, path)
                         if attempts[index] >= settings.collection_attempts:
                             yield index, failure_record(
@@ -117,66 +112,13 @@ def run_local(
                             queue.appendleft((index, path))
                     if queue and len(workers) < jobs:
                         workers.append(_start(spec, share))
-            _stop_stuck(workers, settings.collection_photo_timeout_s)
             if queue and not workers:
                 workers.append(_start(spec, share))
     finally:
-        _stop_all(workers)
+        # Idle workers are asked to stop (they close their models), busy ones are killed.
+        close_all([w.child for w in workers], STOP_GRACE_S)
 
 
 def _start(spec: TaskSpec, share: int) -> _Worker:
-    ours, theirs = Pipe(duplex=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
-    env.setdefault("OMP_NUM_THREADS", str(share))
-    env["DESCRIBE_LOCAL_WORKER_LOG_LEVEL"] = str(logging.getLogger().getEffectiveLevel())
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "describe_local.collection.worker", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env,
-        )
-    finally:
-        theirs.close()  # the child holds its own copy: its death now shows as the end of ours
-    worker = _Worker(process, ours)
-    with contextlib.suppress(OSError):  # it died at once: seen as the end of the connection
-        ours.send(spec)
-    return worker
-
-
-def _reap(worker: _Worker) -> int | None:
-    with contextlib.suppress(OSError):
-        worker.conn.close()
-    try:
-        return worker.process.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        worker.process.kill()
-        return worker.process.wait()
-
-
-def _stop_stuck(workers: list[_Worker], timeout_s: float) -> None:
-    """Kill a worker that has held one photo past ``timeout_s`` (its death is handled as any)."""
-    now = time.monotonic()
-    for worker in workers:
-        if worker.index is not None and now - worker.since > timeout_s and worker.process.poll() is None:
-            log.warning("%s took over %.0f s: stopping its worker", worker.path, timeout_s)
-            worker.process.kill()
-
-
-def _stop_all(workers: list[_Worker]) -> None:
-    """Stop every worker: idle ones are asked (they close their models), busy ones killed."""
-    for worker in workers:
-        if worker.index is None and worker.ready:
-            with contextlib.suppress(OSError):
-                worker.conn.send(None)
-        else:
-            with contextlib.suppress(OSError):
-                worker.process.kill()
-    deadline = time.monotonic() + STOP_GRACE_S
-    for worker in workers:
-        with contextlib.suppress(OSError):
-            worker.conn.close()
-        try:
-            worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
+    threads = os.environ.get("OMP_NUM_THREADS", str(share))
+    return _Worker(Child.start(FACTORY, spec, name="a collection worker", env={"OMP_NUM_THREADS": threads}))
