@@ -8,8 +8,72 @@ findings plus a signed audio URL (``server/describe_api.py``).
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+class Status(enum.StrEnum):
+    """Whether a stage ran on a photo (or, in :meth:`Describer.status`, whether it is loaded).
+
+    A string enum, so that JSON carries the plain value (``"off"``).
+    """
+
+    OK = "ok"  # ran (or is loaded)
+    OFF = "off"  # not installed or not loaded: the same for every photo
+    FAILED = "failed"  # raised on this photo
+    TIMED_OUT = "timed_out"  # ran past its time budget on this photo
+
+
+# How the derived ``errors`` entry of a stage that is off begins (clients of the JSON read it).
+_OFF_PREFIX = "not installed: "
+
+
+@dataclass(frozen=True)
+class StageState:
+    """One stage's state on one photo: decided where it is known (the stage runner, the
+    describer's loading), read by every front end as a value, never parsed from text."""
+
+    status: Status
+    detail: str | None = None  # why it is off, or what went wrong, in words
+    ms: float | None = None  # how long it ran (``None`` when it did not run)
+
+    @classmethod
+    def ok(cls, ms: float | None = None) -> StageState:
+        return cls(Status.OK, None, ms)
+
+    @classmethod
+    def off(cls, why: str) -> StageState:
+        return cls(Status.OFF, why)
+
+    @classmethod
+    def failed(cls, what: str, ms: float | None = None) -> StageState:
+        return cls(Status.FAILED, what, ms)
+
+    @classmethod
+    def timed_out(cls, budget_s: float) -> StageState:
+        return cls(Status.TIMED_OUT, f"timed out after {budget_s:g} s", budget_s * 1000)
+
+    @property
+    def is_off(self) -> bool:
+        return self.status is Status.OFF
+
+    @property
+    def went_wrong(self) -> bool:
+        """Failed or timed out on this photo (not: off for every photo)."""
+        return self.status in (Status.FAILED, Status.TIMED_OUT)
+
+    def error_text(self) -> str | None:
+        """The stage's entry in the JSON's ``errors`` (derived here, and only here), or ``None`` when it ran."""
+        if self.status is Status.OK:
+            return None
+        if self.status is Status.OFF:
+            return f"{_OFF_PREFIX}{self.detail or 'not loaded'}"
+        return self.detail or self.status.value
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status.value, "detail": self.detail,
+                "ms": None if self.ms is None else round(self.ms, 1)}
 
 
 @dataclass(kw_only=True)
@@ -18,10 +82,36 @@ class DescribeOptions:
 
     lang: str | None = None
     voice: str | None = None
-    length_scale: float | None = None
+    speed: float | None = None  # 2 takes half as long, 1 is the voice's own pace; None: ``length_scale``
     audio: bool = True
     sequential: bool = False
     all_text: bool = False  # speak all the text read, not the first lines (``spoken_text_lines``)
+
+
+@dataclass(kw_only=True)
+class Seen:
+    """What the analysis stages saw in one photo, before anything is said (``Describer.look``)."""
+
+    source: str  # the photo's name, as errors and ``Description.path`` give it
+    caption: str | None = None
+    people: list[str] = field(default_factory=list)  # known people recognised, left to right
+    unknown_faces: int = 0
+    reading: Any = None  # the text stage's reading (lines, language, mode, engine), or None
+    guidance: list[str] = field(default_factory=list)  # photo quality advice
+    stages: dict[str, StageState] = field(default_factory=dict)  # each stage asked for
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Text spoken by one of the describer's voices (``Describer.speak``)."""
+
+    pcm: Any  # mono int16 numpy array
+    sample_rate: int
+    voice: str  # the key of the voice that spoke it
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / self.sample_rate
 
 
 @dataclass(kw_only=True)
@@ -40,11 +130,21 @@ class Findings:
     voice: str | None = None
     notes: list[str] = field(default_factory=list)  # e.g. a fallback to English
     timings_ms: dict[str, float] = field(default_factory=dict)  # per stage, and "total"
-    errors: dict[str, str] = field(default_factory=dict)  # stage -> what went wrong, or why it is off
+    # Each analysis stage's state ("caption", "faces", "text") on this photo, as a value.
+    stages: dict[str, StageState] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # derived from ``stages``; plus "output" when writing failed
 
     def findings(self) -> dict[str, Any]:
-        """Only the :class:`Findings` fields, as a dict (for a response that adds its own)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Findings)}
+        """Only the :class:`Findings` fields, as a JSON-ready dict (for a response that adds its own)."""
+        found = {f.name: getattr(self, f.name) for f in dataclasses.fields(Findings)}
+        found["stages"] = {stage: state.to_json() for stage, state in self.stages.items()}
+        return found
+
+    def stage_errors(self) -> None:
+        """Set :attr:`errors` from :attr:`stages` (kept beside it so that older clients go on working)."""
+        derived = {stage: text for stage, state in self.stages.items() if (text := state.error_text())}
+        extra = {stage: text for stage, text in self.errors.items() if stage not in self.stages}
+        self.errors = {**derived, **extra}
 
 
 @dataclass(kw_only=True)
@@ -59,6 +159,7 @@ class Description(Findings):
         """A JSON-ready dict (without the MP3 bytes)."""
         data = asdict(self)
         data.pop("mp3")
+        data["stages"] = {stage: state.to_json() for stage, state in self.stages.items()}
         return data
 
 
@@ -82,8 +183,15 @@ class Answer:
 
 @dataclass(frozen=True)
 class StageStatus:
-    """Whether a stage or model is loaded, its name, and why not."""
+    """Whether a stage or model is loaded (:attr:`Status.OK`) or off, its name, and why not."""
 
-    loaded: bool
+    status: Status
     name: str | None = None
-    detail: str | None = None
+    detail: str | None = None  # why it is off, in words
+
+    @property
+    def loaded(self) -> bool:
+        return self.status is Status.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status.value, "loaded": self.loaded, "name": self.name, "detail": self.detail}

@@ -38,7 +38,8 @@ def main() -> int:
         settings = Settings.load(known_faces=Path(tmp) / "known_faces", caption_model=args.caption_model)
         enrol(settings, DATA)
         with Describer.load(settings) as describer:
-            caption_note = describer.unavailable.get("caption")
+            caption = describer.status()["caption"]
+            caption_note = None if caption.loaded else caption.detail
             print(f"caption model: {settings.caption_model}" + (f" ({caption_note})" if caption_note else ""))
             print(f"timed runs per photo and mode: {args.repeat} (median), after one warm-up run\n")
             header = f"{'photo':10} {'mode':10} " + " ".join(f"{s:>9}" for s in STAGES) + "   AWS ms"

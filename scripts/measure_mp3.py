@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from describe_local.say.audio import MP3_BITRATE, encode_mp3
+from describe_local.audio import MP3_BITRATE, encode_mp3
 from describe_local.say.speech import load_bundled_voice
 
 TEXT = (

@@ -38,7 +38,7 @@ def installed_voices(rows: list[LanguageInfo]) -> list[str]:
 def pullable_voices(code: str, installed: list[str]) -> list[str]:
     """Voice keys of language ``code`` that the catalogue names and are not installed (the
     catalogue knows a few keys offline; any Piper voice key can be pulled)."""
-    from describe_local.say.languages import base_language
+    from describe_local.languages import base_language
     from describe_local.store import known_models
 
     return [e.name for e in known_models()
@@ -64,7 +64,7 @@ def check_speech_options(args: argparse.Namespace, settings: Settings) -> None:
 
 def check_lang(lang: str, rows: list[LanguageInfo], option: str = "--lang") -> LanguageInfo:
     """The row of ``lang`` ("es", "es_MX", "es-mx"), or :class:`ConfigError` listing the codes."""
-    from describe_local.say.languages import base_language
+    from describe_local.languages import base_language
 
     code = base_language(lang.strip())
     row = next((r for r in rows if r.code == code), None)

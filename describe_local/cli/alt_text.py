@@ -3,7 +3,7 @@
 - Images and folders of images: one line per image on stdout (JSON lines, or ``--csv``) with
   ``path``, ``alt``, ``long_description``, ``partial``, ``text_found`` and ``errors``.
 - ``.html`` pages, or folders holding a static site: every ``<img>`` with no ``alt`` gets one
-  (``alt_site.py``), into a copy of the site (``-o DIR``) or the pages themselves
+  (``alt_text/site.py``), into a copy of the site (``-o DIR``) or the pages themselves
   (``--in-place``, keeping each changed page's original as ``PAGE.bak``). A summary goes to
   stderr, and with ``--report FILE`` every page and image as JSON.
 """
@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from describe_local.cli._caption import check_caption, note_if_missing
 from describe_local.cli._choices import caption_model_given, check_caption_model, check_folders
 from describe_local.cli._common import (
     add_caption_options,
@@ -28,7 +29,6 @@ from describe_local.cli._common import (
     add_gallery_option,
     as_collection,
     bar_wanted,
-    caption_installed,
     check_beam,
     check_collection_options,
     expand_photos,
@@ -39,23 +39,19 @@ from describe_local.cli._common import (
     progress_printer,
     shown,
 )
-from describe_local.errors import ConfigError, DescribeLocalError, ImageError, ModelNotInstalled, OutputError, PageError
+from describe_local.errors import ConfigError, DescribeLocalError, ImageError, OutputError, PageError
 
 if TYPE_CHECKING:
-    from describe_local.alt_site import PageReport
+    from describe_local.alt_text.site import PageReport
+    from describe_local.alt_text.wording import AltText
     from describe_local.pipeline import Describer
-    from describe_local.say.alt_text import AltText
 
 PROGRESS_FROM = 4  # more images than this show n/N progress on a terminal
 COLUMNS = ("path", "alt", "long_description", "partial", "text_found", "errors")
-NO_CAPTION_NOTE = (
-    "note: no caption model is installed, so alt text is partial (people and text only); install one "
-    "with `describe-local models pull ofa-tiny` (or `describe-local models import FOLDER` offline)."
-)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from describe_local.say.alt_text import DEFAULT_MAX_CHARS, MAX_CHARS_RANGE
+    from describe_local.alt_text.wording import DEFAULT_MAX_CHARS, MAX_CHARS_RANGE
 
     parser = subparsers.add_parser(
         "alt-text",
@@ -94,8 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Alt text for the images or pages in ``args.paths``; the exit code."""
-    from describe_local.alt_site import holds_pages, is_page
-    from describe_local.say.alt_text import MAX_CHARS_RANGE
+    from describe_local.alt_text.site import holds_pages, is_page
+    from describe_local.alt_text.wording import MAX_CHARS_RANGE
 
     check_beam(args)
     low, high = MAX_CHARS_RANGE
@@ -130,12 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from describe_local.pipeline import Describer
 
     with Describer.load(settings, speech=False, progress=progress_printer() if not args.quiet else None) as describer:
-        caption = describer.status()["caption"]
-        if not caption.loaded:
-            if wanted_caption is not None:
-                raise ModelNotInstalled((caption.detail or "no caption model loaded").removeprefix("not installed: "))
-            if not args.quiet:
-                print(NO_CAPTION_NOTE, file=sys.stderr, flush=True)
+        check_caption(describer, settings, "alt-text", wanted=wanted_caption, note=not args.quiet)
         if pages:
             return _run_pages(describer, args, jobs, copies)
         return _run_images(describer, args, photos)
@@ -191,8 +182,7 @@ def _run_collection(args: argparse.Namespace, settings: Any, photos: list[Path])
     """Alt text for ``photos`` with worker processes, on Ray, or into a JSON-lines file; the exit code."""
     from describe_local.collection import TaskSpec, failed, run_collection
 
-    if not caption_installed(settings) and not args.quiet:
-        print(NO_CAPTION_NOTE, file=sys.stderr, flush=True)
+    note_if_missing(settings, "alt-text", note=not args.quiet)
     spec = TaskSpec("describe_local.collection.tasks:alt_text_photos", settings,
                     {"max_chars": args.max_chars, "names": args.names},
                     needs=needed_on_every_node(settings) if args.ray is not None else ())
@@ -227,8 +217,8 @@ def _run_collection(args: argparse.Namespace, settings: Any, photos: list[Path])
 
 def _described(describer: Describer, paths: Iterable[Path], args: argparse.Namespace) -> Iterator[tuple[Path, Any]]:
     """``(path, (AltText, Description))`` per image, or ``(path, error)`` for one that failed."""
+    from describe_local.alt_text.wording import alt_text
     from describe_local.results import DescribeOptions
-    from describe_local.say.alt_text import alt_text
 
     for path, result in describer.describe_all(paths, DescribeOptions(audio=False)):
         if isinstance(result, DescribeLocalError):
@@ -256,7 +246,7 @@ Job = tuple[Path, Path, Path]  # a page, its site's folder, where it is written
 def _page_jobs(inputs: list[Path], output: Path | None) -> tuple[list[Job], list[tuple[Path, Path]]]:
     """``(page, site root, where it goes)`` for each page, and ``(file, target)`` for each other
     file of a site to copy (with ``-o`` only). Checked before any model loads."""
-    from describe_local.alt_site import is_page, site_files
+    from describe_local.alt_text.site import is_page, site_files
 
     jobs: list[Job] = []
     copies: list[tuple[Path, Path]] = []
@@ -283,7 +273,7 @@ def _page_jobs(inputs: list[Path], output: Path | None) -> tuple[list[Job], list
 def _run_pages(describer: Describer, args: argparse.Namespace, jobs: list[Job],
                copies: list[tuple[Path, Path]]) -> int:
     """Plan every page, describe each image once, write the pages and copies; the exit code."""
-    from describe_local.alt_site import copy_atomic, finish_page, plan_page, write_atomic
+    from describe_local.alt_text.site import copy_atomic, finish_page, plan_page, write_atomic
 
     plans = [plan_page(page, root) for page, root, _ in jobs]
     images = list(dict.fromkeys(path for plan in plans for path in plan.images()))
@@ -319,7 +309,7 @@ def _run_pages(describer: Describer, args: argparse.Namespace, jobs: list[Job],
 
 def _summarise(reports: list[PageReport], report_file: Path | None) -> None:
     """The closing summary on stderr, and the whole report as JSON in ``report_file``."""
-    from describe_local.alt_site import SKIPPED, write_atomic
+    from describe_local.alt_text.site import SKIPPED, write_atomic
 
     totals = _totals(reports)
     line = (f"{totals['pages']} page{'s' * (totals['pages'] != 1)}, {totals['changed']} changed: "

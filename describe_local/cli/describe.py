@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from describe_local.cli._caption import check_caption, note_if_missing
 from describe_local.cli._choices import (
     caption_model_given,
     check_caption_model,
@@ -23,7 +24,6 @@ from describe_local.cli._common import (
     add_gallery_option,
     as_collection,
     bar_wanted,
-    caption_installed,
     check_beam,
     check_collection_options,
     expand_photos,
@@ -36,7 +36,8 @@ from describe_local.cli._common import (
     shown,
     write_mp3,
 )
-from describe_local.errors import ConfigError, DescribeLocalError, ImageError, ModelNotInstalled, OutputError
+from describe_local.errors import ConfigError, DescribeLocalError, ImageError, OutputError
+from describe_local.results import Status
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,13 +45,6 @@ if TYPE_CHECKING:
 
     from describe_local.pipeline import DescribeOptions
     from describe_local.settings import Settings
-
-NO_CAPTION_NOTE = (
-    "note: no caption model is installed, so descriptions have no caption; "
-    "install one with `describe-local models pull ofa-tiny` "
-    "(or `describe-local models import FOLDER` offline)."
-)
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -107,7 +101,6 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Describe (or with ``args.read``, read the text of) each photo; the exit code."""
     from describe_local.pipeline import ANALYSIS_STAGES, DescribeOptions, Describer
-    from describe_local.say.speech import length_scale_for
 
     if not args.read:
         check_beam(args)
@@ -133,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     options = DescribeOptions(
         lang=args.lang,
         voice=args.voice,
-        length_scale=length_scale_for(args.speed) if args.speed else None,
+        speed=args.speed,
         audio=not args.no_audio,
         sequential=getattr(args, "sequential", False),
     )
@@ -142,14 +135,8 @@ def run(args: argparse.Namespace) -> int:
     failures: list[DescribeLocalError] = []
     loading = progress_printer() if not args.quiet else None
     with Describer.load(settings, stages=stages, speech=options.audio, progress=loading) as describer:
-        caption = describer.status()["caption"]
-        if not args.read and not caption.loaded:
-            if wanted_caption is not None:  # asked for by name: its absence is an error, not a note
-                raise ModelNotInstalled((caption.detail or "no caption model loaded").removeprefix("not installed: "))
-            if not args.json and not args.quiet:  # installed but unusable here (e.g. needs torch): say why
-                why = (caption.detail or "").removeprefix("not installed: ")
-                print(f"note: descriptions have no caption: {why}" if caption_installed(settings) and why
-                      else NO_CAPTION_NOTE, file=sys.stderr)
+        if not args.read:
+            check_caption(describer, settings, "describe", wanted=wanted_caption, note=not args.json and not args.quiet)
         started = time.perf_counter()
         show = not args.quiet and (args.progress or (len(photos) > 1 and sys.stderr.isatty()))
         announced = _announced(photos, show)
@@ -212,9 +199,11 @@ def _print_record(record: dict[str, Any], *, as_json: bool) -> None:
         print(json_line(record), flush=True)
         return
     print(f"{shown(record['path'])}: {shown(record.get('text') or '')}")
-    for stage, error in (record.get("errors") or {}).items():
-        if stage != "output" and not str(error).startswith("not installed"):
-            print(f"  ({stage} failed: {shown(error)})")
+    for stage, state in (record.get("stages") or {}).items():
+        if state["status"] in (Status.FAILED, Status.TIMED_OUT):  # off for every photo: said once, not here
+            print(f"  ({stage} failed: {shown(state['detail'] or state['status'])})")
+    if "speech" in (record.get("errors") or {}):
+        print(f"  (speech failed: {shown(record['errors']['speech'])})")
     for note in record.get("notes") or []:
         print(f"  ({shown(note)})")
     if record.get("audio"):
@@ -230,11 +219,11 @@ def _run_collection(args: argparse.Namespace, settings: Settings, photos: list[P
     """Describe ``photos`` with worker processes, on Ray, or into a JSON-lines file; the exit code."""
     from describe_local.collection import TaskSpec, failed, run_collection
 
-    if not args.read and not caption_installed(settings) and not args.json and not args.quiet:
-        print(NO_CAPTION_NOTE, file=sys.stderr)
+    if not args.read:
+        note_if_missing(settings, "describe", note=not args.json and not args.quiet)
     spec = TaskSpec(
         "describe_local.collection.tasks:describe_photos", settings,
-        {"read": args.read, "lang": options.lang, "voice": options.voice, "length_scale": options.length_scale,
+        {"read": args.read, "lang": options.lang, "voice": options.voice, "speed": options.speed,
          "audio": options.audio, "sequential": options.sequential},
         needs=needed_on_every_node(settings) if args.ray is not None else (),
     )

@@ -138,7 +138,7 @@ def report_when_ready(state: ServerState, url: str, poll_s: float = 0.2) -> None
             loaded.append(f"{stage} ({status.name})" if status.name else stage)
         else:
             off.append(stage)
-            detail = (status.detail or "not loaded").removeprefix("not installed: ")
+            detail = status.detail or "not loaded"
             if stage == "caption":
                 hint = "" if "models pull" in detail else f"; install a caption model with {CAPTION_HINT}"
                 log.warning("captions are off: %s%s", detail, hint)

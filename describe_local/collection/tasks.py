@@ -13,11 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from describe_local.collection.spec import FILES
-from describe_local.errors import DescribeLocalError
 from describe_local.pipeline import ANALYSIS_STAGES, DescribeOptions, Describer, Description
 from describe_local.settings import Settings
-
-UPLOAD = "<upload>"  # how a decode error names a photo given as bytes
 
 
 class _DescriberTask:
@@ -30,19 +27,10 @@ class _DescriberTask:
         return self.fields(self.describe(path))
 
     def from_bytes(self, path: Path, data: bytes) -> dict[str, Any]:
-        try:
-            return self.fields(self.describe(data))
-        except DescribeLocalError as exc:  # name the photo, as when it is read from its path
-            message = str(exc)
-            if not message.startswith(UPLOAD):
-                raise
-            try:
-                named = type(exc)(f"{path}{message[len(UPLOAD):]}")
-            except TypeError:  # an error class with more to say than a message: as it is
-                raise exc from None
-            raise named from None
+        """The photo's bytes, sent from the machine that holds it, named by its ``path`` there."""
+        return self.fields(self.describe(data, str(path)))
 
-    def describe(self, source: Path | bytes) -> Description:
+    def describe(self, source: Path | bytes, name: str | None = None) -> Description:
         raise NotImplementedError
 
     def fields(self, result: Description) -> dict[str, Any]:
@@ -60,10 +48,10 @@ class DescribeTask(_DescriberTask):
         self.options = options
         self.read = read
 
-    def describe(self, source: Path | bytes) -> Description:
+    def describe(self, source: Path | bytes, name: str | None = None) -> Description:
         if self.read:
-            return self.describer.read(source, self.options)
-        return self.describer.describe(source, self.options)
+            return self.describer.read(source, self.options, name=name)
+        return self.describer.describe(source, self.options, name=name)
 
     def fields(self, result: Description) -> dict[str, Any]:
         record = result.to_json()
@@ -80,11 +68,11 @@ class AltTextTask(_DescriberTask):
         self.max_chars = max_chars
         self.names = names
 
-    def describe(self, source: Path | bytes) -> Description:
-        return self.describer.describe(source, DescribeOptions(audio=False))
+    def describe(self, source: Path | bytes, name: str | None = None) -> Description:
+        return self.describer.describe(source, DescribeOptions(audio=False), name=name)
 
     def fields(self, result: Description) -> dict[str, Any]:
-        from describe_local.say.alt_text import alt_text
+        from describe_local.alt_text.wording import alt_text
 
         alt = alt_text(result, self.max_chars, self.names)
         return {"alt": alt.alt, "long_description": alt.long_description, "partial": alt.partial,
@@ -92,11 +80,11 @@ class AltTextTask(_DescriberTask):
 
 
 def describe_photos(settings: Settings, *, read: bool = False, lang: str | None = None, voice: str | None = None,
-                    length_scale: float | None = None, audio: bool = True, sequential: bool = False) -> DescribeTask:
+                    speed: float | None = None, audio: bool = True, sequential: bool = False) -> DescribeTask:
     """The task of ``describe`` (``read=True``: of ``read``), with the command's options."""
     stages = ("text",) if read else ANALYSIS_STAGES
     describer = Describer.load(settings, stages=stages, speech=audio)
-    options = DescribeOptions(lang=lang, voice=voice, length_scale=length_scale, audio=audio, sequential=sequential)
+    options = DescribeOptions(lang=lang, voice=voice, speed=speed, audio=audio, sequential=sequential)
     return DescribeTask(describer, options, read)
 
 

@@ -116,7 +116,8 @@ class _SpeedTask:
     def __call__(self, path: Path) -> dict[str, Any]:
         from describe_local.evaluation.speed import OthersCpu, TreeRss, time_case
 
-        record: dict[str, Any] = {"caption_note": self.describer.unavailable.get("caption")}
+        caption = self.describer.status()["caption"]
+        record: dict[str, Any] = {"caption_note": None if caption.loaded else caption.detail}
         with TreeRss() as tree, OthersCpu() as others:
             for mode in ("sequential", "parallel"):
                 timing = time_case(self.describer, path, sequential=mode == "sequential", repeats=self.repeats)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+from describe_local.results import Seen, StageState, Status
+from describe_local.wording import count_phrase, join_names, speakable
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,45 @@ class Sentence:
 # What is said, once, in place of a stage's findings when it is off or failed: the
 # listener must never take "nothing found" for "nothing there".
 PROBLEMS = {
-    ("caption", "off"): "I can't describe the scene because no caption model is installed.",
-    ("caption", "failed"): "I couldn't describe the scene in this photo.",
-    ("faces", "off"): "I can't check for people because face recognition is not installed.",
-    ("faces", "failed"): "I couldn't check for people in this photo.",
-    ("text", "off"): "I can't read text because text reading is not installed.",
-    ("text", "failed"): "I couldn't read the text in this photo.",
+    ("caption", Status.OFF): "I can't describe the scene because no caption model is installed.",
+    ("caption", Status.FAILED): "I couldn't describe the scene in this photo.",
+    ("faces", Status.OFF): "I can't check for people because face recognition is not installed.",
+    ("faces", Status.FAILED): "I couldn't check for people in this photo.",
+    ("text", Status.OFF): "I can't read text because text reading is not installed.",
+    ("text", Status.FAILED): "I couldn't read the text in this photo.",
 }
+
+
+@dataclass(frozen=True)
+class Told:
+    """What a description says about the photo's text, beside its sentences."""
+
+    sentences: list[Sentence]
+    text_found: str | None  # all the text read, lines in reading order
+
+
+def describe_seen(seen: Seen, *, spoken_lines: int, all_text: bool, text_only: bool) -> Told:
+    """The sentences for what the stages saw, guidance first.
+
+    A description speaks the first ``spoken_lines`` lines of the text and says how many
+    more there are; ``all_text`` speaks all of it. ``text_only`` (reading a document):
+    a photo with no text and no problem gets "I found no text in this photo."
+    """
+    reading = seen.reading
+    text_found = (reading.text or None) if reading is not None else None
+    spoken_text, more_lines = text_found, 0
+    if reading is not None and reading.lines and not all_text:
+        shown, more_lines = reading.first_lines(spoken_lines)
+        if more_lines:
+            spoken_text = "\n".join(line.text for line in shown)
+    problems = {stage: state for stage, state in seen.stages.items() if state.status is not Status.OK}
+    if text_only and not text_found and not problems:
+        sentences = [Sentence("nothing", "I found no text in this photo.")]
+    else:
+        sentences = compose(seen.caption, seen.people, seen.unknown_faces, spoken_text,
+                            reading.language if reading is not None else None,
+                            problems=problems, more_lines=more_lines)
+    return Told([Sentence("guidance", advice) for advice in seen.guidance] + sentences, text_found)
 
 
 def compose(
@@ -54,14 +87,14 @@ def compose(
     text_found: str | None,
     text_language: str | None = None,
     *,
-    problems: dict[str, str] | None = None,
+    problems: dict[str, StageState] | None = None,
     more_lines: int = 0,
 ) -> list[Sentence]:
     """The sentences that describe a photo, in speaking order.
 
     ``problems`` maps a stage ("caption", "faces", "text") that did not run to
-    ``"off"`` (not installed) or ``"failed"`` (an error or past its time budget);
-    each is said in plain words where its findings would have been.
+    its state: off (not installed), failed or timed out (said alike: it did not
+    work on this photo); each is said in plain words where its findings would have been.
     ``more_lines`` is how many lines of the photo's text ``text_found`` leaves
     out, said after it ("And 30 more lines.").
     """
@@ -98,45 +131,13 @@ def compose(
     return sentences
 
 
-def _problem(stage: str, how: str) -> Sentence:
-    return Sentence("problem", PROBLEMS[stage, "off" if how == "off" else "failed"])
+def _problem(stage: str, state: StageState) -> Sentence:
+    return Sentence("problem", PROBLEMS[stage, Status.OFF if state.is_off else Status.FAILED])
 
 
 def render(sentences: list[Sentence]) -> str:
     """All sentences as one paragraph of English."""
     return " ".join(s.render() for s in sentences)
-
-
-def speakable(text: str) -> str:
-    """Text read from a photo as one line to speak, with a pause where a new line starts anew.
-
-    A sign's separate lines ("Musée du" / "LOUVRE" / "Théâtre") become
-    sentences; a page's lines that continue a sentence are joined with a space.
-    """
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        return ""
-    spoken = lines[0]
-    for line in lines[1:]:
-        ends_open = spoken[-1].isalnum()
-        starts_new = line[0].isupper() or line[0].isdigit()
-        spoken += (". " if ends_open and starts_new else " ") + line
-    return spoken
-
-
-def count_phrase(n: int, noun: str, plural: str | None = None) -> str:
-    """'one person', '2 people': a count and a noun that agree."""
-    plural = plural or noun + "s"
-    if n == 1:
-        return f"one {noun}"
-    return f"{n} {plural}"
-
-
-def join_names(names: list[str]) -> str:
-    """'Kanbo', 'Kanbo and Jack', 'Kanbo, Jack, and Ayman' (serial comma, as the original)."""
-    if len(names) <= 2:
-        return " and ".join(names)
-    return ", ".join(names[:-1]) + ", and " + names[-1]
 
 
 def _recognized(people: list[str]) -> Sentence:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from describe_local.errors import first_line
+from describe_local.languages import base_language, language_name, normalize_tag
 from describe_local.say.compose import Sentence
-from describe_local.say.languages import base_language, language_name, normalize_tag
 from describe_local.say.speech import Segment
 from describe_local.say.translate import ARGOS_DIALECTS, PIVOT, Translator, fill
 from describe_local.say.voices import VoiceCatalogue

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from describe_local.audio import resample, time_stretch
 from describe_local.errors import ModelNotInstalled
-from describe_local.say.audio import resample
 
 log = logging.getLogger(__name__)
 
@@ -149,39 +149,6 @@ def piper_scale_and_stretch(length_scale: float | None) -> tuple[float | None, f
     if length_scale is None or length_scale >= PIPER_FASTEST_SCALE:
         return length_scale, 1.0
     return PIPER_FASTEST_SCALE, max(length_scale, 0.05) / PIPER_FASTEST_SCALE
-
-
-def time_stretch(pcm: np.ndarray, factor: float, rate: int) -> np.ndarray:
-    """Mono int16 ``pcm`` made ``factor`` times as long (below 1: shorter) at the same pitch.
-
-    WSOLA: 30 ms windowed frames are overlap-added at half a frame apart, each taken from the
-    input at ``1 / factor`` that spacing and shifted (within 10 ms) to line up with the natural
-    continuation of the frame before it, so that voiced sounds keep their period.
-    """
-    if abs(factor - 1.0) < 1e-3 or len(pcm) == 0:
-        return pcm
-    frame = 2 * int(0.015 * rate)
-    hop, tolerance = frame // 2, int(0.010 * rate)
-    n_out = round(len(pcm) * factor)
-    count = n_out // hop + 1
-    step = hop / factor
-    # Padded so that every frame and search window lies inside; index i of pcm is tolerance + i here.
-    tail = frame + 2 * tolerance + int(step) + hop
-    padded = np.concatenate([np.zeros(tolerance, np.float32), pcm.astype(np.float32), np.zeros(tail, np.float32)])
-    window = np.hanning(frame + 1)[:frame].astype(np.float32)  # periodic: overlapping halves sum to 1
-    out = np.zeros(count * hop + frame, np.float32)
-    previous = 0
-    for k in range(count):
-        nominal = min(round(k * step), len(pcm))
-        if k == 0:
-            start = nominal
-        else:
-            natural = padded[previous + tolerance + hop : previous + tolerance + hop + frame]
-            region = padded[nominal : nominal + frame + 2 * tolerance]
-            start = nominal - tolerance + int(np.argmax(np.correlate(region, natural, mode="valid")))
-        out[k * hop : k * hop + frame] += padded[start + tolerance : start + tolerance + frame] * window
-        previous = start
-    return np.clip(np.round(out[:n_out]), -32768, 32767).astype(np.int16)
 
 
 def bundled_voice_path() -> Path:

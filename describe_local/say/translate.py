@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from describe_local.errors import ModelNotInstalled
+from describe_local.languages import base_language, language_name
 from describe_local.say.compose import Sentence
-from describe_local.say.languages import base_language, language_name
 
 if TYPE_CHECKING:
     from describe_local.settings import Settings

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from describe_local.errors import ModelNotInstalled, first_line
-from describe_local.say.languages import base_language, normalize_tag
+from describe_local.languages import base_language, normalize_tag
 from describe_local.say.speech import BUNDLED_VOICE, Voice, bundled_voice_path
 
 if TYPE_CHECKING:

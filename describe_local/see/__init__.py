@@ -15,6 +15,7 @@ budget; a stage that raises is reported in the description's ``errors``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -37,11 +38,19 @@ class CaptionStage(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ModelAnswer:
+    """A caption model's answer to a question, and notes on how it came about."""
+
+    text: str
+    notes: tuple[str, ...] = ()  # e.g. the question was cut to what the model reads
+
+
 @runtime_checkable
 class QuestionAnswerer(Protocol):
     """A caption model that also answers questions about a photo (OFA does)."""
 
-    def answer(self, image: Image.Image, question: str) -> str:
+    def answer(self, image: Image.Image, question: str) -> ModelAnswer:
         """A short English answer to ``question`` about ``image``."""
         ...
 

@@ -18,17 +18,17 @@ from typing import Any
 
 from describe_local.errors import first_line
 from describe_local.images import Photo
+from describe_local.results import StageState
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Outcome:
-    """One stage's result on one photo: its value, or what went wrong, and how long it took."""
+    """One stage's result on one photo: its value (``None`` unless it ran) and its state."""
 
-    value: Any = None
-    ms: float = 0.0
-    error: str | None = None
+    value: Any
+    state: StageState
 
 
 class StageRunner:
@@ -64,7 +64,7 @@ class StageRunner:
             return future.result(timeout=timeout)
         except cf.TimeoutError:
             log.warning("%s stage exceeded its %.0f s budget", name, budget_s)
-            return Outcome(ms=budget_s * 1000, error=f"timed out after {budget_s:g} s")
+            return Outcome(None, StageState.timed_out(budget_s))
 
 
 def _timed(name: str, fn: Callable[[Photo], Any], photo: Photo) -> Outcome:
@@ -76,8 +76,8 @@ def _timed(name: str, fn: Callable[[Photo], Any], photo: Photo) -> Outcome:
         # One line for the user; the traceback only when debugging (-vv).
         log.warning("the %s stage failed: %s", name, first_line(exc))
         log.debug("the %s stage failed", name, exc_info=True)
-        return Outcome(ms=_ms_since(t0), error=f"{type(exc).__name__}: {first_line(exc)}")
-    return Outcome(value=value, ms=_ms_since(t0))
+        return Outcome(None, StageState.failed(f"{type(exc).__name__}: {first_line(exc)}", _ms_since(t0)))
+    return Outcome(value, StageState.ok(_ms_since(t0)))
 
 
 def _ms_since(t0: float) -> float:

@@ -17,9 +17,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from describe_local.alt_text.wording import DEFAULT_MAX_CHARS, MAX_CHARS_RANGE, alt_text
 from describe_local.errors import BadField
 from describe_local.results import DescribeOptions
-from describe_local.say.alt_text import DEFAULT_MAX_CHARS, MAX_CHARS_RANGE, alt_text
 from describe_local.server.deps import Job, job_form
 from describe_local.server.redact import redact_tree, server_folders
 from describe_local.server.uploads import Form, multipart_schema, one_photo

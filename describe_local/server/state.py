@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from describe_local.errors import first_line
@@ -84,7 +84,7 @@ class ServerState:
         """Which models are loaded, for the health endpoint (no names of people)."""
         if self.describer is None:
             return {}
-        return {stage: asdict(status) for stage, status in self.describer.status().items()}
+        return {stage: status.to_json() for stage, status in self.describer.status().items()}
 
     def close(self) -> None:
         self.jobs.close()

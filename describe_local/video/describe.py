@@ -128,9 +128,9 @@ def _findings(describer: Any, shot: shots.Shot, lang: str | None, voice_key: str
         report.errors.append(f"shot at {shot.start:.1f} s: {exc}")
         log.warning("shot at %.1f s not described: %s", shot.start, exc)
         return None
-    for stage, why in result.errors.items():
-        if not why.startswith("not installed"):
-            report.errors.append(f"shot at {shot.start:.1f} s: {stage}: {why}")
+    for stage, state in result.stages.items():
+        if state.went_wrong:  # a stage that is off is off for every shot: not a shot's error
+            report.errors.append(f"shot at {shot.start:.1f} s: {stage}: {state.detail}")
     return narration.Findings(
         caption=result.caption, people=tuple(result.people), unknown_faces=result.unknown_faces,
         text_found=result.text_found, spoken=result.text, language=result.language,

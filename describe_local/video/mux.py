@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from describe_local.say.audio import resample
+from describe_local.audio import resample
 
 log = logging.getLogger(__name__)
 

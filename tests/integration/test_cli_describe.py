@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from describe_local.say.audio import decode_audio
+from describe_local.audio import decode_audio
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from describe_local.cli import main
-from describe_local.say.audio import decode_audio
+from describe_local.audio import decode_audio
 
 ROOT = Path(__file__).resolve().parents[2]
 

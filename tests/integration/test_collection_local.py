@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from describe_local.say.audio import decode_audio
+from describe_local.audio import decode_audio
 
 ROOT = Path(__file__).resolve().parents[2]
 # Greedy search: the same words as beam search would give in both runs, in less time.

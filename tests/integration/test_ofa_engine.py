@@ -132,7 +132,8 @@ def test_caption_backend_honours_settings(tiny_folder, engine):
     assert captioner.caption(picture) == expected
     beam = load_captioner(Settings.load(caption_model=str(tiny_folder), device="cpu"))
     assert beam.options.beam == 5 and beam.options.no_repeat_ngram == 3
-    assert isinstance(beam.answer(picture, "What colour is the car"), str)
+    answer = beam.answer(picture, "What colour is the car")
+    assert isinstance(answer.text, str) and answer.notes == ()
 
 
 def test_tokenizer_round_trip(tiny_folder):
@@ -162,7 +163,7 @@ def test_position_buckets():
 
 def test_ask_prints_and_speaks_the_answer(tiny_folder, engine, tmp_path, capsys):
     from describe_local.cli import main
-    from describe_local.say.audio import decode_audio
+    from describe_local.audio import decode_audio
 
     photo = tmp_path / "street.png"
     _pictures()[0].save(photo)

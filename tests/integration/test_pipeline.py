@@ -9,8 +9,8 @@ import pytest
 
 from describe_local.errors import ImageError
 from describe_local.pipeline import DescribeOptions, Describer
-from describe_local.say.audio import decode_audio
-from describe_local.say.compose import speakable
+from describe_local.audio import decode_audio
+from describe_local.wording import speakable
 from describe_local.see.faces.gallery import Gallery
 from describe_local.settings import Settings
 

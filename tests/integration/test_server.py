@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from describe_local.say.audio import decode_audio
+from describe_local.audio import decode_audio
 from describe_local.server import create_app
 from describe_local.server.audio_store import AudioStore
 from describe_local.server.auth import ADMIN, DESCRIBE, TokenStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from describe_local.say.audio import decode_audio, encode_mp3, resample
+from describe_local.audio import decode_audio, encode_mp3, resample
 from describe_local.say.speech import load_bundled_voice
 
 
@@ -105,7 +105,7 @@ def test_length_scale_for_is_monotonic_and_refuses_nonsense():
 
 
 def test_time_stretch_keeps_the_pitch_and_gives_the_length_asked():
-    from describe_local.say.speech import time_stretch
+    from describe_local.audio import time_stretch
 
     rate = 22050
     tone = (np.sin(2 * np.pi * 220 * np.arange(rate) / rate) * 10000).astype(np.int16)

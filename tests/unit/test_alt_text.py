@@ -6,21 +6,21 @@ import re
 
 import pytest
 
-from describe_local.alt_pages import decode_page, find_images, insert_alts, parse_srcset
+from describe_local.alt_text.pages import decode_page, find_images, insert_alts, parse_srcset
+from describe_local.alt_text.wording import alt_text, clean_caption, salient_text, shorten
 from describe_local.errors import PageError
-from describe_local.results import Findings
-from describe_local.say.alt_text import alt_text, clean_caption, salient_text, shorten
+from describe_local.results import Findings, StageState
 
-NO_CAPTION = {"caption": "not installed: caption model 'ofa-tiny' is not installed"}
+NO_CAPTION = {"caption": StageState.off("caption model 'ofa-tiny' is not installed")}
 LEAD_INS = re.compile(r"\b(?:image|picture|photo) of\b", re.IGNORECASE)
 
 
-def found(caption=None, people=(), unknown=0, lines=(), errors=None) -> Findings:
+def found(caption=None, people=(), unknown=0, lines=(), stages=None) -> Findings:
     """Findings as the describer gives them; ``lines`` are (text, height, confidence, block)."""
     text_lines = [{"text": t, "box": [0, 0, 10, h], "confidence": c, "block": b} for t, h, c, b in lines]
     return Findings(text="", caption=caption, people=list(people), unknown_faces=unknown,
                     text_found="\n".join(t for t, *_ in lines) or None, text_lines=text_lines,
-                    errors=dict(errors if errors is not None else ({} if caption else NO_CAPTION)))
+                    stages=dict(stages if stages is not None else ({} if caption else NO_CAPTION)))
 
 
 # -- wording -----------------------------------------------------------------------------------
@@ -86,7 +86,7 @@ def test_nothing_found_gives_no_alt_rather_than_a_decorative_one():
 
 
 def test_a_stage_that_failed_makes_it_partial_even_with_a_caption():
-    assert alt_text(found("a cat", errors={"faces": "timed out"})).partial is True
+    assert alt_text(found("a cat", stages={"faces": StageState.timed_out(3)})).partial is True
 
 
 @pytest.mark.parametrize("max_chars", [20, 30, 45, 60, 125])

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from describe_local.say.compose import compose, join_names, render
+from describe_local.results import StageState
+from describe_local.say.compose import compose, render
+from describe_local.wording import join_names
+
+
+# The states are values: their detail wording is the stage's own and never read here.
+OFF = StageState.off("any words at all")
+FAILED = StageState.failed("RuntimeError: boom")
+TIMED_OUT = StageState.timed_out(3)
 
 
 def spoken(*args, **kw) -> str:
@@ -84,14 +92,14 @@ def test_sign_lines_become_pauses_and_page_lines_flow():
 
 
 def test_a_stage_that_did_not_run_is_said_in_plain_words_not_taken_for_nothing():
-    off = compose(None, ["Ada"], 0, None, problems={"caption": "off"})
+    off = compose(None, ["Ada"], 0, None, problems={"caption": OFF})
     assert render(off) == ("I can't describe the scene because no caption model is installed. "
                            "I recognize one person: Ada.")
-    failed = compose("a dog", [], 0, "EXIT", problems={"faces": "failed"})
+    failed = compose("a dog", [], 0, "EXIT", problems={"faces": FAILED})
     assert render(failed) == ("A dog. I couldn't check for people in this photo. "
                               "There was text found in the image as well. It reads: EXIT")
-    assert "could not find anything" not in render(compose(None, [], 0, None, problems={"text": "failed"}))
-    assert render(compose(None, [], 0, None, problems={"caption": "off"})) == (
+    assert "could not find anything" not in render(compose(None, [], 0, None, problems={"text": TIMED_OUT}))
+    assert render(compose(None, [], 0, None, problems={"caption": OFF})) == (
         "I can't describe the scene because no caption model is installed. I found no people and no text.")
-    assert render(compose(None, [], 0, "EXIT", problems={"caption": "off"})).endswith(
+    assert render(compose(None, [], 0, "EXIT", problems={"caption": OFF})).endswith(
         "There is text in the image. It reads: EXIT")

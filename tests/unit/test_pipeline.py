@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 
 from describe_local.errors import DescribeLocalError, ImageError, ModelNotInstalled
-from describe_local.pipeline import DescribeOptions, Describer
+from describe_local.pipeline import DescribeOptions, Describer, Status
 from describe_local.say.plan import SpeechPlanner
 from describe_local.say.translate import Translator
 from describe_local.say.voices import VoiceCatalogue
-from describe_local.see import CaptionStage, FaceStage, QuestionAnswerer, TextStage
+from describe_local.see import CaptionStage, FaceStage, ModelAnswer, QuestionAnswerer, TextStage
 from describe_local.see.faces.recognize import FaceResult
 from describe_local.see.text import TextReading
 from describe_local.settings import Settings
@@ -37,8 +37,8 @@ class Caption:
 
 
 class Answering(Caption):
-    def answer(self, image: Image.Image, question: str) -> str:
-        return f"{image.size[0]} pixels wide"
+    def answer(self, image: Image.Image, question: str) -> ModelAnswer:
+        return ModelAnswer(f"{image.size[0]} pixels wide", ("a note on how it came about",))
 
 
 class Faces:
@@ -123,6 +123,8 @@ def test_findings_are_spoken_caption_first_then_people_then_text(describer_for):
     assert result.caption == "a dog on a sofa" and result.people == ["Ada", "Grace"] and result.unknown_faces == 1
     assert result.text.index("A dog on a sofa") < result.text.index("Ada") < result.text.index("EXIT")
     assert result.errors == {} and result.mp3 is None and result.language == "en"
+    assert {stage: state.status for stage, state in result.stages.items()} == dict.fromkeys(
+        ("caption", "faces", "text"), Status.OK)
     assert {"decode", "caption", "faces", "text", "compose", "translate", "total"} <= set(result.timings_ms)
     assert result.findings()["people"] == ["Ada", "Grace"] and "path" not in result.findings()
 
@@ -132,6 +134,9 @@ def test_a_failing_stage_is_reported_in_one_line_and_the_rest_is_spoken(describe
     result = describer.describe(_png(), NO_AUDIO)
 
     assert result.errors == {"text": "RuntimeError: tesseract exploded"}
+    assert result.stages["text"].status is Status.FAILED and result.stages["text"].went_wrong
+    assert result.to_json()["stages"]["text"] == {
+        "status": "failed", "detail": "RuntimeError: tesseract exploded", "ms": round(result.stages["text"].ms, 1)}
     assert "Ada" in result.text and "A dog on a sofa" in result.text and result.text_found is None
 
 
@@ -145,6 +150,7 @@ def test_a_stage_past_its_budget_is_dropped_and_does_not_hold_up_the_next_photo(
             result = describer.describe(_png(), NO_AUDIO)
             assert time.perf_counter() - t0 < 2.0
             assert result.errors == {"text": "timed out after 0.3 s"}
+            assert result.stages["text"].status is Status.TIMED_OUT
             assert result.caption == "a dog on a sofa"
     finally:
         blocked.release.set()
@@ -181,11 +187,13 @@ def test_an_undecodable_photo_raises_image_error_and_describe_all_goes_on(descri
 
 def test_not_installed_stages_are_reported_with_every_result_and_in_status(settings):
     with Describer(settings, planner=_planner(settings), faces=Faces([]),
-                   unavailable={"caption": "not installed: no caption model"}) as describer:
+                   off={"caption": "no caption model"}) as describer:
         result = describer.describe(_png(), NO_AUDIO)
         status = describer.status()
-    assert result.errors == {"caption": "not installed: no caption model"}
-    assert not status["caption"].loaded and status["caption"].detail == "not installed: no caption model"
+    assert result.errors == {"caption": "not installed: no caption model"}  # derived, as clients read it
+    assert result.stages["caption"].status is Status.OFF and result.stages["caption"].detail == "no caption model"
+    assert not status["caption"].loaded and status["caption"].detail == "no caption model"
+    assert status["caption"].status is Status.OFF and status["faces"].status is Status.OK
     assert status["faces"].loaded and not status["text"].loaded and not status["speech"].loaded
 
 
@@ -198,6 +206,7 @@ def test_audio_without_a_voice_is_an_error_entry_not_a_crash(settings):
 def test_ask_uses_a_model_that_answers_and_refuses_one_that_does_not(describer_for):
     answer = describer_for(caption=Answering()).ask(_png((64, 10)), "  how   wide? ", NO_AUDIO)
     assert answer.answer == "64 pixels wide" and answer.question == "how wide?"
+    assert answer.notes == ["a note on how it came about"]
 
     with pytest.raises(ModelNotInstalled, match="cannot answer questions"):
         describer_for(caption=Caption()).ask(_png(), "why?", NO_AUDIO)
@@ -206,7 +215,7 @@ def test_ask_uses_a_model_that_answers_and_refuses_one_that_does_not(describer_f
 
 
 def test_ask_without_a_caption_model_says_how_to_install_one(settings):
-    with Describer(settings, unavailable={"caption": "not installed: pull ofa-tiny"}) as describer, \
+    with Describer(settings, off={"caption": "pull ofa-tiny"}) as describer, \
             pytest.raises(ModelNotInstalled, match="^pull ofa-tiny$"):
         describer.ask(_png(), "why?", NO_AUDIO)
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from describe_local.errors import TorchNotInstalled
+from describe_local.see import ModelAnswer
 from describe_local.see.caption import Backend, register_backend
+from describe_local.see.caption.questions import fit_question
 from describe_local.store.formats import is_ofa_folder, ofa_onnx_stale
 
 if TYPE_CHECKING:
@@ -75,60 +76,18 @@ class OFACaptioner:
         """Captions for several images in one pass through the model."""
         return [_sentence(text) for text in self.engine.caption(images, self.options)]
 
-    def answer(self, image: Image.Image, question: str) -> str:
+    def answer(self, image: Image.Image, question: str) -> ModelAnswer:
         """OFA's short answer to a question about ``image`` (same weights, VQA prompt).
 
         A question longer than the model reads is cut to its first words that
-        fit; the answer is then an :class:`Answered`, whose ``notes`` say so.
+        fit, and the answer's ``notes`` say so.
         """
-        question, notes = self._fitted(question)
-        text = _sentence(self.engine.answer(image, question, self.options))
-        return Answered(text, notes) if notes else text
-
-    def _fitted(self, question: str) -> tuple[str, list[str]]:
-        """``question`` cut to what the model reads (its text positions), and a note if it was cut."""
-        from describe_local.see.caption.ofa.options import question_prompt
         from describe_local.see.caption.ofa.positions import MAX_POSITIONS
 
         # Past the model's text positions the position tables have no row: an IndexError.
         limit = min(self.engine.model.config.max_position_embeddings, MAX_POSITIONS)
-
-        def fits(text: str) -> bool:
-            return len(self.engine.tokenizer.encode(question_prompt(text))) <= limit
-
-        if fits(question):
-            return question, []
-        words = question.split()
-        kept = _longest_prefix(words, " ", fits)
-        if kept == 0:  # not even the first word fits: keep what fits of it
-            first = words[0][: _longest_prefix(list(words[0]), "", fits)]
-            return first, [f"the question was cut to the start of its first word, of {len(words)} words: "
-                           f"the model reads at most {limit} tokens"]
-        note = f"the question was cut to its first {kept} of {len(words)} words: the model reads at most {limit} tokens"
-        return " ".join(words[:kept]), [note]
-
-
-class Answered(str):
-    """An answer's text with notes on how it came about (e.g. the question was cut to fit)."""
-
-    notes: tuple[str, ...] = ()
-
-    def __new__(cls, text: str, notes: list[str] | tuple[str, ...] = ()) -> Answered:
-        answered = super().__new__(cls, text)
-        answered.notes = tuple(notes)
-        return answered
-
-
-def _longest_prefix(units: list[str], joiner: str, fits: Callable[[str], bool]) -> int:
-    """The most leading ``units`` that, joined, still ``fits`` (a binary search: ``fits`` is monotone)."""
-    low, high = 0, len(units)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if fits(joiner.join(units[:middle])):
-            low = middle
-        else:
-            high = middle - 1
-    return low
+        question, notes = fit_question(question, self.engine.tokenizer.encode, limit)
+        return ModelAnswer(_sentence(self.engine.answer(image, question, self.options)), tuple(notes))
 
 
 def _sentence(text: str) -> str:

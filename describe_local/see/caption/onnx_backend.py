@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from describe_local.see import ModelAnswer
 from describe_local.see.caption import Backend, register_backend
 from describe_local.store.formats import has_ofa_onnx
 
@@ -64,36 +65,13 @@ class OnnxOFACaptioner:
 
         return [_sentence(text) for text in self.engine.caption(images, self.options)]
 
-    def answer(self, image: Image.Image, question: str) -> str:
+    def answer(self, image: Image.Image, question: str) -> ModelAnswer:
         """The short answer to a question about ``image``; a question too long is cut, as the torch backend does."""
-        from describe_local.see.caption.ofa_backend import Answered, _sentence
+        from describe_local.see.caption.ofa_backend import _sentence
+        from describe_local.see.caption.questions import fit_question
 
         question, notes = fit_question(question, self.engine.tokenizer.encode, self.engine.max_text_tokens)
-        text = _sentence(self.engine.answer(image, question, self.options))
-        return Answered(text, notes) if notes else text
-
-
-def fit_question(question: str, encode, limit: int) -> tuple[str, list[str]]:
-    """``question`` cut to what the model reads (``limit`` tokens of its prompt), and a note if it was cut.
-
-    The same cut and notes as the torch backend's ``OFACaptioner._fitted``.
-    """
-    from describe_local.see.caption.ofa.options import question_prompt
-    from describe_local.see.caption.ofa_backend import _longest_prefix
-
-    def fits(text: str) -> bool:
-        return len(encode(question_prompt(text))) <= limit
-
-    if fits(question):
-        return question, []
-    words = question.split()
-    kept = _longest_prefix(words, " ", fits)
-    if kept == 0:
-        first = words[0][: _longest_prefix(list(words[0]), "", fits)]
-        return first, [f"the question was cut to the start of its first word, of {len(words)} words: "
-                       f"the model reads at most {limit} tokens"]
-    note = f"the question was cut to its first {kept} of {len(words)} words: the model reads at most {limit} tokens"
-    return " ".join(words[:kept]), [note]
+        return ModelAnswer(_sentence(self.engine.answer(image, question, self.options)), tuple(notes))
 
 
 def load(folder: Path, settings: Settings) -> OnnxOFACaptioner:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from describe_local.say.audio import decode_audio
+from describe_local.audio import decode_audio
 from describe_local.settings import Settings
 
 from .test_pages import TIMEOUT_MS, audit, no_horizontal_scroll, small_targets

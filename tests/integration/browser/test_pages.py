@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from describe_local.pipeline import Describer
-from describe_local.say.audio import decode_audio
+from describe_local.audio import decode_audio
 from describe_local.server import create_app
 from describe_local.server.running import ServerThread
 from describe_local.settings import Settings

@@ -1,6 +1,8 @@
-"""Audio: encode PCM to MP3 in-process with FFmpeg's libmp3lame (bundled in the PyAV wheel).
+"""Sound as mono 16-bit PCM: MP3 in and out, resampling and time-stretching.
 
-No temporary WAV file and no system ``ffmpeg`` binary are needed.
+Shared by speech (``say/``) and audio description (``video/``), as ``images.py`` is for
+pictures. MP3 is encoded in-process with FFmpeg's libmp3lame (bundled in the PyAV wheel):
+no temporary WAV file and no system ``ffmpeg`` binary are needed.
 """
 
 from __future__ import annotations
@@ -57,3 +59,36 @@ def resample(pcm: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     x_old = np.arange(len(pcm), dtype=np.float64)
     x_new = np.linspace(0, len(pcm) - 1, n_out)
     return np.interp(x_new, x_old, pcm.astype(np.float64)).round().astype(np.int16)
+
+
+def time_stretch(pcm: np.ndarray, factor: float, rate: int) -> np.ndarray:
+    """Mono int16 ``pcm`` made ``factor`` times as long (below 1: shorter) at the same pitch.
+
+    WSOLA: 30 ms windowed frames are overlap-added at half a frame apart, each taken from the
+    input at ``1 / factor`` that spacing and shifted (within 10 ms) to line up with the natural
+    continuation of the frame before it, so that voiced sounds keep their period.
+    """
+    if abs(factor - 1.0) < 1e-3 or len(pcm) == 0:
+        return pcm
+    frame = 2 * int(0.015 * rate)
+    hop, tolerance = frame // 2, int(0.010 * rate)
+    n_out = round(len(pcm) * factor)
+    count = n_out // hop + 1
+    step = hop / factor
+    # Padded so that every frame and search window lies inside; index i of pcm is tolerance + i here.
+    tail = frame + 2 * tolerance + int(step) + hop
+    padded = np.concatenate([np.zeros(tolerance, np.float32), pcm.astype(np.float32), np.zeros(tail, np.float32)])
+    window = np.hanning(frame + 1)[:frame].astype(np.float32)  # periodic: overlapping halves sum to 1
+    out = np.zeros(count * hop + frame, np.float32)
+    previous = 0
+    for k in range(count):
+        nominal = min(round(k * step), len(pcm))
+        if k == 0:
+            start = nominal
+        else:
+            natural = padded[previous + tolerance + hop : previous + tolerance + hop + frame]
+            region = padded[nominal : nominal + frame + 2 * tolerance]
+            start = nominal - tolerance + int(np.argmax(np.correlate(region, natural, mode="valid")))
+        out[k * hop : k * hop + frame] += padded[start + tolerance : start + tolerance + frame] * window
+        previous = start
+    return np.clip(np.round(out[:n_out]), -32768, 32767).astype(np.int16)

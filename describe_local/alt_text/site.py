@@ -8,7 +8,7 @@ run leaves no page half-written and each image is described once however often i
    candidate) resolved against the page, within the site's folder. Remote (``http(s):``, ``//``)
    and ``data:`` sources are listed as skipped and never fetched.
 2. The command describes every image found, once.
-3. :func:`finish_page` inserts the alt texts (``alt_pages.insert_alts``) and reports each image;
+3. :func:`finish_page` inserts the alt texts (``pages.insert_alts``) and reports each image;
    :func:`write_atomic` writes a page through a temporary file and a rename.
 
 ``alt=""`` marks an image as decorative and is kept, as is any alt already there.
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-from describe_local.alt_pages import (
+from describe_local.alt_text.pages import (
     Candidate,
     DecodedPage,
     ImgTag,
@@ -34,9 +34,9 @@ from describe_local.alt_pages import (
     find_images,
     insert_alts,
 )
+from describe_local.alt_text.wording import AltText
 from describe_local.errors import DescribeLocalError, OutputError
 from describe_local.images import PHOTO_FORMATS
-from describe_local.say.alt_text import AltText
 
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 SKIP_FOLDERS = frozenset({".git", ".hg", ".svn"})  # version control is not part of a site's copy

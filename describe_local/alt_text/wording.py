@@ -1,6 +1,6 @@
 """Alt text for the web: one short sentence a screen reader speaks in place of an image.
 
-Not the spoken description (``compose.py``): alt text is read in the middle of a page, so it
+Not the spoken description (``say/compose.py``): alt text is read in the middle of a page, so it
 is one concise sentence, at most ``max_chars`` characters (125 by default, what screen-reader
 guidance suggests), that never starts "image of" or "picture of" (the screen reader already
 says "image"). The caption comes first; then a count of people; then the text in the image
@@ -20,14 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from describe_local.results import Findings
-from describe_local.say.compose import NUMBER_WORDS, join_names, speakable
+from describe_local.results import Findings, Status
+from describe_local.wording import NUMBER_WORDS, join_names, speakable
 
 __all__ = ["DEFAULT_MAX_CHARS", "MAX_CHARS_RANGE", "AltText", "alt_text", "shorten"]
 
 DEFAULT_MAX_CHARS = 125
 MAX_CHARS_RANGE = (20, 1000)  # what the CLI and the API accept for max_chars
-STAGES = ("caption", "faces", "text")
 MIN_LINE_CONFIDENCE = 0.9  # OCR lines read less surely are left out of the alt (noise on photos)
 TEXT_CHARS = 60  # the most of an image's own text one alt quotes
 MAX_TEXT_BLOCKS = 3
@@ -92,7 +91,7 @@ def alt_text(findings: Findings, max_chars: int = DEFAULT_MAX_CHARS, names: bool
         blocks = [b for b in blocks if not _words(b) <= _words(caption)]  # the caption says it already
     people = _people_phrase(known, others if known or not _says_how_many(caption, others) else 0)
     alt = _fit(caption, people, blocks, max_chars)
-    partial = caption is None or any(stage in findings.errors for stage in STAGES)
+    partial = caption is None or any(state.status is not Status.OK for state in findings.stages.values())
     return AltText(alt, _long_description(caption, known, others, findings.text_found), partial)
 
 

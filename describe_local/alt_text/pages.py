@@ -1,7 +1,7 @@
 """Finding the ``<img>`` tags of an HTML page and adding ``alt`` to them, byte for byte.
 
 Pure logic over a page's bytes, no files and no models: the ``alt-text`` command
-(``cli/alt_text.py``, with ``alt_site.py``) reads pages and describes images around it.
+(``cli/alt_text.py``, with ``alt_text/site.py``) reads pages and describes images around it.
 
 A page is never re-serialised. Python's :class:`html.parser.HTMLParser` finds each start
 tag and its exact source text (``getpos()`` and ``get_starttag_text()``); the new attribute
