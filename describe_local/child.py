@@ -104,6 +104,7 @@ class Child:
     def __init__(self, process: subprocess.Popen[bytes], conn: Connection, name: str) -> None:
         self.name = name  # for the log: "the face detection process"
         self.ready = False  # it said Ready
+        self._refused = False  # it said Failed instead of Ready: it is exiting by itself
         self._process = process
         self._conn: Connection | None = conn  # None once reaped
         self._lock = threading.Lock()  # the watchdog against an answer arriving
@@ -158,9 +159,10 @@ class Child:
         """Its exit status if it has ended (it is then reaped), else ``None``."""
         return self._process.poll()
 
-    def wait(self, timeout_s: float | None = None) -> int:
-        """Wait for it to end; its exit status. Raises :class:`subprocess.TimeoutExpired`."""
-        return self._process.wait(timeout=timeout_s)
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait up to ``timeout`` seconds for it to end; its exit status (as :meth:`subprocess.Popen.wait`,
+        which raises :class:`subprocess.TimeoutExpired`)."""
+        return self._process.wait(timeout=timeout)
 
     def send(self, request: Any, timeout_s: float | None = None) -> None:
         """Hand the child ``request``. Past ``timeout_s`` without an answer it is killed, and
@@ -190,6 +192,7 @@ class Child:
         if kind == "ready":
             self.ready = True
             return Ready(value)
+        self._refused = not self.ready
         self._disarm()
         return Answer(value) if kind == "answer" else Failed(value)
 
@@ -207,7 +210,7 @@ class Child:
 
     def stop(self) -> None:
         """Ask an idle, ready child to finish (its handler closes); kill one that is busy or loading."""
-        if self._conn is None:
+        if self._conn is None or self._refused:
             return
         if self._busy or not self.ready:
             self.kill()
