@@ -57,7 +57,6 @@ def run_one(path: Path) -> dict:
     import time
 
     from describe_local.pipeline import Describer
-    from describe_local.say.speech import load_bundled_voice
     from describe_local.settings import Settings
     from describe_local.video.describe import describe_video
 
@@ -69,10 +68,9 @@ def run_one(path: Path) -> dict:
         settings = Settings.load(environ={}, models_dir=root / "models", known_faces=root / "faces",
                                  output_dir=root / "out", state_dir=root / "state")
         t0 = time.perf_counter()
-        with Describer.load(settings, speech=False) as describer:
-            voice = load_bundled_voice()
+        with Describer.load(settings) as describer:
             loaded = time.perf_counter() - t0
-            report = describe_video(path, root / "out", describer, voice)
+            report = describe_video(path, root / "out", describer)
     return {
         "clip": path.name, "length_s": round(report.duration, 2), "shots": len(report.shots),
         "cues": len(report.cues), "dropped": len(report.dropped), "load_s": round(loaded, 2),

@@ -42,8 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Describe ``args.video`` into ``args.output``; the exit code."""
-    from describe_local.pipeline import Describer
-    from describe_local.say.voices import VoiceCatalogue
+    from describe_local.pipeline import DescribeOptions, Describer
     from describe_local.video.describe import describe_video
     from describe_local.video.frames import probe
 
@@ -58,12 +57,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise OutputError(f"cannot make {shown(out_dir)}: {exc.strerror or exc}") from None
     check_speech_options(args, settings)
-    catalogue = VoiceCatalogue.load(settings)
-    voice = catalogue.voice_for(settings.lang, args.voice or settings.voice or None)
     progress = _progress_line() if sys.stderr.isatty() else None
-    with Describer.load(settings, speech=False, progress=progress_printer()) as describer:
-        report = describe_video(source, out_dir, describer, voice, lang=args.lang, voice_key=args.voice,
-                                allow_overlap=args.allow_overlap, progress=progress)
+    with Describer.load(settings, progress=progress_printer()) as describer:
+        options = DescribeOptions(lang=args.lang, voice=args.voice)
+        report = describe_video(source, out_dir, describer, options, allow_overlap=args.allow_overlap,
+                                progress=progress)
     if progress is not None:
         print(file=sys.stderr)
     if args.json:
@@ -78,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {at:7.2f} not narrated, no pause: {shown(text)}")
     for error in report.errors:
         print(f"  ({shown(error)})")
+    for note in report.notes:
+        print(f"  ({shown(note)})")
     for path in report.files:
         print(f"  wrote {shown(path)}")
     return 0

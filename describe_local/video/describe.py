@@ -1,8 +1,11 @@
 """A video in, its audio description out: shots → describer → narration lines → gaps → sound and files.
 
-In: a video path, an output folder, a loaded ``Describer`` (used only through ``describe``), a
-voice. Out: :class:`VideoReport`, and in the folder ``NAME.described.vtt``, ``NAME.narration.m4a``,
-``NAME.described.mp4`` and ``NAME.html``, all renamed into place only once all are written.
+In: a video path, an output folder, a loaded ``Describer`` (used through its public methods:
+``describe`` for each shot's picture, ``speak`` for each narration line, so that a line is spoken
+by the voice of the language the describer's plan chose for it, English when a translation is
+missing), and the listener's options (language, voice). Out: :class:`VideoReport`, and in the
+folder ``NAME.described.vtt``, ``NAME.narration.m4a``, ``NAME.described.mp4`` and ``NAME.html``,
+all renamed into place only once all are written.
 
 Memory stays flat with the video's length: frames are decoded one at a time, audio is scored in
 32 ms windows, and the spoken clips wait in a temporary file.
@@ -10,6 +13,7 @@ Memory stays flat with the video's length: frames are decoded one at a time, aud
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -17,14 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from describe_local.audio import resample, time_stretch
 from describe_local.images import Photo
 from describe_local.results import DescribeOptions
-from describe_local.say.speech import Voice, time_stretch
 from describe_local.video import frames, mux, narration, outputs, shots, vad
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]  # (what is being done, fraction of the whole job 0..1)
+NARRATION_RATE = 22050  # Hz of the narration track; every voice's clips are resampled to it
 
 
 @dataclass
@@ -40,6 +45,8 @@ class VideoReport:
     read: list[tuple[float, str]] = field(default_factory=list)  # (shot start, all the text read in its picture)
     files: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # a shot the describer could not do
+    notes: list[str] = field(default_factory=list)  # the describer's notes, once each (e.g. a fallback to English)
+    voices: list[str] = field(default_factory=list)  # the voices that spoke the narration, in order of first use
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -51,15 +58,18 @@ class VideoReport:
                       "overlaps_dialogue": c.overlaps} for c in self.cues],
             "dropped": [{"at": round(t, 3), "text": text} for t, text in self.dropped],
             "read": [{"at": round(t, 3), "text": text} for t, text in self.read],
-            "files": self.files, "errors": self.errors, "seconds": round(self.seconds, 2),
+            "files": self.files, "errors": self.errors, "notes": self.notes, "voices": self.voices,
+            "seconds": round(self.seconds, 2),
         }
 
 
-def describe_video(source: Path, out_dir: Path, describer: Any, voice: Voice, *, lang: str | None = None,
-                   voice_key: str | None = None, allow_overlap: bool = False,
-                   max_speed: float = narration.MAX_SPEED, progress: Progress | None = None) -> VideoReport:
-    """Describe ``source`` into ``out_dir`` (see the module's docstring). Raises ``VideoError`` for
-    a file that is not a video with pictures; nothing is left in ``out_dir`` when anything fails."""
+def describe_video(source: Path, out_dir: Path, describer: Any, options: DescribeOptions | None = None, *,
+                   allow_overlap: bool = False, max_speed: float = narration.MAX_SPEED,
+                   progress: Progress | None = None) -> VideoReport:
+    """Describe ``source`` into ``out_dir`` (see the module's docstring) in the language and voice of
+    ``options``; ``describer`` must be loaded with speech. Raises ``VideoError`` for a file that is
+    not a video with pictures; nothing is left in ``out_dir`` when anything fails."""
+    options = dataclasses.replace(options or DescribeOptions(), audio=False)  # spoken line by line below
     started = time.perf_counter()
     tell = progress or (lambda _what, _done: None)
     info = frames.probe(source)
@@ -71,13 +81,13 @@ def describe_video(source: Path, out_dir: Path, describer: Any, voice: Voice, *,
     placer = narration.Placer(vad.gaps(report.speech, info.duration), max_speed=max_speed,
                               allow_overlap=allow_overlap)
     writer = narration.Writer()
-    store = mux.ClipStore(voice.sample_rate)
-    language = lang or "en"
+    store = mux.ClipStore(NARRATION_RATE)
+    language = options.lang or "en"
     try:
         for shot in shots.iter_shots(frames.iter_frames(source), info.duration):
             report.shots.append((shot.start, shot.end))
             tell("describing shots", 0.05 + 0.8 * min(1, shot.end / length))
-            found = _findings(describer, shot, lang, voice_key, report)
+            found = _findings(describer, shot, options, report)
             if found is None:
                 continue
             language = found.language
@@ -86,16 +96,19 @@ def describe_video(source: Path, out_dir: Path, describer: Any, voice: Voice, *,
             line = writer.line(shot.start, shot.end, found)
             if line is None:
                 continue
-            spoken = {text: voice.synthesize(text) for text in {line.full, line.short} if text}
-            line.durations = {text: len(pcm) / voice.sample_rate for text, pcm in spoken.items()}
+            spoken = {text: describer.speak(text, found.language, options) for text in {line.full, line.short} if text}
+            line.durations = {text: speech.seconds for text, speech in spoken.items()}
             cue = placer.place(line)
             if cue is None:
                 report.dropped.append((line.start, line.full))
                 log.info("no pause for %r at %.1f s", line.full, line.start)
                 continue
-            pcm = spoken[cue.text]
+            speech = spoken[cue.text]
+            if speech.voice not in report.voices:
+                report.voices.append(speech.voice)
+            pcm = resample(speech.pcm, speech.sample_rate, store.rate)
             if cue.speed != 1.0:
-                pcm = time_stretch(pcm, 1.0 / cue.speed, voice.sample_rate)
+                pcm = time_stretch(pcm, 1.0 / cue.speed, store.rate)
             store.add(cue.start, pcm)
             report.cues.append(cue)
         tell("writing the audio", 0.85)
@@ -116,14 +129,14 @@ def describe_video(source: Path, out_dir: Path, describer: Any, voice: Voice, *,
     return report
 
 
-def _findings(describer: Any, shot: shots.Shot, lang: str | None, voice_key: str | None,
+def _findings(describer: Any, shot: shots.Shot, options: DescribeOptions,
               report: VideoReport) -> narration.Findings | None:
     """What the describer finds in the shot's picture (``None``: a black shot, or it failed)."""
     if shot.picture is None:
         return None
     photo = Photo(shot.picture, source=f"frame@{shot.picture_time:.1f}s")
     try:
-        result = describer.describe(photo, DescribeOptions(lang=lang, voice=voice_key, audio=False))
+        result = describer.describe(photo, options)
     except Exception as exc:  # one shot the describer cannot do does not stop the video
         report.errors.append(f"shot at {shot.start:.1f} s: {exc}")
         log.warning("shot at %.1f s not described: %s", shot.start, exc)
@@ -131,6 +144,7 @@ def _findings(describer: Any, shot: shots.Shot, lang: str | None, voice_key: str
     for stage, state in result.stages.items():
         if state.went_wrong:  # a stage that is off is off for every shot: not a shot's error
             report.errors.append(f"shot at {shot.start:.1f} s: {stage}: {state.detail}")
+    report.notes += [note for note in result.notes if note not in report.notes]
     return narration.Findings(
         caption=result.caption, people=tuple(result.people), unknown_faces=result.unknown_faces,
         text_found=result.text_found, spoken=result.text, language=result.language,

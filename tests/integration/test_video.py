@@ -30,19 +30,12 @@ def videos(shared_data: Path) -> Path:
 def describer(tmp_path_factory: pytest.TempPathFactory, make_settings, videos):
     from describe_local.pipeline import Describer
 
-    with Describer.load(make_settings(tmp_path_factory.mktemp("video")), speech=False) as d:
+    with Describer.load(make_settings(tmp_path_factory.mktemp("video"))) as d:
         yield d
 
 
 @pytest.fixture(scope="module")
-def voice():
-    from describe_local.say.speech import load_bundled_voice
-
-    return load_bundled_voice()
-
-
-@pytest.fixture(scope="module")
-def described(videos: Path, describer, voice, tmp_path_factory: pytest.TempPathFactory):
+def described(videos: Path, describer, tmp_path_factory: pytest.TempPathFactory):
     """Each clip described once, with and without --allow-overlap: name -> (report, out folder)."""
     from describe_local.video.describe import describe_video
 
@@ -50,7 +43,7 @@ def described(videos: Path, describer, voice, tmp_path_factory: pytest.TempPathF
     for name, overlap in (("issue-195-aspect-ratio", False), ("issue-195-aspect-ratio", True),
                           ("issue-134-rotate", False)):
         out = tmp_path_factory.mktemp(name)
-        report = describe_video(videos / f"{name}.mp4", out, describer, voice, allow_overlap=overlap)
+        report = describe_video(videos / f"{name}.mp4", out, describer, allow_overlap=overlap)
         done[name + ("+overlap" if overlap else "")] = (report, out)
     return done
 
@@ -109,6 +102,34 @@ def test_rotated_frames_come_out_upright_and_the_screen_text_is_read(described, 
     read = " ".join(text for _, text in report.read)
     assert "send spike" in " ".join(read.lower().split()), read
     assert report.cues, "something is narrated in the pauses"
+
+
+def test_rotated_video_is_narrated_by_the_english_voice(described):
+    report, _out = described["issue-134-rotate"]
+    assert report.voices == ["en_US-joe-medium"] and report.notes == []
+
+
+def test_a_narration_whose_translation_is_missing_is_spoken_by_the_english_voice(videos: Path, tmp_path: Path):
+    """A Spanish voice is installed but no English→Spanish translation: the describer's plan falls
+    back to English and says so, and the English narration must not be read by the Spanish voice."""
+    from describe_local.pipeline import DescribeOptions, Describer
+    from describe_local.video.describe import describe_video
+    from tests.conftest import isolated_settings
+    from tests.integration.test_voices import _add_voice
+
+    settings = isolated_settings(tmp_path)
+    _add_voice(settings.models_dir, "es_ES-joe-medium", "medium")
+    (tmp_path / "out").mkdir()
+    with Describer.load(settings, stages=("text",)) as describer:
+        assert describer.speak("Hola.", "es").voice == "es_ES-joe-medium"  # Spanish text gets the Spanish voice
+        report = describe_video(videos / "issue-134-rotate.mp4", tmp_path / "out", describer,
+                                DescribeOptions(lang="es"))
+    assert report.cues, "something is narrated"
+    assert report.voices == ["en_US-joe-medium"], report.voices
+    assert any("no translation model for spanish" in note.lower() and "in english" in note.lower()
+               for note in report.notes), \
+        report.notes
+    assert report.to_json()["voices"] == ["en_US-joe-medium"]
 
 
 def test_non_square_pixels_are_shown_at_their_display_aspect(videos: Path):
