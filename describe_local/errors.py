@@ -24,13 +24,21 @@ class DescribeLocalError(Exception):
     retry_after: int | None = None  # seconds, for a 503's Retry-After header
 
 
-# -- settings and input -----------------------------------------------------------
+# -- what the user gave: settings, options, photos, pages, videos, data sets, output files ----
 
 
 class ConfigError(DescribeLocalError):
     """A setting has a bad value."""
 
     exit_code = 2
+
+
+class OutputError(ConfigError):
+    """An output path (``-o``, the ``output_dir`` setting) that cannot be used, or an MP3 that cannot be written."""
+
+
+class CollectionFileError(OutputError):
+    """The JSON-lines output of a collection (``--jsonl``) cannot be written, or holds something else."""
 
 
 class ImageError(DescribeLocalError):
@@ -40,7 +48,30 @@ class ImageError(DescribeLocalError):
     http_status = 415
 
 
-# -- models -------------------------------------------------------------------------
+class ImageTooLarge(ImageError):
+    """A photo over the limits: too many bytes or pixels, too long and thin, or too much memory to decode."""
+
+    http_status = 413
+
+
+class PageError(DescribeLocalError):
+    """A web page ``alt-text`` cannot read or edit without changing other bytes (its encoding)."""
+
+    http_status = 422
+
+
+class VideoError(DescribeLocalError):
+    """A file that is not a video we can describe: not a video, no picture, damaged or truncated throughout."""
+
+    exit_code = 3
+    http_status = 415
+
+
+class EvalDataError(ConfigError):
+    """A set ``eval`` cannot read: not there, or not in a format it knows (the message lists the formats)."""
+
+
+# -- what is not installed: models, optional packages, tools ----------------------------------
 
 
 class ModelNotInstalled(DescribeLocalError):
@@ -70,6 +101,25 @@ class TorchNotInstalled(ModelNotInstalled):
 
 class OcrNotInstalled(ModelNotInstalled):
     """Tesseract or one of its language packs is missing."""
+
+
+class ModelsMissingOnNodes(ModelNotInstalled):
+    """Some machines of a Ray cluster lack models (or gallery people) the run needs; names each and what."""
+
+
+class RayNotInstalled(DescribeLocalError):
+    """``--ray`` was given and Ray is not installed (the ``ray`` extra)."""
+
+    exit_code = 4
+
+
+class EvalToolMissing(DescribeLocalError):
+    """Something ``eval`` needs is not installed: pycocoevalcap or matplotlib (the ``eval`` extra), or Java."""
+
+    exit_code = 4
+
+
+# -- the model store: importing, pulling, checking --------------------------------------------
 
 
 class StoreError(DescribeLocalError):
@@ -102,7 +152,7 @@ class DownloadError(DescribeLocalError):
     exit_code = 7
 
 
-# -- stages -------------------------------------------------------------------------
+# -- while describing: the gallery, helper processes, workers, clusters -----------------------
 
 
 class GalleryError(DescribeLocalError):
@@ -116,7 +166,15 @@ class FaceWorkerError(DescribeLocalError):
     """The child process that finds faces stopped or could not start."""
 
 
-# -- the web server -----------------------------------------------------------------
+class WorkerError(DescribeLocalError):
+    """The worker processes (or Ray actors) of a collection could not load their models or keep stopping."""
+
+
+class RayClusterError(DescribeLocalError):
+    """The Ray cluster cannot be reached, or failed while describing."""
+
+
+# -- the web server: who may ask, what was sent, how busy it is -------------------------------
 
 
 class AuthError(DescribeLocalError):
@@ -125,28 +183,32 @@ class AuthError(DescribeLocalError):
     http_status = 401
 
 
+class TooManyAttempts(DescribeLocalError):
+    """Too many wrong tokens from one address; try again after ``retry_after`` seconds."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BadHost(DescribeLocalError):
+    """The request's Host header is not one this server answers to (``allowed_hosts``)."""
+
+    http_status = 400
+
+
 class SignatureError(DescribeLocalError):
     """A signed URL was changed, or it has expired."""
 
     http_status = 403
 
 
-class PersonNotFound(DescribeLocalError):
-    """No such person in the gallery."""
-
-    http_status = 404
-
-
 class UploadTimeout(DescribeLocalError):
     """The upload did not arrive within the request's time budget."""
 
     http_status = 408
-
-
-class AudioGone(DescribeLocalError):
-    """A validly signed clip that is no longer kept."""
-
-    http_status = 410
 
 
 class UploadTooLarge(DescribeLocalError):
@@ -157,6 +219,12 @@ class UploadTooLarge(DescribeLocalError):
 
 class BadUpload(DescribeLocalError):
     """The request is not the multipart form the endpoint expects."""
+
+
+class BadField(DescribeLocalError):
+    """A form field has a value this server does not offer (an unknown language or voice)."""
+
+    http_status = 422
 
 
 class QueueFull(DescribeLocalError):
@@ -179,54 +247,28 @@ class NotReady(DescribeLocalError):
         self.retry_after = retry_after
 
 
-class FacesUnavailable(DescribeLocalError):
-    """The face models are not loaded, so the gallery cannot be changed."""
-
-    http_status = 503
-
-
 class JobTimeout(DescribeLocalError):
     """A job ran past the request's time budget."""
 
     http_status = 504
 
 
-class TooManyAttempts(DescribeLocalError):
-    """Too many wrong tokens from one address; try again after ``retry_after`` seconds."""
+class AudioGone(DescribeLocalError):
+    """A validly signed clip that is no longer kept."""
 
-    http_status = 429
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    http_status = 410
 
 
-class BadHost(DescribeLocalError):
-    """The request's Host header is not one this server answers to (``allowed_hosts``)."""
+class PersonNotFound(DescribeLocalError):
+    """No such person in the gallery."""
 
-    http_status = 400
-
-
-class BadField(DescribeLocalError):
-    """A form field has a value this server does not offer (an unknown language or voice)."""
-
-    http_status = 422
+    http_status = 404
 
 
-# -- output files (appended for issue 10) -------------------------------------------
+class FacesUnavailable(DescribeLocalError):
+    """The face models are not loaded, so the gallery cannot be changed."""
 
-
-class OutputError(ConfigError):
-    """An output path (``-o``, the ``output_dir`` setting) that cannot be used, or an MP3 that cannot be written."""
-
-
-class ImageTooLarge(ImageError):
-    """A photo over the limits: too many bytes or pixels, too long and thin, or too much memory to decode."""
-
-    http_status = 413
-
-
-# -- questions about a photo (appended for issue 11) --------------------------------
+    http_status = 503
 
 
 class PhotoNotKept(DescribeLocalError):
@@ -245,60 +287,3 @@ class QuestionsUnavailable(DescribeLocalError):
     """No model loaded on this server answers questions about photos."""
 
     http_status = 503
-
-
-# -- alt text for web pages (appended for issue 12) ---------------------------------
-
-
-class PageError(DescribeLocalError):
-    """A web page ``alt-text`` cannot read or edit without changing other bytes (its encoding)."""
-
-    http_status = 422
-
-
-# -- video (appended for issue 13) ---------------------------------------------------
-
-
-class VideoError(DescribeLocalError):
-    """A file that is not a video we can describe: not a video, no picture, damaged or truncated throughout."""
-
-    exit_code = 3
-    http_status = 415
-
-
-# -- the evaluation report (appended for issue 14) ------------------------------------
-
-
-class EvalDataError(ConfigError):
-    """A set ``eval`` cannot read: not there, or not in a format it knows (the message lists the formats)."""
-
-
-class EvalToolMissing(DescribeLocalError):
-    """Something ``eval`` needs is not installed: pycocoevalcap or matplotlib (the ``eval`` extra), or Java."""
-
-    exit_code = 4
-
-
-# -- big collections (appended for issue 14, part 1) ---------------------------------
-
-
-class CollectionFileError(OutputError):
-    """The JSON-lines output of a collection (``--jsonl``) cannot be written, or holds something else."""
-
-
-class WorkerError(DescribeLocalError):
-    """The worker processes (or Ray actors) of a collection could not load their models or keep stopping."""
-
-
-class RayNotInstalled(DescribeLocalError):
-    """``--ray`` was given and Ray is not installed (the ``ray`` extra)."""
-
-    exit_code = 4
-
-
-class RayClusterError(DescribeLocalError):
-    """The Ray cluster cannot be reached, or failed while describing."""
-
-
-class ModelsMissingOnNodes(ModelNotInstalled):
-    """Some machines of a Ray cluster lack models (or gallery people) the run needs; names each and what."""

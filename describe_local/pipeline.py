@@ -54,8 +54,8 @@ from describe_local.see.runner import StageRunner
 from describe_local.settings import Settings
 from describe_local.timing import Stopwatch
 
-__all__ = ["ANALYSIS_STAGES", "Answer", "DescribeOptions", "Describer", "Description", "Seen", "Speech",
-           "StageState", "StageStatus", "Status"]
+__all__ = ["ANALYSIS_STAGES", "Answer", "DescribeOptions", "Describer", "Description", "LanguageInfo", "Seen",
+           "Speech", "StageState", "StageStatus", "Status"]
 
 log = logging.getLogger(__name__)
 

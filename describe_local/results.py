@@ -135,10 +135,8 @@ class Findings:
     errors: dict[str, str] = field(default_factory=dict)  # derived from ``stages``; plus "output" when writing failed
 
     def findings(self) -> dict[str, Any]:
-        """Only the :class:`Findings` fields, as a JSON-ready dict (for a response that adds its own)."""
-        found = {f.name: getattr(self, f.name) for f in dataclasses.fields(Findings)}
-        found["stages"] = {stage: state.to_json() for stage, state in self.stages.items()}
-        return found
+        """Only the :class:`Findings` fields, as a dict (for a response that adds its own)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Findings)}
 
     def stage_errors(self) -> None:
         """Set :attr:`errors` from :attr:`stages` (kept beside it so that older clients go on working)."""

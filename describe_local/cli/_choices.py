@@ -13,7 +13,7 @@ from describe_local.cli._common import setting_default, shown
 from describe_local.errors import ConfigError, ModelNotInstalled
 
 if TYPE_CHECKING:
-    from describe_local.say.plan import LanguageInfo
+    from describe_local.pipeline import LanguageInfo
     from describe_local.settings import Settings
 
 PIPER_VOICES_URL = "https://huggingface.co/rhasspy/piper-voices"

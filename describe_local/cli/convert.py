@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from describe_local.errors import ConfigError
-    from describe_local.see.caption import resolve_model_folder
     from describe_local.store.formats import is_ofa_folder
+    from describe_local.store.local import resolve_model_folder
 
     settings = load_settings(args, models_dir="models_dir")
     folder = resolve_model_folder(args.name, settings.models_dir)

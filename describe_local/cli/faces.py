@@ -55,10 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _open_gallery(args: argparse.Namespace):  # -> Gallery, imported lazily
-    from describe_local.see.faces.gallery import Gallery
+    from describe_local.gallery import open_gallery
 
-    settings = load_settings(args, known_faces="gallery")
-    return Gallery.open(settings.known_faces, settings)
+    return open_gallery(load_settings(args, known_faces="gallery"))
 
 
 def run_add(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ enrolled, and every one of them is a probe that should match nobody. Each other 
 ``eval_gallery_photos`` photos enrolled (at most all but one) and the rest are probes.
 
 At a tolerance a probe is *named* by the nearest enrolled person when that person is within
-it (as the faces stage does, with :func:`~describe_local.see.faces.recognize.match_faces`):
+it (as the faces stage does, with :func:`~describe_local.gallery.match_faces`):
 
 - identification accuracy: known people's probes named correctly, over those probes;
 - false-accept rate: strangers' probes given any name, over those probes;
@@ -31,7 +31,7 @@ import numpy as np
 
 from describe_local.errors import EvalDataError
 from describe_local.evaluation.sets import find_manifest, first, item_file, photos_in, read_json
-from describe_local.see.faces.recognize import face_distances, match_faces
+from describe_local.gallery import face_distances, match_faces
 
 # The tolerances the curve is drawn over (the faces stage's default, 0.55, among them).
 TOLERANCES = tuple(round(0.30 + 0.01 * i, 2) for i in range(51))

@@ -88,7 +88,7 @@ def load_sets(settings: Settings, options: EvalOptions) -> Sets:
         sets.captions = captions.load_caption_set(options.captions, options.limit, options.caption_images)
         captions.check_tools()
         if not options.human:
-            from describe_local.see.caption import resolve_model_folder
+            from describe_local.store.local import resolve_model_folder
 
             try:
                 resolve_model_folder(settings.caption_model, settings.models_dir)
@@ -115,7 +115,7 @@ def eval_captions(settings: Settings, options: EvalOptions, caption_set: caption
         refs, candidates = captions.human_pairs(caption_set)
     else:
         paths = [item.photo() for item in caption_set.items]
-        from describe_local.see.caption import resolve_model_folder
+        from describe_local.store.local import resolve_model_folder
 
         model = resolve_model_folder(settings.caption_model, settings.models_dir)
         records = _collect(paths, "caption_task", settings, options, needs=(str(model),))

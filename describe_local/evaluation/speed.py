@@ -63,9 +63,9 @@ def case_for(photo: Path, data: Path) -> SpeedCase:
 
 def enrol(settings: Settings, data: Path) -> None:
     """Fill ``settings.known_faces`` with :data:`GALLERY`'s people."""
-    from describe_local.see.faces.gallery import Gallery
+    from describe_local.gallery import open_gallery
 
-    gallery = Gallery.open(settings.known_faces, settings)
+    gallery = open_gallery(settings)
     for name, files in GALLERY.items():
         gallery.add(name, [data / "faces" / "photos" / f for f in files])
 

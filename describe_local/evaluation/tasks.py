@@ -3,8 +3,9 @@
 Each factory takes the settings and plain options, loads what it needs once, and returns
 the function a worker calls for every photo (see :class:`describe_local.collection.TaskSpec`),
 so that ``--jobs`` and ``--ray`` spread the work as they do for ``describe``. Evaluation
-measures the stages themselves, so these call the stage classes directly rather than the
-describer (the speed table times the whole describer).
+measures the stages themselves: captions and text through ``Describer.look`` on a describer
+loaded with that stage alone, faces through the public gallery API's ``FaceFinder`` (every
+face's encoding, for the tolerance curve); the speed table times the whole describer.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from describe_local.errors import DescribeLocalError, ModelNotInstalled
 from describe_local.images import Photo, image_limits, load_photo
+from describe_local.results import Seen, Status
 from describe_local.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,20 +33,51 @@ def _opener(settings: Settings) -> Callable[[Path], Photo]:
     return lambda path: load_photo(Path(path), **limits)
 
 
+class _StageTask:
+    """One analysis stage of a describer loaded with that stage alone, run on each photo."""
+
+    def __init__(self, settings: Settings, stage: str) -> None:
+        from describe_local.pipeline import Describer
+
+        self.stage = stage
+        self.describer = Describer.load(settings, stages=(stage,), speech=False)
+        status = self.describer.status()[stage]
+        if not status.loaded:
+            self.describer.close()
+            raise ModelNotInstalled(status.detail or f"the {stage} stage could not be loaded")
+        # Closed by the collection engine (close()), or else when the task is let go of or the worker exits.
+        self._finalizer = weakref.finalize(self, self.describer.close)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def look(self, path: Path) -> tuple[Seen, float]:
+        """What the stage saw in the photo at ``path``, and how long it took (ms); raises when the
+        stage failed or ran out of time on it, so that the photo is counted as failed."""
+        seen = self.describer.look(path, (self.stage,))
+        state = seen.stages[self.stage]
+        if state.status is not Status.OK:
+            raise DescribeLocalError(f"{path}: the {self.stage} stage {state.status.value}: {state.detail}")
+        return seen, round(state.ms or 0.0, 1)
+
+
+class _CaptionTask(_StageTask):
+    def __call__(self, path: Path) -> dict[str, Any]:
+        seen, ms = self.look(path)
+        return {"caption": seen.caption, "ms": ms}
+
+
+class _TextTask(_StageTask):
+    def __call__(self, path: Path) -> dict[str, Any]:
+        seen, ms = self.look(path)
+        reading = seen.reading
+        return {"text": reading.text, "language": reading.language, "mode": reading.mode, "engine": reading.engine,
+                "lines": len(reading.lines), "ms": ms}
+
+
 def caption_task(settings: Settings) -> Callable[[Path], dict[str, Any]]:
     """The caption model's caption of a photo (``caption``, ``ms``)."""
-    from describe_local.see.caption import load_captioner
-
-    captioner = load_captioner(settings)
-    open_photo = _opener(settings)
-
-    def run(path: Path) -> dict[str, Any]:
-        photo = open_photo(path)
-        start = time.perf_counter()
-        caption = captioner.caption(photo.image)
-        return {"caption": caption, "ms": round((time.perf_counter() - start) * 1000, 1)}
-
-    return run
+    return _CaptionTask(settings, "caption")
 
 
 def face_task(settings: Settings, whole_if_none: bool = False) -> Callable[[Path], dict[str, Any]]:
@@ -53,21 +87,18 @@ def face_task(settings: Settings, whole_if_none: bool = False) -> Callable[[Path
     process. ``whole_if_none``: a photo where no face is found is taken as one face filling it
     (face chips already cut and aligned, as some folder-per-person sets are); ``whole`` says so.
     """
-    from describe_local.see.faces.detect import Box, FaceModels, encode_faces, find_faces
+    from describe_local.gallery import FaceFinder
 
-    models = FaceModels.load()
+    finder = FaceFinder.load(settings)
     open_photo = _opener(settings)
 
     def run(path: Path) -> dict[str, Any]:
         photo = open_photo(path)
         start = time.perf_counter()
-        boxes, encodings = find_faces(models, photo, settings.face_max_side, settings.face_upsample)
-        whole = False
-        if not boxes and whole_if_none:
-            width, height = photo.size
-            boxes = [Box(0, width - 1, height - 1, 0)]
-            encodings = encode_faces(models, photo.array, boxes)
-            whole = True
+        boxes, encodings = finder.faces(photo)
+        whole = not boxes and whole_if_none
+        if whole:
+            boxes, encodings = finder.whole(photo)
         return {"boxes": [list(map(int, b)) for b in boxes], "encodings": encodings.round(6).tolist(),
                 "whole": whole, "ms": round((time.perf_counter() - start) * 1000, 1)}
 
@@ -76,19 +107,7 @@ def face_task(settings: Settings, whole_if_none: bool = False) -> Callable[[Path
 
 def text_task(settings: Settings) -> Callable[[Path], dict[str, Any]]:
     """The text stage's reading of a photo: ``text``, ``language``, ``mode``, ``engine``, ``lines``, ``ms``."""
-    from describe_local.see.text import TextReader
-
-    reader = TextReader.load(settings)
-    open_photo = _opener(settings)
-
-    def run(path: Path) -> dict[str, Any]:
-        photo = open_photo(path)
-        start = time.perf_counter()
-        reading = reader.read(photo)
-        return {"text": reading.text, "language": reading.language, "mode": reading.mode, "engine": reading.engine,
-                "lines": len(reading.lines), "ms": round((time.perf_counter() - start) * 1000, 1)}
-
-    return run
+    return _TextTask(settings, "text")
 
 
 class _SpeedTask:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
@@ -80,6 +81,8 @@ async def describe(
         folders = server_folders(settings)
         for key in ("errors", "notes"):
             findings[key] = redact_tree(findings[key], folders)
+        findings["stages"] = {stage: dataclasses.replace(state, detail=redact_tree(state.detail, folders))
+                              for stage, state in findings["stages"].items()}
     response = DescribeResponse(**findings)
     response.audio_url, response.audio_expires = signed_audio(state, result.mp3)
     if kept.enabled and kept.answers_questions and describer.status()["caption"].loaded:

@@ -200,3 +200,23 @@ def check_name(name: str) -> str:
             "no slashes; at most 128 characters)"
         )
     return name
+
+
+# A caption model is the one kind named by the user at run time (--caption-model NAME_OR_FOLDER).
+INSTALL_HINT = (
+    "install one with `describe-local models pull ofa-tiny` (needs a network), "
+    "or `describe-local models import FOLDER_OR_ARCHIVE` on an offline machine"
+)
+
+
+def resolve_model_folder(name_or_folder: str, models_dir: Path) -> Path:
+    """The folder of the caption model ``name_or_folder``: a path, or a name in the store."""
+    candidate = Path(name_or_folder).expanduser()
+    if candidate.is_dir():
+        return candidate
+    in_store = models_dir / name_or_folder
+    if in_store.is_dir():
+        return in_store
+    raise ModelNotInstalled(
+        f"caption model {name_or_folder!r} is not installed in {models_dir}: {INSTALL_HINT}"
+    )

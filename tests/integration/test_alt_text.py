@@ -248,8 +248,8 @@ def named_describer(tmp_path_factory: pytest.TempPathFactory, make_settings, cli
 
 
 def test_wording_rules_on_the_coco_photos_the_signs_and_known_faces(named_describer, shared_data: Path):
-    from describe_local.results import DescribeOptions
     from describe_local.alt_text.wording import alt_text, salient_text
+    from describe_local.results import DescribeOptions
 
     photos = sorted((shared_data / "captions/images").glob("*.jpg")) + sorted((shared_data / "ocr/signs").iterdir())
     photos += [shared_data / "faces/photos" / n for n in ("knn_test__obama1.jpg", "knn_test__obama_and_biden.jpg")]

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from describe_local.pipeline import Describer
 from describe_local.audio import decode_audio
+from describe_local.pipeline import Describer
 from describe_local.server import create_app
 from describe_local.server.running import ServerThread
 from describe_local.settings import Settings

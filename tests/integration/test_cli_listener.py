@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from describe_local.cli import main
 from describe_local.audio import decode_audio
+from describe_local.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

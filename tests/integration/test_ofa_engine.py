@@ -162,8 +162,8 @@ def test_position_buckets():
 
 
 def test_ask_prints_and_speaks_the_answer(tiny_folder, engine, tmp_path, capsys):
-    from describe_local.cli import main
     from describe_local.audio import decode_audio
+    from describe_local.cli import main
 
     photo = tmp_path / "street.png"
     _pictures()[0].save(photo)

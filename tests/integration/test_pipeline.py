@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from describe_local.audio import decode_audio
 from describe_local.errors import ImageError
 from describe_local.pipeline import DescribeOptions, Describer
-from describe_local.audio import decode_audio
-from describe_local.wording import speakable
 from describe_local.see.faces.gallery import Gallery
 from describe_local.settings import Settings
+from describe_local.wording import speakable
 
 GALLERY = {
     "Barack Obama": ["knn_train__obama__obama.jpg", "knn_train__obama__obama2.jpg"],

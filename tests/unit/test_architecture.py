@@ -2,7 +2,10 @@
 
 - no import cycles between modules (imports made only for type checking do not count);
 - every error a user sees is defined in errors.py;
-- the CLI and the server use the describer through its public methods only;
+- the front ends (FRONT_ENDS) use the describer through its public methods only, and import
+  nothing from inside ``see/`` or ``say/`` (type-checking imports too): they reach the stages
+  through ``pipeline`` (``Describer``), the gallery through ``gallery``, and shared ground
+  (``results``, ``images``, ``audio``, ``languages``, ``settings``, ``errors``, ``store``);
 - no module grows past MAX_LINES.
 """
 
@@ -15,8 +18,15 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "describe_local"
 MAX_LINES = 400
 DESCRIBER_API = {
-    "describe", "describe_all", "read", "ask", "reload_gallery", "status", "languages", "close", "open_photo",
+    "describe", "describe_all", "read", "look", "ask", "speak", "reload_gallery", "status", "languages", "close",
+    "open_photo",
 }
+# Every package that presents the describer's work to someone: none reaches into the stages.
+FRONT_ENDS = ("cli", "server", "video", "alt_text", "collection", "evaluation")
+INTERNALS = ("describe_local.see", "describe_local.say")
+# The one front end that needs an engine itself: converting a checkpoint to ONNX is the OFA
+# engine's own export (no describer is involved, and the store must not import torch).
+ALLOWED_INSIDE = {("describe_local.cli.convert", "describe_local.see.caption.ofa_onnx.convert")}
 
 
 def _modules() -> dict[str, Path]:
@@ -135,10 +145,60 @@ def test_every_user_facing_error_is_defined_in_errors_py():
     assert strays == []
 
 
+def _imported_names(path: Path, module: str) -> set[str]:
+    """Every module name ``path`` imports, anywhere in it (type-checking imports included), as written."""
+    names: set[str] = set()
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".") if is_package else module.split(".")[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _reaches_inside(path: Path, module: str) -> set[str]:
+    """The imports of ``path`` that reach inside ``see/`` or ``say/`` (and are not allowed)."""
+    return {name for name in _imported_names(path, module)
+            if any(name == inner or name.startswith(inner + ".") for inner in INTERNALS)
+            and (module, name) not in ALLOWED_INSIDE
+            and not any(name.startswith(allowed + ".") for m, allowed in ALLOWED_INSIDE if m == module)}
+
+
+def _front_end_modules() -> dict[str, Path]:
+    return {name: path for name, path in _modules().items()
+            if name.split(".")[1:2] and name.split(".")[1] in FRONT_ENDS}
+
+
+def test_the_inside_check_catches_a_planted_import(tmp_path: Path):
+    planted = tmp_path / "planted.py"
+    planted.write_text("from typing import TYPE_CHECKING\n"
+                       "if TYPE_CHECKING:\n    from describe_local.say.plan import LanguageInfo\n"
+                       "def f():\n    from describe_local.see.faces import gallery\n"
+                       "    import describe_local.see.text\n"
+                       "from describe_local.gallery import open_gallery\n", encoding="utf-8")
+    found = _reaches_inside(planted, "describe_local.cli.planted")
+    assert {"describe_local.say.plan", "describe_local.see.faces", "describe_local.see.text"} <= found
+    assert not {n for n in found if n.startswith("describe_local.gallery")}
+
+
+def test_front_ends_import_nothing_from_inside_see_or_say():
+    modules = _front_end_modules()
+    assert {name.split(".")[1] for name in modules} == set(FRONT_ENDS), "a front-end package went missing"
+    inside = {name: sorted(found) for name, path in modules.items() if (found := _reaches_inside(path, name))}
+    assert inside == {}
+
+
 def test_front_ends_use_only_the_describers_public_methods():
     used: dict[str, set[str]] = {}
-    for folder in ("cli", "server"):
-        for path in (PACKAGE / folder).glob("*.py"):
+    for folder in FRONT_ENDS:
+        for path in (PACKAGE / folder).rglob("*.py"):
             for name in re.findall(r"\bdescriber\.(\w+)", path.read_text(encoding="utf-8")):
                 used.setdefault(name, set()).add(f"{folder}/{path.name}")
     assert "describe" in used, "no use of the describer found: the check is broken"

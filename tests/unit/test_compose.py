@@ -8,7 +8,6 @@ from describe_local.results import StageState
 from describe_local.say.compose import compose, render
 from describe_local.wording import join_names
 
-
 # The states are values: their detail wording is the stage's own and never read here.
 OFF = StageState.off("any words at all")
 FAILED = StageState.failed("RuntimeError: boom")

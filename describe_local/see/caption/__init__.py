@@ -18,17 +18,12 @@ from typing import TYPE_CHECKING
 
 from describe_local.errors import ModelNotInstalled
 from describe_local.see import CaptionStage as Captioner
+from describe_local.store.local import INSTALL_HINT, resolve_model_folder
 
 if TYPE_CHECKING:
     from describe_local.settings import Settings
 
 log = logging.getLogger(__name__)
-
-INSTALL_HINT = (
-    "install one with `describe-local models pull ofa-tiny` (needs a network), "
-    "or `describe-local models import FOLDER_OR_ARCHIVE` on an offline machine"
-)
-
 
 @dataclass(frozen=True)
 class Backend:
@@ -65,19 +60,6 @@ def backends() -> dict[str, Backend]:
     rank = {module: i for i, module in enumerate(_BACKEND_MODULES)}
     ordered = sorted(_BACKENDS.values(), key=lambda b: rank.get(b.load.__module__, len(rank)))
     return {backend.name: backend for backend in ordered}
-
-
-def resolve_model_folder(name_or_folder: str, models_dir: Path) -> Path:
-    """The folder of the caption model ``name_or_folder``: a path, or a name in the store."""
-    candidate = Path(name_or_folder).expanduser()
-    if candidate.is_dir():
-        return candidate
-    in_store = models_dir / name_or_folder
-    if in_store.is_dir():
-        return in_store
-    raise ModelNotInstalled(
-        f"caption model {name_or_folder!r} is not installed in {models_dir}: {INSTALL_HINT}"
-    )
 
 
 def load_captioner(settings: Settings) -> Captioner:
