@@ -38,6 +38,7 @@ from describe_local.results import (
     Answer,
     DescribeOptions,
     Description,
+    Said,
     Seen,
     Speech,
     StageState,
@@ -46,16 +47,16 @@ from describe_local.results import (
 )
 from describe_local.say import compose
 from describe_local.say.plan import LanguageInfo, SpeechPlanner
-from describe_local.say.speaker import SPEECH_OFF, Speaker
+from describe_local.say.speaker import Narration, Speaker
 from describe_local.say.speech import Segment
 from describe_local.see import CaptionStage, FaceStage, QuestionAnswerer, TextStage, quality
 from describe_local.see.faces.watch import GalleryWatch
-from describe_local.see.runner import StageRunner
+from describe_local.see.runner import Outcome, StageRunner, record
 from describe_local.settings import Settings
 from describe_local.timing import Stopwatch
 
-__all__ = ["ANALYSIS_STAGES", "Answer", "DescribeOptions", "Describer", "Description", "LanguageInfo", "Seen",
-           "Speech", "StageState", "StageStatus", "Status"]
+__all__ = ["ANALYSIS_STAGES", "Answer", "DescribeOptions", "Describer", "Description", "LanguageInfo", "Said",
+           "Seen", "Speech", "StageState", "StageStatus", "Status"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,9 @@ class Describer:
         self._speaker = Speaker(settings, planner, speech)
         # Stages that could not be loaded: the same state for every photo, and in status().
         self._off = {stage: StageState.off(why) for stage, why in (off or {}).items()}
+        # The stages that are off and were already told in full: told once per describer (a CLI
+        # run, a server's life), then only where nothing else was found, in a few words.
+        self._told_off: set[str] = set()
         # The gallery as the faces stage last loaded it: changed by anyone, it is reloaded
         # before the next photo, so that a removed person is never named again.
         self._gallery_watch = GalleryWatch(settings.known_faces)
@@ -184,14 +188,23 @@ class Describer:
                  name: str | None = None) -> Description:
         """Describe one photo. Raises :class:`ImageError` if it cannot be decoded.
         ``name``: what to call photo bytes in errors and in ``Description.path``."""
-        return self._describe(source, options or DescribeOptions(), ANALYSIS_STAGES, name)
+        return _last(self._tell(source, options or DescribeOptions(), ANALYSIS_STAGES, name))
+
+    def tell(self, source: Source, options: DescribeOptions | None = None, *, name: str | None = None,
+             read: bool = False) -> Iterator[Said | Description]:
+        """Describe (``read``: read) one photo part by part: a :class:`Said` for each part as soon
+        as it is spoken (advice and the caption first, then people, then text, in that order
+        whatever stage finishes first), then the whole :class:`Description` (its MP3 the same
+        speech). Raises :class:`ImageError` before anything is said if the photo cannot be decoded."""
+        if read:
+            options = dataclasses.replace(options or DescribeOptions(), all_text=True)
+        return self._tell(source, options or DescribeOptions(), ("text",) if read else ANALYSIS_STAGES, name)
 
     def read(self, source: Source, options: DescribeOptions | None = None, *,
              name: str | None = None) -> Description:
         """Read all the text in a photo aloud, in reading order (a document channel): the text
         stage alone. Raises :class:`ImageError` if the photo cannot be decoded."""
-        options = dataclasses.replace(options or DescribeOptions(), all_text=True)
-        return self._describe(source, options, ("text",), name)
+        return _last(self.tell(source, options, name=name, read=True))
 
     def look(self, source: Source, stages: Iterable[str] = ANALYSIS_STAGES, *, name: str | None = None,
              sequential: bool = False) -> Seen:
@@ -236,8 +249,11 @@ class Describer:
             answered = self.caption.answer(photo.image, question)
         text = answered.text or "I don't know."
         result = Answer(path=photo.source, question=question, answer=text, notes=list(answered.notes))
-        if options.audio:
-            self._add_audio(result, [Segment(text, "en")], options, clock, {})
+        if options.audio and self._speaker.speech:
+            with clock.step("speech"):
+                speech = self._speaker.pcm([Segment(text, "en")], options)
+            with clock.step("encode"):
+                result.mp3 = encode_mp3(speech.pcm, speech.sample_rate)
         result.timings_ms = clock.done()
         return result
 
@@ -284,27 +300,30 @@ class Describer:
     # -- seeing --------------------------------------------------------------------
 
     def _look(self, photo: Photo, stages: tuple[str, ...], clock: Stopwatch, sequential: bool) -> Seen:
+        seen, waits = self._start(photo, stages, clock, sequential)
+        with clock.step("analysis"):
+            for stage, wait in waits.items():
+                record(seen, stage, wait(), clock)
+        return seen
+
+    def _start(self, photo: Photo, stages: tuple[str, ...], clock: Stopwatch,
+               sequential: bool) -> tuple[Seen, dict[str, Callable[[], Outcome]]]:
+        """The photo's advice and the stages that are off, and the stages started (``sequential``:
+        already run one after another): a call per stage that waits for its outcome."""
         with clock.step("quality"):
             guidance = quality.assess(photo)
         if "faces" in stages and self.faces is not None and self._gallery_watch.changed():
             with clock.step("gallery"):
                 self.reload_gallery()
-        with clock.step("analysis"):
-            outcomes = self._runner.run(self._stage_functions(stages), photo, self.settings.stage_timeout_s,
-                                        sequential=sequential)
+        functions = self._stage_functions(stages)
+        if sequential:  # each timed alone (benchmarks)
+            done = self._runner.run(functions, photo, self.settings.stage_timeout_s, sequential=True)
+            waits = {stage: (lambda outcome=outcome: outcome) for stage, outcome in done.items()}
+        else:
+            waits = self._runner.start(functions, photo, self.settings.stage_timeout_s)
         seen = Seen(source=photo.source, guidance=guidance,
                     stages={stage: state for stage, state in self._off.items() if stage in stages})
-        for stage, outcome in outcomes.items():
-            clock.ms[stage] = outcome.state.ms or 0.0
-            seen.stages[stage] = outcome.state
-        values = {stage: outcome.value for stage, outcome in outcomes.items()}
-        seen.caption = values.get("caption")
-        if (found := values.get("faces")) is not None:
-            seen.people, seen.unknown_faces = list(found.people), int(found.unknown)
-        seen.reading = reading = values.get("text")
-        if reading is not None and reading.text and (turned := quality.orientation_advice(reading.rotation)):
-            seen.guidance.append(turned)
-        return seen
+        return seen, waits
 
     def _stage_functions(self, stages: tuple[str, ...]) -> dict[str, Callable[[Photo], Any]]:
         functions: dict[str, Callable[[Photo], Any]] = {}
@@ -319,43 +338,33 @@ class Describer:
 
     # -- saying --------------------------------------------------------------------
 
-    def _describe(self, source: Source, options: DescribeOptions, stages: tuple[str, ...],
-                  name: str | None) -> Description:
+    def _tell(self, source: Source, options: DescribeOptions, stages: tuple[str, ...],
+              name: str | None) -> Iterator[Said | Description]:
         clock = Stopwatch()
         with clock.step("decode"):
-            photo = self.open_photo(source, name=name)
-        seen = self._look(photo, stages, clock, options.sequential)
-        with clock.step("compose"):
-            told = compose.describe_seen(seen, spoken_lines=self.settings.spoken_text_lines,
-                                         all_text=options.all_text, text_only=stages == ("text",))
-        with clock.step("translate"):
-            plan = self._speaker.plan(told.sentences, options)
-        reading = seen.reading
-        result = Description(
-            path=seen.source, text=plan.text, caption=seen.caption, people=seen.people,
-            unknown_faces=seen.unknown_faces, text_found=told.text_found,
-            text_language=reading.language if reading is not None else None,
-            text_lines=reading.lines_as_dicts() if reading is not None else [],
-            language=plan.language, notes=plan.notes, guidance=seen.guidance, stages=seen.stages,
-        )
-        result.stage_errors()
-        if options.audio:
-            self._add_audio(result, plan.segments, options, clock, result.errors)
-        result.timings_ms = clock.done()
-        return result
+            photo = self.open_photo(source, name=name)  # before the generator: a bad photo raises at once
+        return self._parts(photo, options, stages, clock)
 
-    def _add_audio(self, result: Description | Answer, segments: list[Segment], options: DescribeOptions,
-                   clock: Stopwatch, errors: dict[str, str]) -> None:
-        """Speak ``segments`` into ``result.mp3`` (and the main voice into ``result.voice``)."""
-        if not self._speaker.speech:
-            errors["speech"] = SPEECH_OFF
-            return
-        with clock.step("speech"):
-            speech = self._speaker.pcm(segments, options)
-        if isinstance(result, Description) and segments:
-            result.voice = speech.voice
-        with clock.step("encode"):
-            result.mp3 = encode_mp3(speech.pcm, speech.sample_rate)
+    def _parts(self, photo: Photo, options: DescribeOptions, stages: tuple[str, ...],
+               clock: Stopwatch) -> Iterator[Said | Description]:
+        seen, waits = self._start(photo, stages, clock, options.sequential)
+        advice = len(seen.guidance)
+        teller = compose.Teller(self.settings.spoken_text_lines, options.all_text, stages == ("text",),
+                                self._told_off)
+        narration = Narration(self._speaker, options, clock)
+        opening = teller.opening(seen.guidance)
+        for stage in compose.PARTS:
+            if stage in waits:
+                record(seen, stage, waits[stage](), clock)
+            with clock.step("compose"):
+                # Advice the stage added (the text is sideways) comes just before its sentences.
+                sentences = [*opening, *teller.opening(seen.guidance[advice:]), *teller.part(stage, seen)]
+            opening, advice = [], len(seen.guidance)
+            if said := narration.say(sentences):
+                yield said
+        if said := narration.say(teller.closing()):
+            yield said
+        yield narration.description(seen, teller.text_found)
 
 
 def _load_faces(settings: Settings) -> FaceStage:
@@ -370,3 +379,11 @@ def _close(stage: Any) -> None:
     close = getattr(stage, "close", None)
     if close is not None:
         close()
+
+
+def _last(parts: Iterator[Said | Description]) -> Description:
+    """The :class:`Description` that ends :meth:`Describer.tell`'s parts."""
+    for part in parts:
+        if isinstance(part, Description):
+            return part
+    raise RuntimeError("the description ended without its result")  # a bug: _parts always ends with one

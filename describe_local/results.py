@@ -114,6 +114,17 @@ class Speech:
         return len(self.pcm) / self.sample_rate
 
 
+@dataclass(frozen=True)
+class Said:
+    """One part of a description, given out as soon as it is spoken (``Describer.tell``): the
+    caption (or photo advice) first, then people, then text, never out of order."""
+
+    text: str  # in ``language``
+    language: str
+    pcm: Any = None  # mono int16 numpy array at ``sample_rate``, a pause before all but the first; None without audio
+    sample_rate: int = 0
+
+
 @dataclass(kw_only=True)
 class Findings:
     """What was found in one photo and what is spoken about it."""

@@ -20,7 +20,7 @@ class Stopwatch:
         try:
             yield
         finally:
-            self.ms[name] = ms_since(t0)
+            self.ms[name] = self.ms.get(name, 0.0) + ms_since(t0)  # a step taken twice adds up
 
     def done(self) -> dict[str, float]:
         """Every step and ``total``, rounded to a tenth of a millisecond."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from describe_local.results import Seen, StageState, Status
 from describe_local.wording import count_phrase, join_names, speakable
@@ -36,8 +37,9 @@ class Sentence:
         return (template or self.template).format(**self.protected)
 
 
-# What is said, once, in place of a stage's findings when it is off or failed: the
-# listener must never take "nothing found" for "nothing there".
+# What is said in place of a stage's findings when it is off or failed: the listener must
+# never take "nothing found" for "nothing there". A stage that is off is said in full once
+# (``Teller.told_off``); after that only where nothing else was found, in SHORT_OFF's words.
 PROBLEMS = {
     ("caption", Status.OFF): "I can't describe the scene because no caption model is installed.",
     ("caption", Status.FAILED): "I couldn't describe the scene in this photo.",
@@ -46,38 +48,110 @@ PROBLEMS = {
     ("text", Status.OFF): "I can't read text because text reading is not installed.",
     ("text", Status.FAILED): "I couldn't read the text in this photo.",
 }
+SHORT_OFF = {
+    "caption": "No scene description: no caption model.",
+    "faces": "No check for people: face recognition is not installed.",
+    "text": "No text reading: text reading is not installed.",
+}
+PARTS = ("caption", "faces", "text")  # the order the stages' findings are told in
 
 
-@dataclass(frozen=True)
-class Told:
-    """What a description says about the photo's text, beside its sentences."""
+@dataclass
+class Teller:
+    """The sentences of one description, part by part in speaking order, so that each part can be
+    spoken as soon as its stage is done: :meth:`opening` (photo quality advice), then one call per
+    stage in :data:`PARTS` order, then :meth:`closing`. Each part depends only on those before it.
 
-    sentences: list[Sentence]
-    text_found: str | None  # all the text read, lines in reading order
-
-
-def describe_seen(seen: Seen, *, spoken_lines: int, all_text: bool, text_only: bool) -> Told:
-    """The sentences for what the stages saw, guidance first.
-
-    A description speaks the first ``spoken_lines`` lines of the text and says how many
-    more there are; ``all_text`` speaks all of it. ``text_only`` (reading a document):
-    a photo with no text and no problem gets "I found no text in this photo."
+    ``told_off``: the stages that are off and were already told in full (in this run or server
+    session); each one newly told is added to it. ``None``: tell every one in full.
     """
-    reading = seen.reading
-    text_found = (reading.text or None) if reading is not None else None
-    spoken_text, more_lines = text_found, 0
-    if reading is not None and reading.lines and not all_text:
-        shown, more_lines = reading.first_lines(spoken_lines)
-        if more_lines:
-            spoken_text = "\n".join(line.text for line in shown)
-    problems = {stage: state for stage, state in seen.stages.items() if state.status is not Status.OK}
-    if text_only and not text_found and not problems:
-        sentences = [Sentence("nothing", "I found no text in this photo.")]
-    else:
-        sentences = compose(seen.caption, seen.people, seen.unknown_faces, spoken_text,
-                            reading.language if reading is not None else None,
-                            problems=problems, more_lines=more_lines)
-    return Told([Sentence("guidance", advice) for advice in seen.guidance] + sentences, text_found)
+
+    spoken_lines: int = 6  # lines of text read before "And N more lines."
+    all_text: bool = False  # read every line
+    text_only: bool = False  # reading a document: no text is "I found no text in this photo."
+    told_off: set[str] | None = None
+    problems: dict[str, StageState] = field(default_factory=dict)
+    silenced: list[str] = field(default_factory=list)  # off stages not said in full this time
+    found: bool = False  # a finding was said (not a problem, not advice)
+    has_caption: bool = False
+    text_found: str | None = None  # all the text read, lines in reading order
+    said: int = 0  # sentences said so far, advice and problems included
+
+    def opening(self, guidance: list[str]) -> list[Sentence]:
+        return self._said([Sentence("guidance", advice) for advice in guidance])
+
+    def part(self, stage: str, seen: Seen) -> list[Sentence]:
+        """The sentences of ``stage``'s findings in ``seen`` (a stage not asked for says nothing)."""
+        state = seen.stages.get(stage)
+        if state is None:
+            return []
+        if state.status is not Status.OK:
+            return self._said(self._problem(stage, state))
+        if stage == "caption":
+            self.has_caption = bool(seen.caption)
+            return self._said([Sentence("caption", _as_sentence(seen.caption))] if seen.caption else [], found=True)
+        if stage == "faces":
+            return self._said(self._faces(seen.people, seen.unknown_faces), found=True)
+        return self._said(self._text(seen.reading), found=True)
+
+    def closing(self) -> list[Sentence]:
+        """What is said when nothing else was: never silence, and never "nothing there" for a
+        stage that did not run."""
+        if self.found:
+            return []
+        if self.text_only and not self.problems:
+            return self._said([Sentence("nothing", "I found no text in this photo.")])
+        sentences = [Sentence("problem", SHORT_OFF[stage]) for stage in self.silenced]
+        if not self.said and not sentences:
+            sentences.append(Sentence("nothing", "I could not find anything to describe in this photo."))
+        elif set(self.problems) == {"caption"} and not self.text_only:
+            # Only the scene is missing, and the stages that ran found nothing: say so, not "nothing here".
+            sentences.append(Sentence("nothing", "I found no people and no text."))
+        return self._said(sentences)
+
+    # -- inside --------------------------------------------------------------------------
+
+    def _said(self, sentences: list[Sentence], *, found: bool = False) -> list[Sentence]:
+        self.said += len(sentences)
+        self.found = self.found or (found and bool(sentences))
+        return sentences
+
+    def _problem(self, stage: str, state: StageState) -> list[Sentence]:
+        self.problems[stage] = state
+        if state.is_off and self.told_off is not None:
+            if stage in self.told_off:
+                self.silenced.append(stage)
+                return []
+            self.told_off.add(stage)
+        return [Sentence("problem", PROBLEMS[stage, Status.OFF if state.is_off else Status.FAILED])]
+
+    def _faces(self, people: list[str], unknown: int) -> list[Sentence]:
+        sentences = [_recognized(people)] if people else []
+        if unknown:
+            sentences.append(_unrecognized(unknown, also=bool(people), has_caption=self.has_caption))
+        return sentences
+
+    def _text(self, reading: Any) -> list[Sentence]:
+        self.text_found = (reading.text or None) if reading is not None else None
+        if not self.text_found:
+            return []
+        spoken, more = self.text_found, 0
+        if reading.lines and not self.all_text:
+            shown, more = reading.first_lines(self.spoken_lines)
+            if more:
+                spoken = "\n".join(line.text for line in shown)
+        return _text_sentences(spoken, reading.language, more, found_before=self.found)
+
+
+def describe_seen(seen: Seen, *, spoken_lines: int, all_text: bool, text_only: bool,
+                  told_off: set[str] | None = None) -> tuple[list[Sentence], str | None]:
+    """All the sentences for what the stages saw, advice first, and all the text read
+    (see :class:`Teller`; this is its every part at once)."""
+    teller = Teller(spoken_lines, all_text, text_only, told_off)
+    sentences = teller.opening(seen.guidance)
+    for stage in PARTS:
+        sentences += teller.part(stage, seen)
+    return sentences + teller.closing(), teller.text_found
 
 
 def compose(
@@ -90,7 +164,7 @@ def compose(
     problems: dict[str, StageState] | None = None,
     more_lines: int = 0,
 ) -> list[Sentence]:
-    """The sentences that describe a photo, in speaking order.
+    """The sentences that describe a photo, in speaking order (every problem said in full).
 
     ``problems`` maps a stage ("caption", "faces", "text") that did not run to
     its state: off (not installed), failed or timed out (said alike: it did not
@@ -99,40 +173,40 @@ def compose(
     out, said after it ("And 30 more lines.").
     """
     problems = problems or {}
-    sentences: list[Sentence] = []
-    if caption:
-        sentences.append(Sentence("caption", _as_sentence(caption)))
-    elif "caption" in problems:
-        sentences.append(_problem("caption", problems["caption"]))
-
-    if people:
-        sentences.append(_recognized(people))
-    if unknown_faces:
-        sentences.append(_unrecognized(unknown_faces, also=bool(people), has_caption=bool(caption)))
-    if "faces" in problems:
-        sentences.append(_problem("faces", problems["faces"]))
-
-    if text_found:
-        found = [s for s in sentences if s.kind != "problem"]
-        lead = "There was text found in the image as well." if found else "There is text in the image."
-        sentences.append(
-            Sentence("text", lead + " It reads: {text}", {"text": speakable(text_found)}, text_language)
-        )
-        if more_lines > 0:
-            sentences.append(Sentence("more", f"And {count_phrase(more_lines, 'more line')}."))
-    elif "text" in problems:
-        sentences.append(_problem("text", problems["text"]))
-
-    if not sentences:
-        sentences.append(Sentence("nothing", "I could not find anything to describe in this photo."))
-    elif all(s.kind == "problem" for s in sentences) and set(problems) == {"caption"}:
-        # Only the scene is missing, and the stages that ran found nothing: say so, not "nothing here".
-        sentences.append(Sentence("nothing", "I found no people and no text."))
-    return sentences
+    stages = {stage: problems.get(stage, StageState.ok()) for stage in PARTS}
+    seen = Seen(source="", caption=caption, people=people, unknown_faces=unknown_faces, stages=stages,
+                reading=_Reading(text_found or "", text_language))
+    teller = Teller(all_text=True)
+    sentences = teller.part("caption", seen) + teller.part("faces", seen)
+    if more_lines and text_found and "text" not in problems:
+        teller.text_found = text_found
+        sentences += teller._said(_text_sentences(text_found, text_language, more_lines, found_before=teller.found),
+                                  found=True)
+    else:
+        sentences += teller.part("text", seen)
+    return sentences + teller.closing()
 
 
-def _problem(stage: str, state: StageState) -> Sentence:
-    return Sentence("problem", PROBLEMS[stage, Status.OFF if state.is_off else Status.FAILED])
+@dataclass
+class _Reading:
+    """A text stage's reading, as far as the sentences need it."""
+
+    text: str
+    language: str | None
+    lines: list[Any] = field(default_factory=list)
+
+
+def _text_sentences(spoken: str, language: str | None, more: int, *, found_before: bool) -> list[Sentence]:
+    lead = "There was text found in the image as well." if found_before else "There is text in the image."
+    text = speakable(spoken)
+    if more and text and text[-1] not in ".!?":
+        text += "."  # the read text ends its sentence before "And N more lines."
+    sentences = [Sentence("text", lead + " It reads: {text}", {"text": text}, language)]
+    return sentences + ([_more(more)] if more else [])
+
+
+def _more(lines: int) -> Sentence:
+    return Sentence("more", f"And {count_phrase(lines, 'more line')}.")
 
 
 def render(sentences: list[Sentence]) -> str:

@@ -117,12 +117,13 @@ class SpeechPlanner:
 
     # -- planning ---------------------------------------------------------------------
 
-    def plan(self, sentences: list[Sentence], lang: str, voice: str | None = None) -> SpeechPlan:
+    def plan(self, sentences: list[Sentence], lang: str, voice: str | None = None, *,
+             opening: bool = True) -> SpeechPlan:
         """The segments to speak for ``sentences`` in ``lang``, each with its voice.
 
-        Falls back to English, and says so in the notes and the spoken text,
-        when ``lang`` has no translation model or no voice that loads.
-        ``voice`` (a key) is the listener's choice for the spoken language.
+        Falls back to English, and says so in the notes and (when ``opening``: the first
+        part of a description) the spoken text, when ``lang`` has no translation model or
+        no voice that loads. ``voice`` (a key) is the listener's choice for the spoken language.
         """
         tag, base = normalize_tag(lang), base_language(lang)
         notes: list[str] = []
@@ -141,22 +142,23 @@ class SpeechPlanner:
             missing = f"the {language_name(base)} voice cannot be loaded"
             hint = "describe-local models verify, then pull or import the voice again"
         if missing:
-            return self._english(sentences, base, missing, hint or "", notes, voice)
+            return self._english(sentences, base, missing, hint or "", notes, voice, opening)
         try:
             templates = self.translator.translate_templates(sentences, code, notes)
         except (RuntimeError, OSError, ValueError) as exc:  # a damaged model must not cost the description
             log.exception("translation to %s failed", code)
             return self._english(sentences, base, f"translation to {language_name(base)} failed ({first_line(exc)})",
-                                 "describe-local models verify, then pull or import the model again", notes, voice)
+                                 "describe-local models verify, then pull or import the model again", notes, voice,
+                                 opening)
         return self._voiced(self._segments(sentences, templates, tag, notes), tag, notes, voice)
 
     def _english(self, sentences: list[Sentence], base: str, missing: str, hint: str,
-                 notes: list[str], voice: str | None) -> SpeechPlan:
-        """The English description, opened by a sentence that says why it is not in ``base``."""
+                 notes: list[str], voice: str | None, opening: bool = True) -> SpeechPlan:
+        """The English description, opened (``opening``) by a sentence that says why it is not in ``base``."""
         notes.append(f"{missing[0].upper()}{missing[1:]}, so the description is in English (to fix it: {hint}).")
         spoken = Segment(f"{language_name(base)} is not available, so I will describe this in English.", "en")
         segments = self._segments(sentences, [s.template for s in sentences], "en", notes)
-        return self._voiced(merge([spoken, *segments]), "en", notes, voice)
+        return self._voiced(merge([spoken, *segments] if opening else segments), "en", notes, voice)
 
     def _voiced(self, segments: list[Segment], spoken: str, notes: list[str], voice: str | None) -> SpeechPlan:
         """Each segment with the key of the voice that speaks it (the listener's voice for

@@ -8,16 +8,18 @@ unit tests) everything is said in English and nothing is spoken.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from describe_local.audio import encode_mp3, resample
 from describe_local.errors import ModelNotInstalled
-from describe_local.results import DescribeOptions, Speech
+from describe_local.results import DescribeOptions, Description, Said, Seen, Speech
 from describe_local.say import compose
 from describe_local.say.plan import SpeechPlan, SpeechPlanner
-from describe_local.say.speech import Segment, length_scale_for, speak_segments
+from describe_local.say.speech import SEGMENT_PAUSE_S, Segment, length_scale_for, silence, speak_segments
+from describe_local.timing import Stopwatch
 
 if TYPE_CHECKING:
     from describe_local.say.speech import Voice
@@ -37,12 +39,14 @@ class Speaker:
     def __post_init__(self) -> None:
         self.speech = self.speech and self.planner is not None
 
-    def plan(self, sentences: list[compose.Sentence], options: DescribeOptions) -> SpeechPlan:
-        """The language and voices to speak ``sentences`` in (English only without a planner)."""
+    def plan(self, sentences: list[compose.Sentence], options: DescribeOptions, *, opening: bool = True) -> SpeechPlan:
+        """The language and voices to speak ``sentences`` in (English only without a planner);
+        ``opening``: they begin a description (a fallback to English is said there)."""
         if self.planner is None:
             return SpeechPlan([Segment(compose.render(sentences), "en")], "en", [])
         lang = options.lang or self.planner.language_of_voice(options.voice) or self.settings.lang
-        return self.planner.plan(sentences, lang, self._preferred(options) if options.audio else None)
+        return self.planner.plan(sentences, lang, self._preferred(options) if options.audio else None,
+                                 opening=opening)
 
     def pcm(self, segments: list[Segment], options: DescribeOptions) -> Speech:
         """``segments`` spoken with their voices (the first one's key in ``voice``), one pause
@@ -83,3 +87,73 @@ class Speaker:
 
     def _length_scale(self, options: DescribeOptions) -> float:
         return length_scale_for(options.speed) if options.speed else self.settings.length_scale
+
+
+@dataclass
+class Narration:
+    """One description said part by part (:meth:`say`), each part as soon as its sentences exist:
+    planned, translated and spoken on its own, then joined with a short pause. The whole (text,
+    notes, language, voice, PCM) is the same whether it was taken part by part or at the end."""
+
+    speaker: Speaker
+    options: DescribeOptions
+    clock: Stopwatch
+    texts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    language: str | None = None  # of the first part
+    voice: str | None = None  # of the first part's first segment
+    sample_rate: int = 0
+    pcm: list[np.ndarray] = field(default_factory=list)
+    speech_error: str | None = None  # speech was asked for and is off
+
+    def say(self, sentences: list[compose.Sentence]) -> Said | None:
+        """Plan, translate and (with ``options.audio``) speak one part; ``None`` for no sentences."""
+        if not sentences:
+            return None
+        with self.clock.step("translate"):
+            plan = self.speaker.plan(sentences, self.options, opening=not self.texts)
+        self.texts.append(plan.text)
+        self.notes += [note for note in plan.notes if note not in self.notes]
+        self.language = self.language or plan.language
+        pcm = None
+        if self.options.audio and self.speaker.speech:
+            with self.clock.step("speech"):
+                speech = self.speaker.pcm(plan.segments, self.options)
+            self.voice = self.voice or speech.voice
+            self.sample_rate = self.sample_rate or speech.sample_rate
+            pcm = resample(speech.pcm, speech.sample_rate, self.sample_rate)
+            if self.pcm:  # a breath between parts, as between two voices
+                pcm = np.concatenate([silence(self.sample_rate, SEGMENT_PAUSE_S), pcm])
+            self.pcm.append(pcm)
+        elif self.options.audio:
+            self.speech_error = SPEECH_OFF
+        return Said(plan.text, plan.language, pcm, self.sample_rate)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.texts)
+
+    def mp3(self) -> bytes | None:
+        """All the parts' speech as one MP3 (``None`` without speech)."""
+        if not self.pcm:
+            return None
+        with self.clock.step("encode"):
+            return encode_mp3(np.concatenate(self.pcm), self.sample_rate)
+
+    def description(self, seen: Seen, text_found: str | None) -> Description:
+        """The whole description once every part is said (its MP3 all the parts' speech)."""
+        reading = seen.reading
+        result = Description(
+            path=seen.source, text=self.text, caption=seen.caption, people=seen.people,
+            unknown_faces=seen.unknown_faces, text_found=text_found,
+            text_language=reading.language if reading is not None else None,
+            text_lines=reading.lines_as_dicts() if reading is not None else [],
+            language=self.language or "en", notes=self.notes, guidance=seen.guidance,
+            stages=seen.stages, voice=self.voice,
+        )
+        result.stage_errors()
+        if self.speech_error:
+            result.errors["speech"] = self.speech_error
+        result.mp3 = self.mp3()
+        result.timings_ms = self.clock.done()
+        return result

@@ -18,7 +18,9 @@ from typing import Any
 
 from describe_local.errors import first_line
 from describe_local.images import Photo
-from describe_local.results import StageState
+from describe_local.results import Seen, StageState
+from describe_local.see import quality
+from describe_local.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +51,20 @@ class StageRunner:
         if sequential:
             return {name: self._wait(self._pool.submit(_timed, name, fn, photo), name, budget_s, budget_s)
                     for name, fn in functions.items()}
+        return {name: wait() for name, wait in self.start(functions, photo, budget_s).items()}
+
+    def start(self, functions: dict[str, Callable[[Photo], Any]], photo: Photo,
+              budget_s: float) -> dict[str, Callable[[], Outcome]]:
+        """Start every function on ``photo`` at once; returns, by name, a call that waits for that
+        one's :class:`Outcome` (all within one deadline, ``budget_s`` from now), so that a caller can
+        take each as soon as it is done, in the order it chooses."""
         futures = {name: self._pool.submit(_timed, name, fn, photo) for name, fn in functions.items()}
         deadline = time.perf_counter() + budget_s
-        return {name: self._wait(future, name, max(0.0, deadline - time.perf_counter()), budget_s)
-                for name, future in futures.items()}
+
+        def waiter(name: str, future: cf.Future) -> Callable[[], Outcome]:
+            return lambda: self._wait(future, name, max(0.0, deadline - time.perf_counter()), budget_s)
+
+        return {name: waiter(name, future) for name, future in futures.items()}
 
     def close(self) -> None:
         """Stop taking work; stages still running finish in the background."""
@@ -65,6 +77,24 @@ class StageRunner:
         except cf.TimeoutError:
             log.warning("%s stage exceeded its %.0f s budget", name, budget_s)
             return Outcome(None, StageState.timed_out(budget_s))
+
+
+def record(seen: Seen, stage: str, outcome: Outcome, clock: Stopwatch) -> None:
+    """Put what ``stage`` found on the photo into ``seen``, with its state and time (and the
+    advice its findings give: text turned sideways)."""
+    clock.ms[stage] = outcome.state.ms or 0.0
+    seen.stages[stage] = outcome.state
+    value = outcome.value
+    if value is None:
+        return
+    if stage == "caption":
+        seen.caption = value
+    elif stage == "faces":
+        seen.people, seen.unknown_faces = list(value.people), int(value.unknown)
+    else:
+        seen.reading = value
+        if value.text and (turned := quality.orientation_advice(value.rotation)):
+            seen.guidance.append(turned)
 
 
 def _timed(name: str, fn: Callable[[Photo], Any], photo: Photo) -> Outcome:

@@ -22,6 +22,7 @@ from describe_local.say.voices import VoiceCatalogue
 from describe_local.see import CaptionStage, FaceStage, ModelAnswer, QuestionAnswerer, TextStage
 from describe_local.see.faces.recognize import FaceResult
 from describe_local.see.text import TextReading
+from describe_local.see.text.result import TextLine
 from describe_local.settings import Settings
 
 
@@ -321,3 +322,52 @@ def test_a_dark_photo_is_said_to_be_dark_first(describer_for):
     result = describer_for(caption=Caption()).describe(buffer.getvalue(), NO_AUDIO)
     assert result.guidance == ["The photo is very dark."]
     assert result.text.startswith("The photo is very dark. A dog on a sofa.")
+
+
+def test_a_stage_that_is_off_is_told_in_full_once_then_briefly_where_nothing_else_was_found(settings):
+    with Describer(settings, planner=_planner(settings), faces=Faces([]), text=Text(""),
+                   off={"caption": "no caption model"}) as describer:
+        first, second = (describer.describe(_png(), NO_AUDIO) for _ in range(2))
+    assert first.text == ("I can't describe the scene because no caption model is installed. "
+                          "I found no people and no text.")
+    assert second.text == "No scene description: no caption model. I found no people and no text."
+    assert second.stages["caption"].status is Status.OFF  # the JSON still says it, every time
+
+
+def test_after_the_first_time_a_stage_that_is_off_is_not_said_beside_findings(settings):
+    with Describer(settings, planner=_planner(settings), faces=Faces(["Ada"]), text=Broken(),
+                   off={"caption": "no caption model"}) as describer:
+        describer.describe(_png(), NO_AUDIO)
+        later = describer.describe(_png(), NO_AUDIO)
+    # A failure is said every time; a stage that is off, not again.
+    assert later.text == "I recognize one person: Ada. I couldn't read the text in this photo."
+
+
+def test_parts_are_told_in_order_as_soon_as_each_is_ready(describer_for):
+    describer = describer_for(caption=Caption(), faces=Faces(["Ada"], unknown=0), text=Text("EXIT", delay_s=0.6))
+    started = time.perf_counter()
+    parts = []
+    for part in describer.tell(_png(), NO_AUDIO):
+        parts.append((part, time.perf_counter() - started))
+    *said, (description, _) = parts
+    assert [p.text for p, _ in said] == ["A dog on a sofa.", "I recognize one person: Ada.",
+                                         "There was text found in the image as well. It reads: EXIT"]
+    assert said[0][1] < 0.4 <= said[-1][1]  # the caption is out before the slow text stage is done
+    assert description.text == " ".join(p.text for p, _ in said)
+
+
+def test_parts_keep_their_order_when_a_later_stage_finishes_first(describer_for):
+    describer = describer_for(caption=Caption(delay_s=0.3), faces=Faces([], unknown=2), text=Text("EXIT"))
+    texts = [part.text for part in describer.tell(_png(), NO_AUDIO)]
+    assert texts[0] == "A dog on a sofa." and texts[1].startswith("I see 2 people") and "EXIT" in texts[2]
+
+
+def test_read_text_ends_its_sentence_before_the_count_of_lines_left(describer_for):
+    lines = [TextLine(f"line {i}", [0, i * 10, 50, i * 10 + 8], 0.9, 0) for i in range(8)]
+
+    class Lines:
+        def read(self, photo) -> TextReading:
+            return TextReading(text="\n".join(line.text for line in lines), language="en", lines=lines)
+
+    result = describer_for(text=Lines()).describe(_png(), NO_AUDIO)
+    assert result.text.endswith(" line 5. And 2 more lines."), result.text  # cut at a line end, then a full stop
