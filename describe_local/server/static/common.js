@@ -71,6 +71,83 @@ const dl = (() => {
     return detail;
   }
 
+  // Language names, never codes: the server's own list first (/api/languages), then the browser's.
+  const languageNames = new Map();
+  function languageName(code) {
+    if (!code) return "";
+    if (languageNames.has(code)) return languageNames.get(code);
+    try {
+      const name = new Intl.DisplayNames(["en"], { type: "language" }).of(code);
+      if (name && name !== code) return name;
+    } catch (_) { /* no Intl.DisplayNames, or not a language tag */ }
+    return code;
+  }
+
+  // What the server says, in English, in place of the findings of a stage that is off
+  // (not installed); these are say/compose.py's sentences for an "off" stage.
+  const OFF_SENTENCES = {
+    caption: "I can't describe the scene because no caption model is installed.",
+    faces: "I can't check for people because face recognition is not installed.",
+    text: "I can't read text because text reading is not installed.",
+  };
+
+  // Each stage's state, "ok", "off", "failed" or "timed_out", from a /api/describe answer.
+  // With `stages`, its `status` decides; an answer without it (an older server) is read as
+  // before: a stage in `errors` whose message starts "not installed" is off, any other failed.
+  function stageStates(data) {
+    const states = {};
+    const stages = data && data.stages && typeof data.stages === "object" ? data.stages : null;
+    if (stages) {
+      for (const [stage, info] of Object.entries(stages)) {
+        states[stage] = (info && info.status) || "ok";
+      }
+    }
+    for (const [stage, problem] of Object.entries((data && data.errors) || {})) {
+      if (stage in states) continue;
+      // Not in `stages` (e.g. speech): with `stages` present a problem is never parsed, it failed.
+      states[stage] = !stages && String(problem).startsWith("not installed") ? "off" : "failed";
+    }
+    return states;
+  }
+
+  // The description as the page shows it: without the sentences that only say a stage is off
+  // (they are in Details instead), unless nothing else would be left. The spoken MP3 is the
+  // server's and still says them.
+  function foundText(text, states) {
+    let found = String(text || "");
+    for (const [stage, state] of Object.entries(states || {})) {
+      const sentence = OFF_SENTENCES[stage];
+      if (state !== "off" || !sentence || !found.includes(sentence)) continue;
+      const rest = found.replace(sentence, "").replace(/^\s+/, "").replace(/\s{2,}/g, " ").trim();
+      if (rest) found = rest;
+    }
+    return found;
+  }
+
+  // "10:42", in the phone's own way of writing the time.
+  function clock(date) {
+    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  // Copies `text`; false where neither the clipboard API nor the old way works.
+  async function copyText(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (_) {
+      // No clipboard API (plain HTTP) or no permission: the old way.
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "offscreen";
+      document.body.append(area);
+      area.select();
+      const done = document.execCommand("copy");
+      area.remove();
+      return done;
+    }
+  }
+
   function authHeaders(token) {
     return token ? { Authorization: `Bearer ${token}` } : {};
   }
@@ -87,5 +164,8 @@ const dl = (() => {
     });
   }
 
-  return { announce, inLanguage, showError, clearMessages, plainWords, sentenceCount, errorMessage, authHeaders, token };
+  return {
+    announce, inLanguage, showError, clearMessages, plainWords, sentenceCount, errorMessage, authHeaders, token,
+    languageNames, languageName, stageStates, foundText, clock, copyText,
+  };
 })();

@@ -1,9 +1,10 @@
-// The describe page: take or choose a photo, send it, show and speak the description.
+// The describe page: take (camera.js) or choose a photo, send it, speak the description at
+// once and show it.
 "use strict";
 
 (() => {
   const form = document.getElementById("describe-form");
-  const photoInputs = [document.getElementById("photo"), document.getElementById("choose")];
+  const photoInputs = [[document.getElementById("photo"), "took"], [document.getElementById("choose"), "chose"]];
   const langSelect = document.getElementById("lang");
   const detailRadios = Array.from(document.querySelectorAll("input[name=detail]"));
   const tokenField = document.getElementById("token-field");
@@ -12,6 +13,7 @@
   const resultTitle = document.getElementById("result-title");
   const description = document.getElementById("description");
   const details = document.getElementById("details");
+  const detailsBox = document.getElementById("details-box");
   const preview = document.getElementById("preview");
 
   const queue = []; // photos chosen while another was being described, in order
@@ -36,6 +38,7 @@
       if (!response.ok) return;
       const data = await response.json();
       const wanted = localStorage.getItem("describe-lang") || data.default || "en";
+      for (const { code, name } of data.languages) dl.languageNames.set(code, name);
       langSelect.replaceChildren(...data.languages.map(({ code, name }) => new Option(name, code)));
       langSelect.value = data.languages.some((l) => l.code === wanted) ? wanted : "en";
     } catch (_) { /* offline: English stays */ }
@@ -71,18 +74,25 @@
 
   // Problems as the listener needs them: which part did not run, not the server's own words.
   const STAGES = { caption: "Caption", faces: "People", text: "Reading text", speech: "Speech" };
+  const STATES = {
+    off: "Not available on this server",
+    failed: "Could not run this time",
+    timed_out: "Took too long this time",
+  };
 
-  function showDetails(data) {
+  // Details, collapsed: what was found item by item, the stages that did not run (a stage that
+  // is off is said here, not in the description at the top), and the time taken.
+  function showDetails(data, states) {
     const rows = [];
     if (data.caption) rows.push(["Caption", data.caption]);
     if (data.people.length) rows.push(["People recognised", data.people.join(", ")]);
     if (data.unknown_faces) rows.push(["Faces not recognised", String(data.unknown_faces)]);
     if (data.text_found) rows.push(["Text found", data.text_found, data.text_language]);
-    if (data.text_language) rows.push(["Language of the text", data.text_language]);
+    if (data.text_language) rows.push(["Language of the text", dl.languageName(data.text_language)]);
+    rows.push(["Spoken in", dl.languageName(data.language || "en")]);
     for (const note of data.notes) rows.push(["Note", dl.plainWords(note)]);
-    for (const [stage, problem] of Object.entries(data.errors)) {
-      const off = problem.startsWith("not installed");
-      rows.push([STAGES[stage] || stage, off ? "Not available on this server" : "Could not run this time"]);
+    for (const [stage, state] of Object.entries(states)) {
+      if (STATES[state]) rows.push([STAGES[stage] || stage, STATES[state]]);
     }
     if (data.timings_ms.total !== undefined) {
       rows.push(["Time taken", `${(data.timings_ms.total / 1000).toFixed(1)} seconds`]);
@@ -100,8 +110,10 @@
   // Everything about the previous photo goes at once: text, photo, audio, questions.
   function resetResult() {
     result.hidden = true;
+    document.body.classList.remove("has-result");
     description.textContent = "";
     details.replaceChildren();
+    detailsBox.open = false;
     preview.hidden = true;
     preview.removeAttribute("src");
     preview.alt = "";
@@ -111,39 +123,54 @@
     dlAsk.reset();
   }
 
-  function showResult(file, data) {
+  async function showResult(file, data, how, shown, states) {
     const lang = data.language || "en";
-    description.textContent = data.text;
+    description.textContent = shown;
     description.lang = lang; // read in the language it is spoken in
-    showDetails(data);
+    showDetails(data, states);
     previewUrl = URL.createObjectURL(file);
     preview.src = previewUrl;
-    preview.alt = data.text;
-    preview.lang = lang;
+    preview.alt = `Photo you ${how} at ${dl.clock(new Date())}`; // short: the description is beside it
     preview.hidden = false;
-    dlPlayer.load(data.audio_url, data.text, new Date().toISOString().slice(0, 19).replace(/[T:]/g, "-"));
+    dlPlayer.load(data.audio_url, shown, new Date().toISOString().slice(0, 19).replace(/[T:]/g, "-"));
     dlAsk.offer(data.photo_id);
     result.hidden = false;
-    const count = dl.sentenceCount(data.text, lang);
-    const hint = data.audio_url ? " Press Play to hear it." : "";
-    dl.announce(`Description ready: ${count} sentence${count === 1 ? "" : "s"}.${hint}`);
-    // The whole text is read where focus lands, where the listener can pause and re-read it.
-    description.focus({ preventScroll: true });
-    resultTitle.scrollIntoView({ block: "start" });
+    document.body.classList.add("has-result");
+    const count = dl.sentenceCount(shown, lang);
+    const ready = `Description ready: ${count} sentence${count === 1 ? "" : "s"}.`;
+    if (!data.audio_url) {
+      // No audio: the text is read where focus lands, where it can be paused and re-read.
+      dl.announce(ready);
+      description.focus({ preventScroll: true });
+      return;
+    }
+    // The MP3 speaks the description at once, so the whole text is neither put in the live
+    // region nor focused (that would read it a second time over the audio): the live region
+    // says only that it is ready, and focus goes back to where the next photo is taken, with
+    // Play/Pause and the text right after it.
+    // Where the screen is too short for both (e.g. at 200% zoom), the text is scrolled into view.
+    if (description.getBoundingClientRect().top > window.innerHeight * 0.8) {
+      resultTitle.scrollIntoView({ block: "start" });
+    }
+    const playing = await dlPlayer.playNow();
+    if (playing === true) dl.announce(`${ready} Playing.`);
+    else if (playing === false) dl.announce(`${ready} Press Play to hear it.`);
+    else dl.announce(ready);
+    dlCamera.focusTake();
   }
 
-  function choose(file) {
+  function choose(file, how) {
     if (!file) return;
     if (busy) {
-      queue.push(file);
+      queue.push([file, how]);
       dl.announce(queue.length === 1 ? "Photo queued. It will be described next."
                                      : `Photo queued. ${queue.length} photos are waiting.`);
       return;
     }
-    describePhoto(file, false);
+    describePhoto(file, how, false);
   }
 
-  async function describePhoto(file, fromQueue) {
+  async function describePhoto(file, how, fromQueue) {
     busy = true;
     dl.clearMessages();
     resetResult();
@@ -173,11 +200,13 @@
         return;
       }
       const data = await response.json();
-      dlHistory.add(data.text, data.language, file);
+      const states = dl.stageStates(data);
+      const shown = dl.foundText(data.text, states);
+      dlHistory.add({ text: data.text, found: shown, language: data.language, how, audioUrl: data.audio_url }, file);
       if (queue.length) {
         savedUnseen = true; // another photo is waiting and would replace this one at once
       } else {
-        showResult(file, data);
+        await showResult(file, data, how, shown, states);
       }
     } catch (_) {
       dl.announce("");
@@ -186,16 +215,19 @@
       result.removeAttribute("aria-busy");
       busy = false;
       const next = queue.shift();
-      if (next) describePhoto(next, true);
+      if (next) describePhoto(next[0], next[1], true);
     }
   }
 
-  for (const input of photoInputs) {
+  for (const [input, how] of photoInputs) {
+    // The tap that opens the camera app or the picker lets the description play by itself later.
+    input.addEventListener("click", () => dlPlayer.prime());
     input.addEventListener("change", () => {
-      for (const file of Array.from(input.files || [])) choose(file);
+      for (const file of Array.from(input.files || [])) choose(file, how);
       input.value = ""; // so that the same photo can be chosen again
     });
   }
+  dlCamera.onPhoto(choose);
 
   // A photo shared from another app arrives as /#shared=ID (see /share on the server).
   async function takeSharedPhoto() {
@@ -213,7 +245,7 @@
         return;
       }
       await ready;
-      choose(new File([await response.blob()], "shared-photo", { type: response.headers.get("content-type") }));
+      choose(new File([await response.blob()], "shared-photo", { type: response.headers.get("content-type") }), "shared");
     } catch (_) {
       dl.showError("Could not reach the server. Choose the photo here instead.");
     }

@@ -1,6 +1,6 @@
-// Listening to a description: the <audio> element's own controls (pause,
-// resume, seek), a large Play/Pause button, speeds, keyboard shortcuts, and
-// Download, Share and Copy text.
+// Listening to a description: it plays by itself as soon as it arrives, a large
+// Play/Pause button (before the <audio> element's own controls: seek), speeds,
+// keyboard shortcuts, and Download, Share and Copy text.
 "use strict";
 
 const dlPlayer = (() => {
@@ -9,13 +9,17 @@ const dlPlayer = (() => {
   const player = document.getElementById("player");
   const answerPlayer = document.getElementById("answer-player");
   const listen = document.getElementById("listen");
+  const listenMain = document.getElementById("listen-main");
   const playButton = document.getElementById("play");
   const speedButtons = Array.from(document.querySelectorAll(".speed"));
   const download = document.getElementById("download");
   const shareButton = document.getElementById("share");
   const copyButton = document.getElementById("copy");
+  const historyPlayer = document.getElementById("history-player");
+  const PLAY_WAIT_MS = 5000; // how long the announcement waits for playback to start
 
   let text = "";
+  let silence = null; // a blob: URL of a short silent WAV, made once
   let rate = Number(localStorage.getItem("describe-rate")) || 1;
   if (!RATES.includes(rate)) rate = 1;
 
@@ -41,6 +45,7 @@ const dlPlayer = (() => {
   // No description, no audio: nothing of the previous photo may be played.
   function clear() {
     player.pause();
+    listenMain.hidden = true;
     player.removeAttribute("src");
     player.load();
     listen.hidden = true;
@@ -54,6 +59,7 @@ const dlPlayer = (() => {
   function load(audioUrl, description, stamp) {
     text = description;
     listen.hidden = !audioUrl;
+    listenMain.hidden = !audioUrl;
     download.hidden = !audioUrl;
     shareButton.hidden = !("share" in navigator);
     if (audioUrl) {
@@ -64,6 +70,39 @@ const dlPlayer = (() => {
       download.download = `description-${stamp}.mp3`;
     }
     updatePlayButton();
+  }
+
+  // A short silent WAV (8 kHz, 16-bit mono), as a blob: URL, which the page's policy allows.
+  function silentWav() {
+    const samples = 800; // 0.1 s
+    const buffer = new ArrayBuffer(44 + samples * 2);
+    const view = new DataView(buffer);
+    const ascii = (at, word) => { for (let i = 0; i < word.length; i += 1) view.setUint8(at + i, word.charCodeAt(i)); };
+    ascii(0, "RIFF"); view.setUint32(4, 36 + samples * 2, true); ascii(8, "WAVE");
+    ascii(12, "fmt "); view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+    view.setUint32(24, 8000, true); view.setUint32(28, 16000, true); view.setUint16(32, 2, true);
+    view.setUint16(34, 16, true); ascii(36, "data"); view.setUint32(40, samples * 2, true);
+    return URL.createObjectURL(new Blob([buffer], { type: "audio/wav" }));
+  }
+
+  // Called inside the tap that takes or chooses a photo, before anything is awaited: a phone
+  // lets an <audio> element play later without a tap only once it has played within one, so
+  // it plays a moment of silence now and the description when it arrives, seconds later.
+  function prime() {
+    if (!silence) silence = silentWav();
+    historyPlayer.pause();
+    player.src = silence;
+    const started = player.play();
+    if (started) started.catch(() => { /* not allowed here either: Play stays */ });
+  }
+
+  // Starts the description at once; resolves true once it plays, false where the browser
+  // refused (no tap unlocked it), or null where it has not started after PLAY_WAIT_MS.
+  function playNow() {
+    if (!player.getAttribute("src")) return Promise.resolve(false);
+    const started = player.play().then(() => true, () => false);
+    const late = new Promise((resolve) => { setTimeout(() => resolve(null), PLAY_WAIT_MS); });
+    return Promise.race([started, late]);
   }
 
   async function toggle(audio) {
@@ -126,32 +165,17 @@ const dlPlayer = (() => {
   }
 
   async function copy() {
-    try {
-      await navigator.clipboard.writeText(text);
-    } catch (_) {
-      // No clipboard API (plain HTTP) or no permission: the old way.
-      const area = document.createElement("textarea");
-      area.value = text;
-      area.setAttribute("readonly", "");
-      area.className = "offscreen";
-      document.body.append(area);
-      area.select();
-      const done = document.execCommand("copy");
-      area.remove();
-      if (!done) {
-        dl.showError("The text could not be copied. Select it above and copy it.");
-        return;
-      }
-    }
-    dl.announce("Text copied.");
+    if (await dl.copyText(text)) dl.announce("Text copied.");
+    else dl.showError("The text could not be copied. Select it above and copy it.");
   }
 
   playButton.addEventListener("click", () => toggle(player));
   for (const event of ["play", "playing", "pause", "ended", "emptied", "seeked"]) {
     player.addEventListener(event, updatePlayButton);
   }
+  player.addEventListener("play", () => { historyPlayer.pause(); answerPlayer.pause(); });
   player.addEventListener("error", () => {
-    if (player.getAttribute("src")) {
+    if (player.getAttribute("src") && player.getAttribute("src") !== silence) {
       dl.showError("The audio is no longer available. Take the photo again to hear it.");
     }
   });
@@ -163,5 +187,5 @@ const dlPlayer = (() => {
   document.addEventListener("keydown", shortcut);
   setRate(rate, false);
 
-  return { clear, load, setRate };
+  return { clear, load, prime, playNow, setRate };
 })();

@@ -3,7 +3,7 @@
 // the API, the audio and shared photos (POST /share) are never cached.
 "use strict";
 
-const CACHE = "describe-local-v2";
+const CACHE = "describe-local-v3";
 const SHELL = [
   "/",
   "/gallery",
@@ -13,6 +13,7 @@ const SHELL = [
   "/static/history.js",
   "/static/player.js",
   "/static/ask.js",
+  "/static/camera.js",
   "/static/describe.js",
   "/static/gallery.js",
   "/static/icons/icon.svg",

@@ -1,0 +1,431 @@
+"""The describe page as a blind person with a screen reader meets it on a phone: the live camera
+first, one tap, the description heard at once; the fallback to the file buttons; what is said
+and where (Details); history entries played, copied and removed; axe-core in every state.
+
+Chromium's fake camera plays a real photo (a Y4M made from one of ../shared/data's photos),
+and the server is the real `serve` app (conftest.py's live_server: no caption model, so the
+caption stage is "off"). The browser runs with the autoplay policy of phones
+(``--autoplay-policy=user-gesture-required``): audio plays only from a tap, or from an element
+a tap has played before. It runs without ``--use-fake-ui-for-media-stream`` (which would say
+yes to every camera request): the camera is allowed by granting the permission to the context,
+and refused by not granting it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import CHROMIUM, CHROMIUM_ARGS
+from .test_listener import HISTORY_COUNT, READY, RECORD_ANNOUNCEMENTS
+from .test_pages import TIMEOUT_MS, audit, no_horizontal_scroll, small_targets
+
+PHOTOS = "faces/photos"
+ONE = "obama_small.jpg"  # "I see one person, ..."
+CAMERA_PHOTO = ONE  # what the fake camera films
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+VIEWS = {
+    "a phone": PHONE,
+    "200% zoom of a 1280x800 window": {"viewport": {"width": 640, "height": 400}, "has_touch": False, "is_mobile": False},
+    "320 px wide": {"viewport": {"width": 320, "height": 640}, "has_touch": True, "is_mobile": True},
+}
+# Each call of play() on a media element: which element, whether a tap was still "active"
+# (transient user activation) when it was called, and how it ended.
+RECORD_PLAYS = """
+window.__plays = [];
+window.__skipPrime = false;
+const realPlay = HTMLMediaElement.prototype.play;
+HTMLMediaElement.prototype.play = function () {
+  const entry = {id: this.id, src: this.src.slice(0, 5), active: navigator.userActivation.isActive,
+                 outcome: 'pending'};
+  window.__plays.push(entry);
+  if (window.__skipPrime && this.id === 'player' && this.src.startsWith('blob:')) {
+    entry.outcome = 'skipped';
+    return Promise.resolve();
+  }
+  const started = realPlay.call(this);
+  started.then(() => { entry.outcome = 'ok'; }, (e) => { entry.outcome = e.name; });
+  return started;
+};
+"""
+PLAYING = """(s) => { const a = document.querySelector(s);
+  return !a.paused && a.currentTime > 0.3 && a.src.includes('/api/audio/'); }"""
+OFF_CAPTION = "I can't describe the scene because no caption model is installed."
+
+
+def write_y4m(photo: Path, out: Path) -> Path:
+    """``photo`` as a two-frame Y4M (4:2:0), the format Chromium's fake camera plays from a file."""
+    import numpy as np
+    from PIL import Image
+
+    image = Image.open(photo).convert("RGB")
+    w, h = image.width // 2 * 2, image.height // 2 * 2
+    planes = [np.asarray(p, dtype=np.float32) for p in image.crop((0, 0, w, h)).convert("YCbCr").split()]
+
+    def half(plane: Any) -> bytes:
+        return plane.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)).round().astype(np.uint8).tobytes()
+
+    frame = b"FRAME\n" + planes[0].astype(np.uint8).tobytes() + half(planes[1]) + half(planes[2])
+    out.write_bytes(f"YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n".encode() + frame * 2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def camera_browser(browser: Any, shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A second chromium, from the same Playwright as conftest.py's ``browser``, with a camera."""
+    film = write_y4m(shared_data / PHOTOS / CAMERA_PHOTO, tmp_path_factory.mktemp("camera") / "camera.y4m")
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={film}",
+        "--autoplay-policy=user-gesture-required",
+    ]
+    b = browser.browser_type.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+    yield b
+    b.close()
+
+
+@contextmanager
+def phone(browser: Any, url: str, camera: bool = True, **options: Any) -> Iterator[Any]:
+    """A fresh page at ``url`` (a phone unless ``options`` say otherwise), the camera allowed or
+    not, announcements recorded in ``window.__said`` and play() calls in ``window.__plays``."""
+    context = browser.new_context(**{**PHONE, "bypass_csp": True, "service_workers": "block", **options})
+    if camera:
+        context.grant_permissions(["camera"], origin=url.split("/", 3)[0] + "//" + url.split("/", 3)[2])
+    context.add_init_script(RECORD_ANNOUNCEMENTS)
+    context.add_init_script(RECORD_PLAYS)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(url)
+        yield page
+    finally:
+        context.close()
+
+
+def ax_nodes(page: Any) -> list[tuple[str, str, bool]]:
+    """The accessibility tree as a screen reader walks it (depth first, in order): role, name,
+    focused, for each node that is not ignored."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    by_id = {n["nodeId"]: n for n in nodes}
+    order: list[tuple[str, str, bool]] = []
+    stack = [next(n for n in nodes if not n.get("parentId"))]
+    while stack:
+        node = stack.pop()
+        if not node.get("ignored"):
+            props = {p["name"]: p.get("value", {}).get("value") for p in node.get("properties", [])}
+            order.append((node.get("role", {}).get("value", ""), node.get("name", {}).get("value", ""),
+                          bool(props.get("focused"))))  # fmt: skip
+        stack.extend(by_id[c] for c in reversed(node.get("childIds", [])) if c in by_id)
+    return order
+
+
+INTERACTIVE = {"button", "link", "textbox", "combobox", "checkbox", "radio", "slider", "DisclosureTriangle"}
+CONTAINERS = {"RootWebArea", "generic", "main", "none", "group", "region", "Section", "StaticText", "InlineTextBox"}
+
+
+def first_interactive(page: Any) -> tuple[str, str, bool]:
+    return next(n for n in ax_nodes(page) if n[0] in INTERACTIVE)
+
+
+def first_content(page: Any) -> tuple[str, str, bool]:
+    """The first thing a screen reader reads: the first node that is not a mere container."""
+    return next(n for n in ax_nodes(page) if n[0] not in CONTAINERS)
+
+
+def wait_live(page: Any) -> None:
+    page.wait_for_selector("#camera.live", state="attached")
+
+
+def tap(page: Any, selector: str) -> None:
+    """A finger's tap where the page has touch, else a click."""
+    if page.evaluate("matchMedia('(pointer: coarse)').matches"):
+        page.tap(selector)
+    else:
+        page.click(selector)
+
+
+def heard(page: Any) -> None:
+    """The description's MP3 plays, and goes on playing, with nothing more done."""
+    page.wait_for_function(PLAYING, arg="#player")
+    before = page.eval_on_selector("#player", "a => a.currentTime")
+    time.sleep(0.6)
+    assert page.eval_on_selector("#player", "a => !a.paused && a.currentTime") > before
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_camera_first_one_tap_speaks_and_one_action_takes_the_next(
+    camera_browser: Any, live_server, axe_source: str, screenshots: Path, view: str, scheme: str
+):
+    server, _ = live_server
+    with phone(camera_browser, server.url + "/", **VIEWS[view], color_scheme=scheme) as page:
+        posted: list[str] = []
+        page.on("request", lambda r: posted.append(r.url) if r.url.endswith("/api/describe") else None)
+        wait_live(page)
+        # From page load: focus is on the shutter, and it is the first thing in the tree.
+        assert page.evaluate("document.activeElement.id") == "shutter"
+        assert first_interactive(page) == ("button", "Take a photo", True)
+        assert first_content(page) == ("button", "Take a photo", True)
+        height = VIEWS[view]["viewport"]["height"]
+        box = page.locator("#shutter").bounding_box()
+        assert box["height"] >= 0.6 * height and box["width"] >= 0.8 * VIEWS[view]["viewport"]["width"] - 40
+        assert page.is_visible("#choose") or page.is_visible("label[for=choose]")  # choosing stays available
+        audit(page, axe_source, f"the live camera ({view}, {scheme})")
+        assert small_targets(page) == [] and no_horizontal_scroll(page)
+        page.screenshot(path=str(screenshots / f"camera-{scheme}-{view.split()[0]}-before.png"))
+
+        # One tap: the photo goes, the description comes back and is heard, nothing else done.
+        tap(page, "#shutter")
+        page.wait_for_function(READY)
+        heard(page)
+        status = page.inner_text("#status")
+        text = page.inner_text("#description")
+        assert status.endswith("Playing.") and len(status) < 60, status
+        assert "one person" in text and text not in status  # the text is not announced
+        # Focus is back where the next photo is taken, not in the text (which the MP3 says).
+        assert page.evaluate("document.activeElement.id") == "shutter"
+        assert first_interactive(page) == ("button", "Take a photo", True)
+        assert re.fullmatch(r"Photo you took at \d{1,2}:\d{2}( [AP]M)?", page.get_attribute("#preview", "alt"))
+        top = page.eval_on_selector("#description", "e => e.getBoundingClientRect().top")
+        assert 0 <= top < height, f"the description is off-screen ({view}): {top}"
+
+        # Play/Pause comes before the browser's own audio controls, in the DOM and in the tree.
+        assert page.evaluate("""() => !!(document.getElementById('play').compareDocumentPosition(
+            document.getElementById('player')) & Node.DOCUMENT_POSITION_FOLLOWING)""")
+        tree = ax_nodes(page)
+        roles = [role for role, _, _ in tree]
+        assert tree.index(("button", "Pause", False)) < roles.index("Audio")
+        # The keys are written only where a keyboard is likely.
+        keys_read = any("pauses and resumes" in name for _, name, _ in tree)
+        assert keys_read == (not VIEWS[view].get("has_touch", False)), view
+
+        # The caption stage is off on this server: said in Details, collapsed, not at the top.
+        assert OFF_CAPTION not in text
+        assert page.evaluate("document.getElementById('details-box').open") is False
+        details = page.eval_on_selector("#details", "e => e.innerText || e.textContent")
+        assert "Caption" in details and "Not available on this server" in details
+        assert "English" in details and not re.search(r"\ben\b", details)  # language names, not codes
+        audit(page, axe_source, f"a description, playing ({view}, {scheme})")
+        assert small_targets(page) == [] and no_horizontal_scroll(page)
+        page.click("#details-box summary")
+        audit(page, axe_source, f"a description with its Details open ({view}, {scheme})")
+        page.screenshot(path=str(screenshots / f"camera-{scheme}-{view.split()[0]}-after.png"), full_page=True)
+
+        # History: one entry, and the dialog that asks before clearing.
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 1")
+        audit(page, axe_source, f"the history with an entry ({view}, {scheme})")
+        page.click("#clear-history")
+        page.wait_for_selector("#clear-dialog[open]")
+        audit(page, axe_source, f"the dialog that asks before clearing the history ({view}, {scheme})")
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#clear-dialog:not([open])", state="attached")
+
+        # One action takes the next photo: the control that has focus, used once.
+        page.focus("#shutter")  # where the result left it; the history's dialog borrowed it
+        page.evaluate("document.getElementById('status').textContent = ''")
+        if VIEWS[view].get("has_touch"):
+            page.tap(":focus")
+        else:
+            page.keyboard.press("Enter")
+        page.wait_for_function(READY)
+        heard(page)
+        assert len(posted) == 2
+        assert page.evaluate("document.activeElement.id") == "shutter"
+
+
+def held_back(route: Any) -> None:
+    """The real server's answer, sent on 6 s late: past Chromium's 5 s of transient user
+    activation, so that only what the tap itself did can let the audio play."""
+    time.sleep(6)
+    route.continue_()
+
+
+def settle(page: Any, skip_prime: bool) -> None:
+    page.wait_for_load_state("networkidle")
+    page.evaluate("(skip) => { window.__skipPrime = skip; }", skip_prime)
+    time.sleep(5.5)  # Playwright's evaluate counts as a gesture too: let it lapse
+    page.route("**/api/describe", held_back)
+
+
+def mp3_plays(page: Any) -> list[dict[str, Any]]:
+    plays = page.evaluate("window.__plays.filter((p) => p.id === 'player')")
+    mp3 = [p for p in plays if p["src"] == "http:"]
+    assert mp3 and not mp3[-1]["active"], plays  # no tap was active when the MP3 was started
+    return plays
+
+
+def test_the_tap_itself_unlocks_the_audio(camera_browser: Any, live_server, shared_data: Path):
+    """The description arrives after the tap's own activation is over, and still plays: the tap
+    played the audio element (a moment of silence). Without that, this browser refuses, and the
+    page says to press Play. Chromium (like Safari) also lets a page that is filming with the
+    camera play audio, so the refusal is shown where the photo comes from the file button."""
+    server, _ = live_server
+    with phone(camera_browser, server.url + "/") as page:
+        wait_live(page)
+        settle(page, skip_prime=False)
+        page.tap("#shutter")
+        page.wait_for_function(READY)
+        plays = mp3_plays(page)
+        # The moment of silence, played inside the tap (cut short as the old result is cleared).
+        assert plays[0]["src"] == "blob:" and plays[0]["active"] and plays[0]["outcome"] in {"ok", "AbortError"}
+        heard(page)
+        assert page.inner_text("#status").endswith("Playing.")
+
+    for prime in (True, False):
+        with phone(camera_browser, server.url + "/", camera=False) as page:
+            page.wait_for_function("document.getElementById('camera-reason').textContent.length > 0")
+            settle(page, skip_prime=not prime)
+            with page.expect_file_chooser() as chooser:
+                page.tap("#photo")  # "Take a photo" (the file input over its label): the camera app
+            chooser.value.set_files(str(shared_data / PHOTOS / ONE))
+            page.wait_for_function(READY)
+            plays = mp3_plays(page)
+            if prime:
+                assert plays[0]["src"] == "blob:" and plays[0]["active"], plays
+                heard(page)
+                assert page.inner_text("#status").endswith("Playing.")
+            else:
+                assert plays[-1]["outcome"] == "NotAllowedError", plays
+                assert page.inner_text("#status").endswith("Press Play to hear it.")
+                page.tap("#play")  # and Play still works
+                heard(page)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_a_refused_camera_falls_back_to_the_file_buttons_with_the_reason(
+    camera_browser: Any, live_server, axe_source: str, shared_data: Path, view: str, scheme: str
+):
+    server, _ = live_server
+    with phone(camera_browser, server.url + "/", camera=False, **VIEWS[view], color_scheme=scheme) as page:
+        page.wait_for_function("document.getElementById('camera-reason').textContent.length > 0")
+        assert page.inner_text("#camera-reason") == "No live camera: permission to use the camera was refused."
+        assert page.get_attribute("#camera-reason", "role") == "status"  # announced
+        assert page.is_hidden("#camera") and page.is_hidden("#shutter")
+        assert page.evaluate("document.activeElement.id") == "photo"
+        role, name, focused = first_interactive(page)
+        assert (name, focused) == ("Take a photo", True) and role in {"button", "textbox"}
+        assert page.is_visible("label[for=photo]") and page.is_visible("label[for=choose]")
+        audit(page, axe_source, f"the file buttons without a camera ({view}, {scheme})")
+        assert small_targets(page) == [] and no_horizontal_scroll(page)
+        if view == "a phone":
+            page.set_input_files("#photo", str(shared_data / PHOTOS / ONE))
+            page.wait_for_function(READY)
+            assert "one person" in page.inner_text("#description")
+            assert page.evaluate("document.activeElement.id") == "photo"  # one tap: the next photo
+            assert re.fullmatch(r"Photo you took at .+", page.get_attribute("#preview", "alt"))
+            audit(page, axe_source, f"a description without a camera ({view}, {scheme})")
+
+
+def test_no_camera_at_all(browser: Any, live_server):
+    """Chromium without a (fake) camera device: the reason says so."""
+    server, _ = live_server
+    with phone(browser, server.url + "/") as page:
+        page.wait_for_function("document.getElementById('camera-reason').textContent.length > 0")
+        assert page.inner_text("#camera-reason") == "No live camera: no camera was found."
+        assert page.evaluate("document.activeElement.id") == "photo"
+
+
+def test_off_or_failed_comes_from_stages_never_from_the_message(browser: Any, live_server):
+    """describe.js's reading of an answer (common.js): `stages` decides; without it, `errors`."""
+    server, _ = live_server
+    with phone(browser, server.url + "/") as page:
+        page.wait_for_load_state("networkidle")
+        states = page.evaluate("""() => [
+            dl.stageStates({stages: {caption: {status: 'failed', detail: 'not installed: x', ms: 3}},
+                            errors: {caption: 'not installed: x'}}),
+            dl.stageStates({stages: {caption: {status: 'off', detail: 'a timeout', ms: null},
+                                     faces: {status: 'timed_out', detail: 'not installed', ms: 1}},
+                            errors: {caption: 'a timeout', faces: 'not installed', speech: 'not installed'}}),
+            dl.stageStates({errors: {caption: 'not installed: no model', text: 'boom'}}),
+        ]""")
+        assert states == [
+            {"caption": "failed"},
+            {"caption": "off", "faces": "timed_out", "speech": "failed"},
+            {"caption": "off", "text": "failed"},
+        ]
+        shown = page.evaluate(
+            """(off) => [dl.foundText(off + ' I see one person.', {caption: 'off'}),
+                         dl.foundText(off + ' I see one person.', {caption: 'failed'}),
+                         dl.foundText(off, {caption: 'off'})]""",
+            OFF_CAPTION,
+        )
+        assert shown == ["I see one person.", OFF_CAPTION + " I see one person.", OFF_CAPTION]
+        assert page.evaluate("dl.languageName('fr')") == "French"
+
+
+def test_history_entries_are_played_copied_removed_and_cleared_after_asking(
+    browser: Any, live_server, axe_source: str, shared_data: Path
+):
+    server, _ = live_server
+    with phone(browser, server.url + "/", camera=False) as page:
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+        page.wait_for_load_state("networkidle")
+        texts = []
+        for name in (ONE, "knn_test__obama_and_biden.jpg"):
+            page.evaluate("document.getElementById('status').textContent = ''")
+            page.set_input_files("#choose", str(shared_data / PHOTOS / name))
+            page.wait_for_function(READY)
+            texts.append(page.inner_text("#description"))
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 2")
+        page.reload()  # kept across visits, the MP3 too
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 2")
+        page.click("#history-list summary")  # the whole text, as spoken, is kept
+        audit(page, axe_source, "the history with two entries, one opened")
+
+        entries = page.locator("#history-list li")
+        gists = entries.locator(".gist").all_inner_texts()
+        # Newest first, each starting with what was found, not with the stage that is off.
+        assert gists == [texts[1], texts[0]] and not any(g.startswith("I can't") for g in gists)
+        assert OFF_CAPTION in entries.nth(0).locator(".full").inner_text()
+        assert entries.nth(0).locator("img").get_attribute("alt") == ""
+        assert page.get_by_role("button", name=re.compile(r"^Play the description from ")).count() == 2
+
+        # Play again: the saved MP3, in the history's own player.
+        entries.nth(1).get_by_role("button", name=re.compile("^Play")).click()
+        page.wait_for_function(
+            "() => { const a = document.getElementById('history-player'); return !a.paused && a.currentTime > 0.3; }"
+        )
+        assert page.evaluate("document.getElementById('history-player').src").startswith("blob:")
+        entries.nth(1).get_by_role("button", name=re.compile("^Pause")).click()
+        assert page.evaluate("document.getElementById('history-player').paused")
+
+        # Copy one.
+        entries.nth(1).get_by_role("button", name=re.compile("^Copy")).click()
+        page.wait_for_function("document.getElementById('status').textContent === 'Text copied.'")
+        assert page.evaluate("navigator.clipboard.readText()") == texts[0]
+
+        # Remove one: the other stays, focus stays in the list.
+        removed = entries.nth(0).locator("time").inner_text()
+        entries.nth(0).get_by_role("button", name=re.compile("^Remove")).click()
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('Removed')")
+        assert page.inner_text("#status") == f"Removed the description from {removed}."
+        assert page.locator("#history-list li").count() == 1 and page.evaluate(HISTORY_COUNT) == 1
+        assert page.evaluate("document.activeElement.closest('#history-list li') !== null")
+
+        # Clear: a dialog asks first, with focus on the button that keeps them.
+        page.click("#clear-history")
+        page.wait_for_selector("#clear-dialog[open]")
+        assert page.evaluate("document.activeElement.id") == "clear-cancel"
+        assert ("dialog", "Clear history?", False) in ax_nodes(page)
+        audit(page, axe_source, "the dialog that asks before clearing the history")
+        page.click("#clear-cancel")
+        assert page.evaluate("document.activeElement.id") == "clear-history"
+        assert page.evaluate(HISTORY_COUNT) == 1
+        page.click("#clear-history")
+        page.click("#clear-confirm")
+        page.wait_for_function("document.getElementById('status').textContent === 'History cleared.'")
+        assert page.evaluate(HISTORY_COUNT) == 0 and page.locator("#history-list li").count() == 0
+        assert page.is_hidden("#clear-history") and page.evaluate("document.activeElement.id") == "history-title"
+        audit(page, axe_source, "the history, cleared")
