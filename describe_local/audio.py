@@ -41,6 +41,45 @@ def encode_mp3(pcm: np.ndarray, sample_rate: int, *, bitrate: int = MP3_BITRATE)
     return buffer.getvalue()
 
 
+class Mp3Stream:
+    """MP3 frames as the PCM comes, from one encoder for the whole stream, so that the bytes given
+    so far always play and all of them decode to the same speech as :func:`encode_mp3` of the whole.
+
+    Raw frames, no ID3 or Xing header (those need the length, unknown while speaking)::
+
+        stream = Mp3Stream(22050)
+        chunk = stream.feed(pcm)      # bytes ready now (the encoder keeps a frame or two back)
+        tail = stream.finish()        # the rest
+    """
+
+    def __init__(self, sample_rate: int, *, bitrate: int = MP3_BITRATE) -> None:
+        if sample_rate not in MP3_SAMPLE_RATES:
+            raise ValueError(f"MP3 cannot carry {sample_rate} Hz; resample first")
+        self.sample_rate = sample_rate
+        self._codec = av.CodecContext.create("libmp3lame", "w")
+        self._codec.sample_rate = sample_rate
+        self._codec.layout = "mono"
+        self._codec.format = "s16p"
+        self._codec.bit_rate = bitrate
+        self._codec.open()
+        self._pts = 0
+
+    def feed(self, pcm: np.ndarray) -> bytes:
+        """Encode mono int16 ``pcm``; the MP3 bytes that are ready."""
+        if pcm.dtype != np.int16 or pcm.ndim != 1:
+            raise ValueError("Mp3Stream expects a 1-D int16 array")
+        if not len(pcm):
+            return b""
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm).reshape(1, -1), format="s16p", layout="mono")
+        frame.sample_rate, frame.pts = self.sample_rate, self._pts
+        self._pts += len(pcm)
+        return b"".join(bytes(packet) for packet in self._codec.encode(frame))
+
+    def finish(self) -> bytes:
+        """The last frames; the stream is done."""
+        return b"".join(bytes(packet) for packet in self._codec.encode(None))
+
+
 def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     """Decode an audio file's bytes to mono float32 samples and their rate (for checks and tests)."""
     with av.open(io.BytesIO(data)) as container:

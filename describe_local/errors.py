@@ -166,6 +166,11 @@ class FaceWorkerError(DescribeLocalError):
     """The child process that finds faces stopped or could not start."""
 
 
+class StageTimedOut(DescribeLocalError):
+    """A stage's helper did not answer within the stage's time budget (and was stopped):
+    the stage ran out of time on this photo, as when the stage runner stops waiting."""
+
+
 class WorkerError(DescribeLocalError):
     """The worker processes (or Ray actors) of a collection could not load their models or keep stopping."""
 

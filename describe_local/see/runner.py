@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from describe_local.errors import first_line
+from describe_local.errors import StageTimedOut, first_line
 from describe_local.images import Photo
-from describe_local.results import Seen, StageState
+from describe_local.results import Seen, StageState, Status
 from describe_local.see import quality
 from describe_local.timing import Stopwatch
 
@@ -102,6 +102,9 @@ def _timed(name: str, fn: Callable[[Photo], Any], photo: Photo) -> Outcome:
     t0 = time.perf_counter()
     try:
         value = fn(photo)
+    except StageTimedOut as exc:  # its helper was stopped at the budget: out of time, as below
+        log.warning("the %s stage ran out of time: %s", name, first_line(exc))
+        return Outcome(None, StageState(Status.TIMED_OUT, f"timed out: {first_line(exc)}", _ms_since(t0)))
     except Exception as exc:  # a failing stage must not sink the description
         # One line for the user; the traceback only when debugging (-vv).
         log.warning("the %s stage failed: %s", name, first_line(exc))

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from describe_local import __version__
 from describe_local.errors import DescribeLocalError, ImageError
-from describe_local.server import alt_text_api, ask_api, describe_api, gallery_api
+from describe_local.server import alt_text_api, ask_api, describe_api, gallery_api, live_api
 from describe_local.server.auth import ADMIN
 from describe_local.server.deps import client_address
 from describe_local.server.guard import PAGE_CSP, Guard
@@ -112,6 +112,7 @@ def create_app(
     app.build_middleware_stack = lambda: Guard(inner(), settings.allowed_hosts, DOCS_PATHS)  # type: ignore[method-assign]
     _add_error_handlers(app)
     app.include_router(describe_api.router)
+    app.include_router(live_api.router)
     app.include_router(alt_text_api.router)
     app.include_router(ask_api.router)
     app.include_router(gallery_api.router)

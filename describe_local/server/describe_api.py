@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures as cf
 import dataclasses
 import logging
 import re
@@ -10,10 +12,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
-from describe_local.errors import AudioGone, BadField
-from describe_local.results import DescribeOptions, Findings
+from describe_local.errors import AudioGone, BadField, JobTimeout
+from describe_local.results import DescribeOptions, Description, Findings
 from describe_local.server.deps import Job, State, job_form, photo_memory
+from describe_local.server.live import signed_urls
 from describe_local.server.photo_memory import PhotoMemory
 from describe_local.server.redact import redact_tree, server_folders
 from describe_local.server.state import ServerState
@@ -48,6 +53,9 @@ _FORM_SCHEMA = multipart_schema(["photo"], {
     "voice": {"type": "string", "description": "voice key, e.g. en_US-joe-medium"},
     "detail": {"type": "string", "enum": list(DETAILS), "default": DETAILS[0],
                "description": "short: the first lines of any text; detailed: all the text read"},
+    "stream": {"type": "boolean", "default": False,
+               "description": "answer at once with audio_url (MP3 as it is spoken) and events_url (Server-Sent "
+                              "Events: each sentence, then this route's usual JSON as 'done')"},
 })
 
 
@@ -66,30 +74,70 @@ _FORM_SCHEMA = multipart_schema(["photo"], {
 async def describe(
     job: Annotated[Job, Depends(job_form())],
     kept: Annotated[PhotoMemory, Depends(photo_memory)],
-) -> DescribeResponse:
+) -> DescribeResponse | JSONResponse:
     """Describe a photo: text, what was found, and a signed URL of the spoken MP3.
 
     The photo stays in memory for ``ask_ttl_s`` seconds under ``photo_id``, for questions
-    about it (``POST /api/ask``), where a loaded model answers questions."""
+    about it (``POST /api/ask``), where a loaded model answers questions. With ``stream=true``
+    the answer comes once the photo is decoded: ``audio_url`` (the MP3 as it is spoken) and
+    ``events_url`` (each sentence as it is spoken, then this JSON as the ``done`` event)."""
     state, describer, settings = job.state, job.describer, job.state.settings
     photo = one_photo(job.form, settings)
     options = _options(job.form, describer)
+    if _flag(job.form, "stream"):
+        return await _stream(job, kept, photo.data, options)
 
     result = await state.jobs.run(describer.describe, photo.data, options)
+    return _response(job, kept, photo.data, result)
+
+
+def _response(job: Job, kept: PhotoMemory, photo: bytes, result: Description) -> DescribeResponse:
+    """What the route answers for a description: its findings (without the server's folders for
+    anyone but the admin), the signed URL of its MP3, and the photo's id for questions."""
+    state, describer, settings = job.state, job.describer, job.state.settings
     findings = result.findings()
     if not job.admin:  # the stages' messages may name the server's folders
         folders = server_folders(settings)
         for key in ("errors", "notes"):
             findings[key] = redact_tree(findings[key], folders)
-        findings["stages"] = {stage: dataclasses.replace(state, detail=redact_tree(state.detail, folders))
-                              for stage, state in findings["stages"].items()}
+        findings["stages"] = {stage: dataclasses.replace(done, detail=redact_tree(done.detail, folders))
+                              for stage, done in findings["stages"].items()}
     response = DescribeResponse(**findings)
     response.audio_url, response.audio_expires = signed_audio(state, result.mp3)
     if kept.enabled and kept.answers_questions and describer.status()["caption"].loaded:
-        response.photo_id, response.photo_expires = kept.put(photo.data)
+        response.photo_id, response.photo_expires = kept.put(photo)
     # Timings only: the text and names stay out of the logs.
     log.info("described a photo in %.0f ms", result.timings_ms.get("total", 0.0))
     return response
+
+
+async def _stream(job: Job, kept: PhotoMemory, photo: bytes, options: DescribeOptions) -> JSONResponse:
+    """Start a streamed description and answer once the photo is decoded (a photo that cannot be
+    decoded is refused here, as without ``stream``); the rest is made in the job queue's worker."""
+    state, describer = job.state, job.describer
+    live_id, live = state.live.new()
+    accepted: cf.Future[None] = cf.Future()
+
+    def work() -> None:
+        try:
+            parts = describer.tell(photo, options)  # decodes the photo, or raises
+        except BaseException as exc:
+            accepted.set_exception(exc)
+            return
+        accepted.set_result(None)
+        live.speak(parts, lambda result: jsonable_encoder(_response(job, kept, photo, result)))
+
+    state.jobs.submit(work)
+    try:
+        await asyncio.wait_for(asyncio.wrap_future(accepted), state.jobs.timeout_s)
+    except TimeoutError:
+        raise JobTimeout("the photo was not taken up in time; try again in a few seconds") from None
+    return JSONResponse(signed_urls(state, live_id, live))
+
+
+def _flag(form: Form, name: str) -> bool:
+    part = form.field(name)
+    return part is not None and part.data.strip().lower() in (b"1", b"true", b"yes", b"on")
 
 
 @router.get(

@@ -80,6 +80,16 @@ class JobQueue:
                 f"this took longer than {self.timeout_s:g} s and was given up; try a smaller photo"
             ) from None
 
+    def submit(self, fn: Callable[..., T], *args: Any) -> cf.Future[T]:
+        """Start ``fn(*args)`` in a worker without waiting for it (a streamed description reports
+        its own progress); admitted, counted and refused (:class:`QueueFull`) as :meth:`run` is."""
+        with self._lock:
+            self.check_room()
+            self._pending += 1
+        future = self._executor.submit(self._timed, fn, *args)
+        future.add_done_callback(self._release)
+        return future
+
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 

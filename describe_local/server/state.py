@@ -13,6 +13,7 @@ from describe_local.errors import first_line
 from describe_local.server.audio_store import AudioStore
 from describe_local.server.auth import AttemptLimiter, Gate, TokenStore
 from describe_local.server.jobs import JobQueue
+from describe_local.server.live import LiveStore
 from describe_local.server.signing import UrlSigner
 from describe_local.settings import Settings
 
@@ -31,6 +32,7 @@ class ServerState:
     gate: Gate
     jobs: JobQueue
     audio: AudioStore
+    live: LiveStore
     signer: UrlSigner = field(default_factory=UrlSigner)
     describer: Describer | None = None
     load_error: str | None = None
@@ -49,6 +51,7 @@ class ServerState:
             gate=Gate(TokenStore.open(settings.state_dir), AttemptLimiter(settings.token_failures_per_minute)),
             jobs=JobQueue(max_pending=settings.max_queue, timeout_s=settings.request_timeout_s),
             audio=AudioStore(ttl_s=settings.audio_ttl_s, clock=clock),
+            live=LiveStore(ttl_s=settings.audio_ttl_s, clock=clock),
             signer=UrlSigner(clock=clock),
             describer=describer,
         )

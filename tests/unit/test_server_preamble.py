@@ -145,7 +145,7 @@ def test_sharing_needs_no_token_no_describer_and_no_room_in_the_queue(server):
 def test_the_form_fields_stay_documented(server):
     paths = server.client.get("/openapi.json").json()["paths"]
     expected = {
-        ("/api/describe", "post"): {"photo", "lang", "voice", "detail"},
+        ("/api/describe", "post"): {"photo", "lang", "voice", "detail", "stream"},
         ("/api/alt-text", "post"): {"photo", "max_chars", "names"},
         ("/api/ask", "post"): {"photo_id", "question"},
         ("/api/gallery/people", "post"): {"name", "photos"},

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from describe_local.child import IDLE_EXIT_STATUS, Answer, Child, Failed, Gone, Ready
-from describe_local.errors import FaceWorkerError
+from describe_local.errors import FaceWorkerError, StageTimedOut
 from describe_local.see.faces.detect import ENCODING_SIZE, Box, FaceModels, detect_faces, encode_faces
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,8 @@ class FaceWorker:
             if isinstance(reply, Gone):
                 self._process = None  # reaped already; the next photo starts a new one
                 if reply.timed_out:
-                    raise FaceWorkerError(f"face detection did not answer within {timeout_s:g} s; "
-                                          "it was stopped and restarts on the next photo")
+                    raise StageTimedOut(f"face detection did not answer within {timeout_s:g} s; "
+                                        "it was stopped and restarts on the next photo")
                 raise FaceWorkerError("the face detection process stopped unexpectedly; it restarts on the next photo")
         if isinstance(reply, Failed):  # the child is still fine
             raise FaceWorkerError(f"face detection failed: {reply.text}")
