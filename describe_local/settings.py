@@ -100,6 +100,9 @@ class Settings:
     # Comma-separated voice keys, each the default voice of its language
     # (e.g. "es_MX-ald-medium,en_GB-alan-medium"); otherwise the best installed one.
     default_voices: str = ""
+    # `describe --play`: the program that plays raw mono 16-bit PCM from its stdin at {rate} Hz;
+    # empty: the first of pw-cat, paplay and aplay on this machine
+    play_command: str = ""
     # beam size of Argos translation (argostranslate's own default); 1 is faster
     translation_beam: int = _within(4, 1, 16)
     # CTranslate2 threads. A description is a handful of short sentences: on 2 cores one

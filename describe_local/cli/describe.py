@@ -36,14 +36,15 @@ from describe_local.cli._common import (
     shown,
     write_mp3,
 )
+from describe_local.cli._player import Player, player_command
 from describe_local.errors import ConfigError, DescribeLocalError, ImageError, OutputError
-from describe_local.results import Status
+from describe_local.results import Description, Said, Status
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from describe_local.pipeline import DescribeOptions
+    from describe_local.pipeline import DescribeOptions, Describer
     from describe_local.settings import Settings
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,6 +92,11 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         help="speaking speed, 0.25 to 4: 1 is the voice's own pace, 2 takes half as long",
     )
     parser.add_argument(
+        "--play", action="store_true",
+        help="also speak each description through this machine's speaker as it is made, the first words "
+        "first (a kiosk); needs a player program (aplay, paplay or pw-cat, or the play_command setting)",
+    )
+    parser.add_argument(
         "--progress", action="store_true",
         help="print n/N as each photo starts, on stderr (the default for several photos when stderr is a terminal; "
         "with --jobs, --ray or --jsonl, a progress bar with the rate and the time left)",
@@ -107,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     if args.speed is not None and not 0.25 <= args.speed <= 4:  # NaN fails this too
         raise ConfigError(f"--speed {args.speed:g} is out of range: give 0.25 to 4 (1: the voice's own pace)")
     check_collection_options(args)
+    if args.play and (args.no_audio or args.jobs is not None or args.ray is not None):
+        raise ConfigError("--play speaks here, one photo at a time: not with --no-audio, --jobs or --ray")
     settings = load_settings(
         args, known_faces="gallery", caption_model="caption_model", beam="beam", lang="lang", voice="voice",
         jobs="jobs",
@@ -132,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if as_collection(args, settings):
         return _run_collection(args, settings, photos, options, audio_target)
+    player = Player(player_command(settings.play_command)) if args.play else None
     failures: list[DescribeLocalError] = []
     loading = progress_printer() if not args.quiet else None
     with Describer.load(settings, stages=stages, speech=options.audio, progress=loading) as describer:
@@ -140,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         show = not args.quiet and (args.progress or (len(photos) > 1 and sys.stderr.isatty()))
         announced = _announced(photos, show)
-        for path, result in describer.describe_all(announced, options, read=args.read):
+        described = (_played(describer, announced, options, args.read, player) if player is not None
+                     else describer.describe_all(announced, options, read=args.read))
+        for path, result in described:
             failure = result if isinstance(result, DescribeLocalError) else None
             if not isinstance(result, DescribeLocalError) and result.mp3 is not None and audio_target:
                 try:
@@ -167,6 +178,26 @@ def run(args: argparse.Namespace) -> int:
     if all(isinstance(f, ImageError) for f in failures):
         return ImageError.exit_code
     return max(f.exit_code for f in failures if not isinstance(f, ImageError))
+
+
+def _played(describer: Describer, photos: Iterator[Path], options: DescribeOptions, read: bool,
+            player: Player) -> Iterator[tuple[Path, Description | DescribeLocalError]]:
+    """As ``describe_all``, each part of each description played as soon as it is spoken."""
+    try:
+        for path in photos:
+            try:
+                parts = describer.tell(path, options, read=read)  # decodes the photo, or raises
+            except DescribeLocalError as exc:
+                yield path, exc
+                continue
+            for part in parts:
+                if not isinstance(part, Said):
+                    yield path, part
+                elif part.pcm is not None:
+                    player.play(part.pcm, part.sample_rate)
+        player.close()  # the last words are heard before the command ends
+    finally:
+        player.close()
 
 
 def _announced(photos: list[Path], show: bool) -> Iterator[Path]:
