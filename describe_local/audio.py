@@ -18,66 +18,75 @@ MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000
 
 def encode_mp3(pcm: np.ndarray, sample_rate: int, *, bitrate: int = MP3_BITRATE) -> bytes:
     """Encode mono int16 ``pcm`` at ``sample_rate`` Hz as MP3 bytes."""
-    if pcm.dtype != np.int16 or pcm.ndim != 1:
-        raise ValueError("encode_mp3 expects a 1-D int16 array")
-    if sample_rate not in MP3_SAMPLE_RATES:
-        raise ValueError(f"MP3 cannot carry {sample_rate} Hz; resample first")
-
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp3") as container:
-        stream = container.add_stream("libmp3lame", rate=sample_rate)
-        stream.bit_rate = bitrate
-        stream.layout = "mono"
-        frame_size = stream.codec_context.frame_size or 1152
-        for start in range(0, len(pcm), frame_size * 16):
-            chunk = np.ascontiguousarray(pcm[start : start + frame_size * 16])
-            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate = sample_rate
-            frame.pts = start
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return buffer.getvalue()
+    stream = Mp3Stream(sample_rate, bitrate=bitrate)
+    stream.feed(pcm)
+    stream.finish()
+    return stream.whole()
 
 
 class Mp3Stream:
-    """MP3 frames as the PCM comes, from one encoder for the whole stream, so that the bytes given
-    so far always play and all of them decode to the same speech as :func:`encode_mp3` of the whole.
-
-    Raw frames, no ID3 or Xing header (those need the length, unknown while speaking)::
+    """MP3 frames as the PCM comes, from one encoder, so that the frames given so far always play
+    and, once finished, the whole file (:meth:`whole`) holds the very same frames::
 
         stream = Mp3Stream(22050)
-        chunk = stream.feed(pcm)      # bytes ready now (the encoder keeps a frame or two back)
-        tail = stream.finish()        # the rest
+        frames = stream.feed(pcm)     # raw MP3 frames ready now (the encoder keeps a frame or two back)
+        frames = stream.finish()      # the rest
+        mp3 = stream.whole()          # the same frames as a file, with the header that gives its exact length
+
+    Raw frames carry no header (it needs the length, unknown while speaking): a decoder hears the
+    encoder's few dozen milliseconds of padding that the whole file's header trims.
     """
 
     def __init__(self, sample_rate: int, *, bitrate: int = MP3_BITRATE) -> None:
         if sample_rate not in MP3_SAMPLE_RATES:
             raise ValueError(f"MP3 cannot carry {sample_rate} Hz; resample first")
         self.sample_rate = sample_rate
-        self._codec = av.CodecContext.create("libmp3lame", "w")
-        self._codec.sample_rate = sample_rate
-        self._codec.layout = "mono"
-        self._codec.format = "s16p"
-        self._codec.bit_rate = bitrate
+        # The encoder belongs to a container's stream, so that its frames can be muxed into a file at
+        # the end; that container itself is never written.
+        self._template = av.open(io.BytesIO(), mode="w", format="mp3")
+        self._stream = self._template.add_stream("libmp3lame", rate=sample_rate)
+        self._stream.bit_rate = bitrate
+        self._stream.layout = "mono"
+        self._codec = self._stream.codec_context
         self._codec.open()
+        self._packets: list[av.Packet] = []
         self._pts = 0
+        self._finished = False
 
     def feed(self, pcm: np.ndarray) -> bytes:
-        """Encode mono int16 ``pcm``; the MP3 bytes that are ready."""
+        """Encode mono int16 ``pcm``; the MP3 frames that are ready."""
         if pcm.dtype != np.int16 or pcm.ndim != 1:
             raise ValueError("Mp3Stream expects a 1-D int16 array")
-        if not len(pcm):
-            return b""
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm).reshape(1, -1), format="s16p", layout="mono")
-        frame.sample_rate, frame.pts = self.sample_rate, self._pts
-        self._pts += len(pcm)
-        return b"".join(bytes(packet) for packet in self._codec.encode(frame))
+        frames = b""
+        frame_size = self._codec.frame_size or 1152
+        for start in range(0, len(pcm), frame_size * 16):
+            chunk = np.ascontiguousarray(pcm[start : start + frame_size * 16])
+            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = self.sample_rate, self._pts
+            self._pts += len(chunk)
+            frames += self._keep(self._codec.encode(frame))
+        return frames
 
     def finish(self) -> bytes:
-        """The last frames; the stream is done."""
-        return b"".join(bytes(packet) for packet in self._codec.encode(None))
+        """The last frames; nothing more can be fed."""
+        if self._finished:
+            return b""
+        self._finished = True
+        return self._keep(self._codec.encode(None))
+
+    def whole(self) -> bytes:
+        """Every frame as one MP3 file (after :meth:`finish`)."""
+        buffer = io.BytesIO()
+        with av.open(buffer, mode="w", format="mp3") as container:
+            stream = container.add_stream_from_template(self._stream)
+            for packet in self._packets:
+                packet.stream = stream
+                container.mux(packet)
+        return buffer.getvalue()
+
+    def _keep(self, packets: list[av.Packet]) -> bytes:
+        self._packets += packets
+        return b"".join(bytes(packet) for packet in packets)
 
 
 def decode_audio(data: bytes) -> tuple[np.ndarray, int]:

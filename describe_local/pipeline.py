@@ -194,8 +194,9 @@ class Describer:
              read: bool = False) -> Iterator[Said | Description]:
         """Describe (``read``: read) one photo part by part: a :class:`Said` for each part as soon
         as it is spoken (advice and the caption first, then people, then text, in that order
-        whatever stage finishes first), then the whole :class:`Description` (its MP3 the same
-        speech). Raises :class:`ImageError` before anything is said if the photo cannot be decoded."""
+        whatever stage finishes first; with audio, a last one with no text and the MP3's last
+        frames), then the whole :class:`Description` (its MP3 the very same frames). Raises
+        :class:`ImageError` before anything is said if the photo cannot be decoded."""
         if read:
             options = dataclasses.replace(options or DescribeOptions(), all_text=True)
         return self._tell(source, options or DescribeOptions(), ("text",) if read else ANALYSIS_STAGES, name)
@@ -363,6 +364,8 @@ class Describer:
             if said := narration.say(sentences):
                 yield said
         if said := narration.say(teller.closing()):
+            yield said
+        if said := narration.end():
             yield said
         yield narration.description(seen, teller.text_found)
 

@@ -119,10 +119,11 @@ class Said:
     """One part of a description, given out as soon as it is spoken (``Describer.tell``): the
     caption (or photo advice) first, then people, then text, never out of order."""
 
-    text: str  # in ``language``
+    text: str  # in ``language``; empty in the last part, which carries only the encoder's last frames
     language: str
     pcm: Any = None  # mono int16 numpy array at ``sample_rate``, a pause before all but the first; None without audio
     sample_rate: int = 0
+    mp3: bytes = b""  # MP3 frames of this part (one encoder for the description: they play joined)
 
 
 @dataclass(kw_only=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from describe_local.audio import encode_mp3, resample
+from describe_local.audio import Mp3Stream, resample
 from describe_local.errors import ModelNotInstalled
 from describe_local.results import DescribeOptions, Description, Said, Seen, Speech
 from describe_local.say import compose
@@ -103,8 +103,8 @@ class Narration:
     language: str | None = None  # of the first part
     voice: str | None = None  # of the first part's first segment
     sample_rate: int = 0
-    pcm: list[np.ndarray] = field(default_factory=list)
     speech_error: str | None = None  # speech was asked for and is off
+    _mp3: Mp3Stream | None = None  # one encoder for every part: the frames of each as it is said
 
     def say(self, sentences: list[compose.Sentence]) -> Said | None:
         """Plan, translate and (with ``options.audio``) speak one part; ``None`` for no sentences."""
@@ -122,23 +122,35 @@ class Narration:
             self.voice = self.voice or speech.voice
             self.sample_rate = self.sample_rate or speech.sample_rate
             pcm = resample(speech.pcm, speech.sample_rate, self.sample_rate)
-            if self.pcm:  # a breath between parts, as between two voices
+            if self._mp3 is not None:  # a breath between parts, as between two voices
                 pcm = np.concatenate([silence(self.sample_rate, SEGMENT_PAUSE_S), pcm])
-            self.pcm.append(pcm)
-        elif self.options.audio:
+            with self.clock.step("encode"):
+                self._mp3 = self._mp3 or Mp3Stream(self.sample_rate)
+                frames = self._mp3.feed(pcm)
+            return Said(plan.text, plan.language, pcm, self.sample_rate, frames)
+        if self.options.audio:
             self.speech_error = SPEECH_OFF
-        return Said(plan.text, plan.language, pcm, self.sample_rate)
+        return Said(plan.text, plan.language)
+
+    def end(self) -> Said | None:
+        """The encoder's last frames, as a part with no text (``None`` without speech)."""
+        if self._mp3 is None:
+            return None
+        with self.clock.step("encode"):
+            frames = self._mp3.finish()
+        return Said("", self.language or "en", None, self.sample_rate, frames)
 
     @property
     def text(self) -> str:
         return " ".join(self.texts)
 
     def mp3(self) -> bytes | None:
-        """All the parts' speech as one MP3 (``None`` without speech)."""
-        if not self.pcm:
+        """All the parts' speech as one MP3 file, the same frames they gave (``None`` without speech)."""
+        if self._mp3 is None:
             return None
         with self.clock.step("encode"):
-            return encode_mp3(np.concatenate(self.pcm), self.sample_rate)
+            self._mp3.finish()
+            return self._mp3.whole()
 
     def description(self, seen: Seen, text_found: str | None) -> Description:
         """The whole description once every part is said (its MP3 all the parts' speech)."""

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from describe_local.audio import Mp3Stream
 from describe_local.errors import DescribeLocalError, first_line
 from describe_local.results import Description, Said
 
@@ -48,17 +47,13 @@ class Live:
     def speak(self, parts: Any, respond: Callable[[Description], dict[str, Any]]) -> None:
         """Take ``Describer.tell``'s parts until the end (in the worker thread): each part's audio
         and sentence as it comes, then ``respond(description)`` as the ``done`` event."""
-        stream: Mp3Stream | None = None
         try:
             for part in parts:
                 if isinstance(part, Said):
-                    if part.pcm is not None:
-                        stream = stream or Mp3Stream(part.sample_rate)
-                        self.audio += stream.feed(part.pcm)
-                    self.add_event("sentence", {"text": part.text, "language": part.language})
+                    self.audio += part.mp3
+                    if part.text:
+                        self.add_event("sentence", {"text": part.text, "language": part.language})
                 else:
-                    if stream is not None:
-                        self.audio += stream.finish()
                     self.add_event("done", respond(part))
         except DescribeLocalError as exc:
             self.add_event("error", {"detail": str(exc)})
