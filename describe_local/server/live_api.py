@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -15,6 +15,7 @@ from describe_local.server.live import AUDIO_PATH, EVENTS_PATH, Live
 
 router = APIRouter(prefix="/api")
 POLL_S = 0.02  # how often a reader looks for more while the description is being made
+T = TypeVar("T")
 
 
 def _find(state: Any, path: str, live_id: str, expires: str | None, sig: str | None) -> Live:
@@ -25,6 +26,23 @@ def _find(state: Any, path: str, live_id: str, expires: str | None, sig: str | N
     return live
 
 
+async def _follow(live: Live, items: Callable[[], Sequence[Any]], joined: Callable[[Sequence[Any]], T]
+                  ) -> AsyncIterator[T]:
+    """What is appended to ``items()`` (audio bytes, events) as it comes, until the description is done."""
+    sent = 0
+    while True:
+        ended = live.done  # read before the items: nothing appended after it is missed
+        now = items()
+        if len(now) > sent:
+            batch = now[sent:]
+            sent += len(batch)
+            yield joined(batch)
+        elif ended:
+            return
+        else:
+            await asyncio.sleep(POLL_S)
+
+
 @router.get("/live/{live_id}.mp3", response_class=StreamingResponse,
             responses={200: {"content": {"audio/mpeg": {}}, "description": "the MP3, as it is spoken"},
                        403: {"description": "the link was changed or has expired"},
@@ -33,21 +51,8 @@ async def live_audio(live_id: str, state: State, expires: str | None = None,
                      sig: str | None = None) -> StreamingResponse:
     """A streamed description's speech: MP3 frames from the first part on, until the end."""
     live = _find(state, AUDIO_PATH, live_id, expires, sig)
-
-    async def frames() -> AsyncIterator[bytes]:
-        sent = 0
-        while True:
-            ended = live.done  # read before the bytes: nothing appended after it is missed
-            if len(live.audio) > sent:
-                chunk = bytes(live.audio[sent:])
-                sent += len(chunk)
-                yield chunk
-            elif ended:
-                return
-            else:
-                await asyncio.sleep(POLL_S)
-
-    return StreamingResponse(frames(), media_type="audio/mpeg", headers={"Cache-Control": "no-store"})
+    frames = _follow(live, lambda: live.audio, bytes)
+    return StreamingResponse(frames, media_type="audio/mpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/live/{live_id}/events", response_class=StreamingResponse,
@@ -57,19 +62,6 @@ async def live_events(live_id: str, state: State, expires: str | None = None,
                       sig: str | None = None) -> StreamingResponse:
     """A streamed description's sentences as Server-Sent Events, then the whole result."""
     live = _find(state, EVENTS_PATH, live_id, expires, sig)
-
-    async def messages() -> AsyncIterator[str]:
-        sent = 0
-        while True:
-            ended = live.done
-            if len(live.events) > sent:
-                batch = live.events[sent:]
-                sent += len(batch)
-                yield "".join(batch)
-            elif ended:
-                return
-            else:
-                await asyncio.sleep(POLL_S)
-
-    return StreamingResponse(messages(), media_type="text/event-stream",
+    messages = _follow(live, lambda: live.events, "".join)
+    return StreamingResponse(messages, media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
