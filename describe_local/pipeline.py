@@ -23,7 +23,6 @@ face encoder holds the GIL for its whole call (``scripts/measure_overlap.py``).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -51,6 +50,7 @@ from describe_local.say.speaker import Narration, Speaker
 from describe_local.say.speech import Segment
 from describe_local.see import CaptionStage, FaceStage, QuestionAnswerer, TextStage, quality
 from describe_local.see.faces.watch import GalleryWatch
+from describe_local.see.loading import ANALYSIS_STAGES, close_stage, load_stages
 from describe_local.see.runner import Outcome, StageRunner, record
 from describe_local.settings import Settings
 from describe_local.timing import Stopwatch
@@ -60,7 +60,6 @@ __all__ = ["ANALYSIS_STAGES", "Answer", "DescribeOptions", "Describer", "Descrip
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_STAGES = ("caption", "faces", "text")
 Source = Photo | Path | str | bytes
 
 
@@ -113,41 +112,15 @@ class Describer:
         speech: bool = True,
         progress: Callable[[str], None] | None = None,
     ) -> Describer:
-        """Load every model the pipeline needs, once.
-
-        A stage whose model is not installed is left out and reported as off
-        (the caption until a caption model is pulled); other load errors propagate.
+        """Load every model the pipeline needs, once (see :mod:`describe_local.see.loading`):
+        a stage whose model is not installed is off, other load errors propagate.
         ``progress`` is called with a short message before each model loads.
         """
         from describe_local.say.speech import load_bundled_voice
-        from describe_local.see.caption import load_captioner
 
         say = progress or (lambda _msg: None)
-        stages = set(stages)
-        unknown = stages - set(ANALYSIS_STAGES)
-        if unknown:
-            raise ValueError(f"unknown stages: {', '.join(sorted(unknown))}")
-        off: dict[str, str] = {}
-        # Stages that start helper processes are closed again if a later one fails to load.
-        with contextlib.ExitStack() as cleanup:
-            caption = faces = text = None
-            if "caption" in stages:
-                say("loading the caption model")
-                try:
-                    caption = load_captioner(settings)
-                    cleanup.callback(_close, caption)
-                except ModelNotInstalled as exc:
-                    off["caption"] = str(exc)
-                    log.info("caption stage off: %s", exc)
-            if "faces" in stages:
-                say("loading the face models and the gallery")
-                faces = _load_faces(settings)
-                cleanup.callback(_close, faces)
-            if "text" in stages:
-                say("checking Tesseract")
-                from describe_local.see.text import TextReader
-
-                text = TextReader.load(settings)
+        loaded = load_stages(settings, stages, say)
+        try:
             bundled = None
             if speech:
                 say("loading the voice")
@@ -155,16 +128,17 @@ class Describer:
             # Loaded without speech too: `--no-audio --lang es` still prints Spanish.
             say("loading translation models")
             planner = SpeechPlanner.load(settings, bundled_voice=bundled)
-            describer = cls(settings, caption=caption, faces=faces, text=text, planner=planner,
-                            speech=speech, off=off)
-            cleanup.pop_all()  # loaded: the describer closes them from now on
-            return describer
+        except BaseException:
+            loaded.close()
+            raise
+        return cls(settings, caption=loaded.caption, faces=loaded.faces, text=loaded.text, planner=planner,
+                   speech=speech, off=loaded.off)
 
     def close(self) -> None:
         """Stop the stage threads and any helper process a stage started."""
         self._runner.close()
         for stage in (self.caption, self.faces, self.text):
-            _close(stage)
+            close_stage(stage)
 
     def __enter__(self) -> Describer:
         return self
@@ -368,20 +342,6 @@ class Describer:
         if said := narration.end():
             yield said
         yield narration.description(seen, teller.text_found)
-
-
-def _load_faces(settings: Settings) -> FaceStage:
-    from describe_local.gallery import open_gallery
-    from describe_local.see.faces.recognize import FaceRecognizer
-
-    return FaceRecognizer.load(open_gallery(settings), settings)
-
-
-def _close(stage: Any) -> None:
-    """Close a stage that holds a helper process or other resources, if it has ``close()``."""
-    close = getattr(stage, "close", None)
-    if close is not None:
-        close()
 
 
 def _last(parts: Iterator[Said | Description]) -> Description:
