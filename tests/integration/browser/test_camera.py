@@ -387,18 +387,38 @@ def test_history_entries_are_played_copied_removed_and_cleared_after_asking(
             page.wait_for_function(READY)
             texts.append(page.inner_text("#description"))
         page.wait_for_function("document.querySelectorAll('#history-list li').length === 2")
+        # An entry as an older page kept it: the whole spoken text only, no MP3.
+        page.evaluate(
+            """(text) => new Promise((resolve, reject) => {
+                const open = indexedDB.open('describe-local', 1);
+                open.onsuccess = () => {
+                    const tx = open.result.transaction('history', 'readwrite');
+                    tx.objectStore('history').add({text, language: 'en', time: Date.now() - 86400000, thumb: ''});
+                    tx.oncomplete = () => { open.result.close(); resolve(); };
+                    tx.onerror = () => reject(tx.error);
+                };
+            })""",
+            f"{OFF_CAPTION} I see 2 people, but I don't recognize them.",
+        )
         page.reload()  # kept across visits, the MP3 too
-        page.wait_for_function("document.querySelectorAll('#history-list li').length === 2")
-        page.click("#history-list summary")  # the whole text, as spoken, is kept
-        audit(page, axe_source, "the history with two entries, one opened")
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 3")
+        audit(page, axe_source, "the history with three entries")
 
         entries = page.locator("#history-list li")
         gists = entries.locator(".gist").all_inner_texts()
-        # Newest first, each starting with what was found, not with the stage that is off.
-        assert gists == [texts[1], texts[0]] and not any(g.startswith("I can't") for g in gists)
-        assert OFF_CAPTION in entries.nth(0).locator(".full").inner_text()
-        assert entries.nth(0).locator("img").get_attribute("alt") == ""
+        # Last kept first, each starting with what was found, not with a stage that is off.
+        assert gists == ["I see 2 people, but I don't recognize them.", texts[1], texts[0]]
+        assert not any(g.startswith("I can't") for g in gists)
+        assert entries.nth(1).locator("img").get_attribute("alt") == ""
         assert page.get_by_role("button", name=re.compile(r"^Play the description from ")).count() == 2
+        # Without an MP3 the entry's text is shown instead: the whole of it, as spoken, focused.
+        entries.nth(0).get_by_role("button", name=re.compile(r"^Show text the description from ")).click()
+        assert page.evaluate("document.activeElement.className") == "full"
+        assert page.evaluate("document.activeElement.textContent").startswith(OFF_CAPTION)
+        audit(page, axe_source, "the history with an entry's whole text open")
+        entries.nth(0).get_by_role("button", name=re.compile("^Remove")).click()
+        page.wait_for_function("document.querySelectorAll('#history-list li').length === 2")
+        page.evaluate("document.getElementById('status').textContent = ''")
 
         # Play again: the saved MP3, in the history's own player.
         entries.nth(1).get_by_role("button", name=re.compile("^Play")).click()
@@ -437,3 +457,33 @@ def test_history_entries_are_played_copied_removed_and_cleared_after_asking(
         assert page.evaluate(HISTORY_COUNT) == 0 and page.locator("#history-list li").count() == 0
         assert page.is_hidden("#clear-history") and page.evaluate("document.activeElement.id") == "history-title"
         audit(page, axe_source, "the history, cleared")
+
+
+def test_the_camera_and_the_primed_audio_work_under_the_pages_policy(camera_browser: Any, live_server):
+    """The other tests bypass the Content-Security-Policy (axe is injected inline); this one keeps
+    it on: the camera's stream, the silent blob: WAV that primes the audio, the photo's blob: preview."""
+    server, _ = live_server
+    context = camera_browser.new_context(**PHONE, service_workers="block")
+    context.grant_permissions(["camera"], origin=server.url)
+    context.add_init_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+        "(e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));"
+    )
+    page = context.new_page()
+
+    def until(script: str) -> None:  # not wait_for_function: the policy forbids its eval
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while not page.evaluate(script):
+            assert time.monotonic() < deadline, script
+            time.sleep(0.1)
+
+    try:
+        page.goto(server.url + "/")
+        until("() => document.getElementById('camera').classList.contains('live')")
+        page.tap("#shutter")
+        until("() => document.getElementById('status').textContent.startsWith('Description ready')")
+        until("() => { const a = document.getElementById('player'); return !a.paused && a.currentTime > 0.3; }")
+        assert page.evaluate("document.getElementById('preview').src").startswith("blob:")
+        assert page.evaluate("window.__csp") == []
+    finally:
+        context.close()
