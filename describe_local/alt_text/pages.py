@@ -21,8 +21,8 @@ from html.parser import HTMLParser
 
 from describe_local.errors import PageError
 
-__all__ = ["Candidate", "DecodedPage", "ImgTag", "alt_attribute", "decode_page", "find_images",
-           "insert_alts", "parse_srcset"]
+__all__ = ["Candidate", "DecodedPage", "ImgTag", "alt_attribute", "check_parse_work", "decode_page",
+           "find_images", "insert_alts", "parse_srcset"]
 
 PRESCAN_BYTES = 1024  # where the HTML standard looks for <meta charset>
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
@@ -31,6 +31,13 @@ _META_CHARSET = re.compile(rb"<meta\b[^>]*?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:
 _AS_WINDOWS_1252 = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "ascii", "us-ascii", "cp819", "ibm819"}
 # Elements whose content is text even though it may look like tags.
 _TEXT_ONLY = {"textarea", "title"}
+# Python's html.parser rescans from each tag start to the tag's end: a page of many tag starts
+# that never end (``<a<a<a...``) costs it the square of its size. The scan it would do is summed
+# first, in one pass, and a page whose sum is over this budget is refused before it is parsed.
+PARSE_WORK_PER_CHAR = 16
+PARSE_WORK_FLOOR = 4_000_000
+_MARKUP_START = re.compile(r"<(?:[a-zA-Z/!?])")
+_RAW_TEXT_START = re.compile(r"<(script|style)(?=[\s/>])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -95,11 +102,54 @@ def decode_page(raw: bytes) -> DecodedPage:
 
 
 def find_images(text: str) -> list[ImgTag]:
-    """Every ``<img>`` start tag of a page's text, in source order."""
+    """Every ``<img>`` start tag of a page's text, in source order. Raises :class:`PageError`
+    for a page that would take the parser too long (:func:`check_parse_work`) or that it
+    cannot parse."""
+    check_parse_work(text)
     finder = _ImgFinder(text)
-    finder.feed(text)
-    finder.close()
+    try:
+        finder.feed(text)
+        finder.close()
+    except Exception as exc:  # html.parser's own failures (an AssertionError on "<![<!"): one line
+        raise PageError(f"its HTML cannot be parsed ({type(exc).__name__} near "
+                        f"line {finder.getpos()[0]}); fix the markup there") from None
     return finder.images
+
+
+def check_parse_work(text: str) -> int:
+    """The characters html.parser would scan for ``text``, summed over its tag starts (each to
+    its ``>``, a comment to its ``-->``, ``<script>``/``<style>`` to their end tag), in time
+    linear in the text. Raises :class:`PageError` when over the budget (a page of tags that
+    never end)."""
+    budget = PARSE_WORK_FLOOR + PARSE_WORK_PER_CHAR * len(text)
+    size, work, cursor = len(text), 0, 0
+    next_gt = next_comment_end = -1  # cached: tag starts only move forward
+    while work <= budget:
+        match = _MARKUP_START.search(text, cursor)
+        if match is None:
+            return work
+        start = match.start()
+        if text.startswith("<!--", start):
+            if next_comment_end < start + 4:
+                found = text.find("-->", start + 4)
+                next_comment_end = found if found >= 0 else size
+            work += next_comment_end - start
+            cursor = next_comment_end + 3 if next_comment_end < size else start + 1
+            continue
+        if next_gt < start:
+            found = text.find(">", start)
+            next_gt = found if found >= 0 else size
+        work += next_gt - start
+        raw = _RAW_TEXT_START.match(text, start)
+        if raw is not None and next_gt < size:
+            closing = re.compile(rf"</{raw.group(1)}", re.IGNORECASE).search(text, next_gt)
+            end = closing.start() if closing else size
+            work += end - next_gt
+            cursor = end if closing else size
+        else:
+            cursor = start + 1
+    raise PageError("its markup has too many tags that never end (a '<' with no '>') to be "
+                    "parsed in reasonable time; close them or remove the stray '<' characters")
 
 
 def alt_attribute(alt: str) -> str:

@@ -12,6 +12,11 @@ run leaves no page half-written and each image is described once however often i
    :func:`write_atomic` writes a page through a temporary file and a rename.
 
 ``alt=""`` marks an image as decorative and is kept, as is any alt already there.
+
+Symbolic links never take the run out of the site: an image whose real path lies outside the
+site's real folder is skipped (and said), never described; in a copy (``-o``) a link that stays
+inside the site is made again as a link (:func:`copy_link`), one that leads out is skipped
+(:func:`link_inside`), and no file is ever copied through a link.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +41,15 @@ from describe_local.alt_text.pages import (
     insert_alts,
 )
 from describe_local.alt_text.wording import AltText
-from describe_local.errors import DescribeLocalError, OutputError
+from describe_local.errors import DescribeLocalError, OutputError, PageError
 from describe_local.images import PHOTO_FORMATS
 
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 SKIP_FOLDERS = frozenset({".git", ".hg", ".svn"})  # version control is not part of a site's copy
 FILLED, KEPT, DECORATIVE, SKIPPED = "filled", "kept", "decorative", "skipped"
+MAX_PAGE_BYTES = 64 * 1024 * 1024  # a bigger .html file is not a page a person wrote
+NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits, in bytes, for one name and a whole path
+OUTSIDE_LINK = "a symbolic link out of the site folder (not described)"
 
 
 @dataclass
@@ -100,26 +109,44 @@ def holds_pages(folder: Path) -> bool:
 
 
 def site_files(root: Path) -> Iterator[Path]:
-    """Every file of a site folder, sorted, leaving out version-control folders."""
+    """Every file of a site folder, sorted, leaving out version-control folders; a symbolic link
+    (to a file or a folder) is given as itself and never followed."""
     for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(d for d in subfolders if d not in SKIP_FOLDERS)
-        for name in sorted(files):
+        links = [d for d in subfolders if os.path.islink(os.path.join(folder, d))]
+        subfolders[:] = sorted(d for d in subfolders if d not in SKIP_FOLDERS and d not in links)
+        for name in sorted(files + links):
             yield Path(folder) / name
+
+
+def link_inside(link: Path, root: Path) -> Path | None:
+    """Where the symbolic link ``link`` really leads, when that is inside the site ``root``
+    (links through links resolved); None when it leads out of it, or nowhere."""
+    try:
+        real = Path(os.path.realpath(link))
+        inside = real.is_relative_to(os.path.realpath(root)) and os.path.lexists(real)
+    except (OSError, ValueError):
+        return None
+    return real if inside else None
 
 
 def plan_page(page: Path, root: Path) -> PagePlan:
     """Read and parse ``page`` (inside the site folder ``root``) and find what to describe."""
     plan = PagePlan(page, root)
     try:
-        plan.raw = page.read_bytes()
+        with open(page, "rb") as fh:
+            plan.raw = fh.read(MAX_PAGE_BYTES + 1)
+        if len(plan.raw) > MAX_PAGE_BYTES:
+            raise PageError(f"it is over {MAX_PAGE_BYTES // 2**20} MB, more than a web page holds; "
+                            "split it or leave it out")
         plan.decoded = decode_page(plan.raw)
+        plan.tags = find_images(plan.decoded.text)
     except OSError as exc:
         plan.error = f"cannot read it: {exc.strerror or exc}"
         return plan
     except DescribeLocalError as exc:
         plan.error = str(exc)
+        plan.decoded = None
         return plan
-    plan.tags = find_images(plan.decoded.text)
     for index, tag in enumerate(plan.tags):
         if not tag.has_alt:
             plan.wanted[index] = choose_image(tag, page, root)
@@ -161,15 +188,38 @@ def resolve(url: str, page: Path, root: Path, base_href: str | None = None) -> P
     path = unquote(parts.path)
     if not path:
         return "empty src"
+    if "\0" in path:
+        return "a file name with a NUL character (not described)"
     target = root / path.lstrip("/") if path.startswith("/") else page.parent / path
-    # Judged by the path as written (a link inside the site is the site's own business):
-    # a page must not get "../" its way to describing what lies beside the site.
-    resolved = Path(os.path.normpath(os.path.abspath(target)))
-    if not resolved.is_relative_to(os.path.normpath(os.path.abspath(root))):
+    too_long = _too_long(target)
+    if too_long:
+        return too_long
+    # First by the path as written: a page must not "../" its way beside the site; then by
+    # where it really leads: a symbolic link must not take it there either.
+    written = Path(os.path.normpath(os.path.abspath(target)))
+    if not written.is_relative_to(os.path.normpath(os.path.abspath(root))):
         return "outside the site folder"
-    if not resolved.is_file():
-        return "not found"
-    return resolved
+    try:
+        real = Path(os.path.realpath(written))
+        if not real.is_relative_to(os.path.realpath(root)):
+            return OUTSIDE_LINK
+        if not real.is_file():
+            return "not found"
+    except (OSError, ValueError) as exc:
+        return f"cannot be read: {getattr(exc, 'strerror', None) or exc}"
+    return real  # the file itself, so that a link swapped later cannot change what is described
+
+
+def _too_long(path: Path) -> str | None:
+    """Why ``path`` cannot be a file name on this system (a name over 255 bytes, a path over
+    4096), or None."""
+    encoded = os.fsencode(os.path.abspath(path))
+    if len(encoded) >= PATH_MAX:
+        return f"its path is longer than the file system allows ({len(encoded)} bytes; not described)"
+    longest = max((len(part) for part in encoded.split(b"/")), default=0)
+    if longest > NAME_MAX:
+        return f"a file name in it is longer than the file system allows ({longest} bytes; not described)"
+    return None
 
 
 def finish_page(plan: PagePlan, described: Mapping[Path, AltText | str]) -> tuple[bytes | None, PageReport]:
@@ -238,17 +288,42 @@ def write_atomic(path: Path, data: bytes, *, like: Path | None = None) -> None:
 
 
 def copy_atomic(source: Path, target: Path) -> None:
-    """Copy a file (contents, permissions, times) whole or not at all. Raises :class:`OutputError`."""
+    """Copy a regular file (contents, permissions, times) whole or not at all, never through a
+    symbolic link (``source`` is opened with ``O_NOFOLLOW``). Raises :class:`OutputError`."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, tmp)
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as src:
+            if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                raise OutputError(f"cannot copy {source}: it is not a regular file")
+            with open(tmp, "xb") as dst:
+                shutil.copyfileobj(src, dst, 1024 * 1024)
+            shutil.copystat(source, tmp, follow_symlinks=False)
         os.replace(tmp, target)
     except OSError as exc:
         raise OutputError(f"cannot copy {source} to {target}: {exc.strerror or exc}") from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def copy_link(link: Path, real: Path, target: Path) -> str:
+    """Make ``target`` a symbolic link that leads, within the copy, where ``link`` leads within
+    the site (``real``, from :func:`link_inside`): relative, so the copy holds together wherever
+    it goes. Returns what the new link holds. Raises :class:`OutputError`."""
+    relative = os.path.relpath(real, os.path.realpath(link.parent))
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(relative, tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise OutputError(f"cannot make the link {target}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return relative
 
 
 def _pixels(path: Path) -> int:

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--csv is for images; pages get --report FILE")
         if args.jobs is not None or args.ray is not None or args.jsonl is not None:
             raise ConfigError("--jobs, --ray and --jsonl are for images; pages are done in one process")
-        jobs, copies = _page_jobs(pages, args.output)
+        jobs, copies, links = _page_jobs(pages, args.output)
     else:
         if args.output or args.in_place or args.report:
             raise ConfigError("-o, --in-place and --report are for web pages; images are printed on stdout")
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     with Describer.load(settings, speech=False, progress=progress_printer() if not args.quiet else None) as describer:
         check_caption(describer, settings, "alt-text", wanted=wanted_caption, note=not args.quiet)
         if pages:
-            return _run_pages(describer, args, jobs, copies)
+            return _run_pages(describer, args, jobs, copies, links)
         return _run_images(describer, args, photos)
 
 
@@ -241,15 +241,18 @@ def _announced(paths: list[Path], forced: bool, quiet: bool = False) -> Iterator
 
 
 Job = tuple[Path, Path, Path]  # a page, its site's folder, where it is written
+Link = tuple[Path, Path | None, Path]  # a symbolic link, where it leads inside its site (None: out), its copy
 
 
-def _page_jobs(inputs: list[Path], output: Path | None) -> tuple[list[Job], list[tuple[Path, Path]]]:
-    """``(page, site root, where it goes)`` for each page, and ``(file, target)`` for each other
-    file of a site to copy (with ``-o`` only). Checked before any model loads."""
-    from describe_local.alt_text.site import is_page, site_files
+def _page_jobs(inputs: list[Path], output: Path | None) -> tuple[list[Job], list[tuple[Path, Path]], list[Link]]:
+    """``(page, site root, where it goes)`` for each page, ``(file, target)`` for each other
+    file of a site to copy (with ``-o`` only), and each symbolic link met (never followed: a
+    page behind one is not read, a file behind one not copied). Checked before any model loads."""
+    from describe_local.alt_text.site import is_page, link_inside, site_files
 
     jobs: list[Job] = []
     copies: list[tuple[Path, Path]] = []
+    links: list[Link] = []
     if output is not None and output.exists() and not output.is_dir():
         raise OutputError(f"-o {shown(output)} is a file; give a folder")
     out = output.resolve() if output is not None else None
@@ -260,19 +263,21 @@ def _page_jobs(inputs: list[Path], output: Path | None) -> tuple[list[Job], list
         prefix = Path() if len(inputs) == 1 and given.is_dir() else Path(given.name if given.is_dir() else "")
         for path in site_files(given) if given.is_dir() else [given]:
             target = path if out is None else out / prefix / path.relative_to(root)
-            if is_page(path):
+            if path.is_symlink():
+                links.append((path, link_inside(path, root), target))
+            elif is_page(path):
                 jobs.append((path, root, target))
             elif out is not None:
                 copies.append((path, target))
-    targets = [t for _, _, t in jobs] + [t for _, t in copies]
+    targets = [t for _, _, t in jobs] + [t for _, t in copies] + [t for _, _, t in links if out is not None]
     if len(set(targets)) < len(targets):
         raise ConfigError("two of the given pages would be written to the same place; give them one at a time")
-    return jobs, copies
+    return jobs, copies, links
 
 
 def _run_pages(describer: Describer, args: argparse.Namespace, jobs: list[Job],
-               copies: list[tuple[Path, Path]]) -> int:
-    """Plan every page, describe each image once, write the pages and copies; the exit code."""
+               copies: list[tuple[Path, Path]], links: list[Link]) -> int:
+    """Plan every page, describe each image once, write the pages, copies and links; the exit code."""
     from describe_local.alt_text.site import copy_atomic, finish_page, plan_page, write_atomic
 
     plans = [plan_page(page, root) for page, root, _ in jobs]
@@ -303,11 +308,41 @@ def _run_pages(describer: Describer, args: argparse.Namespace, jobs: list[Job],
         except OutputError as exc:  # e.g. a full disk: said, and the report still written
             print(f"describe-local: error: {shown(exc)}", file=sys.stderr)
             code = OutputError.exit_code
-    _summarise(reports, args.report)
+    link_reports = _links(links, args.in_place)
+    if any(r["status"] == "failed" for r in link_reports):
+        code = code or OutputError.exit_code
+    _summarise(reports, args.report, link_reports)
     return code
 
 
-def _summarise(reports: list[PageReport], report_file: Path | None) -> None:
+def _links(links: list[Link], in_place: bool) -> list[dict[str, Any]]:
+    """Each symbolic link of the sites: made again as a link in the copy when it stays inside
+    its site, else skipped, never followed; one record each for the report."""
+    import os
+
+    from describe_local.alt_text.site import copy_link
+
+    done: list[dict[str, Any]] = []
+    for link, real, target in links:
+        try:
+            leads_to = os.readlink(link)
+        except OSError as exc:
+            leads_to = f"(unreadable: {exc.strerror})"
+        record: dict[str, Any] = {"path": str(link), "leads_to": leads_to, "output": None}
+        if real is None:
+            record.update(status="skipped", reason="it leads out of the site folder (or nowhere); not followed")
+        elif in_place:
+            record.update(status="kept", reason="a link inside the site, left as it is")
+        else:
+            try:
+                record.update(status="copied as a link", output=str(target), link=copy_link(link, real, target))
+            except OutputError as exc:
+                record.update(status="failed", reason=str(exc))
+        done.append(record)
+    return done
+
+
+def _summarise(reports: list[PageReport], report_file: Path | None, links: list[dict[str, Any]]) -> None:
     """The closing summary on stderr, and the whole report as JSON in ``report_file``."""
     from describe_local.alt_text.site import SKIPPED, write_atomic
 
@@ -320,7 +355,14 @@ def _summarise(reports: list[PageReport], report_file: Path | None) -> None:
     reasons = totals["skipped_because"]
     if reasons:
         line += " (" + ", ".join(f"{n} {why}" for why, n in reasons.items()) + ")"
+    if links:
+        copied = sum(link["status"] == "copied as a link" for link in links)
+        line += f"; {len(links)} symbolic link{'s' * (len(links) != 1)}: {copied} copied as links"
     print(line, file=sys.stderr)
+    for link in links:
+        if link["status"] in ("skipped", "failed"):
+            print(f"  {link['status']} link {shown(link['path'])} -> {shown(link['leads_to'])}: {link['reason']}",
+                  file=sys.stderr)
     for report in reports:
         if report.error:
             print(f"describe-local: error: {shown(report.page)}: {shown(report.error)}", file=sys.stderr)
@@ -330,7 +372,7 @@ def _summarise(reports: list[PageReport], report_file: Path | None) -> None:
                       file=sys.stderr)
     sys.stderr.flush()
     if report_file is not None:
-        body = {"pages": [dataclasses.asdict(r) for r in reports], "totals": totals}
+        body = {"pages": [dataclasses.asdict(r) for r in reports], "links": links, "totals": totals}
         write_atomic(report_file, (json.dumps(json_safe(body), ensure_ascii=False, indent=2) + "\n").encode())
 
 
