@@ -12,6 +12,7 @@ which are done again; their old lines are dropped first so no photo appears twic
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
+from describe_local import reading
 from describe_local.errors import CollectionFileError, DescribeLocalError, ImageError, first_line
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ FAILURES = frozenset({DECODE, DESCRIBE, WORKER, OUTPUT})
 RETRIED = frozenset({WORKER, OUTPUT})
 
 _CHUNK = 1 << 20
+# A line longer than this is no record of ours (one is a few kilobytes): refused on resume.
+MAX_RECORD_BYTES = 4 * reading.MB
 
 
 def sha256_file(path: Path) -> str | None:
@@ -89,20 +93,36 @@ class RecordFile:
     @classmethod
     def open(cls, path: Path, *, resume: bool) -> RecordFile:
         """Open ``path`` for a run. Without ``resume`` it must be new or empty (a file of an
-        earlier run is not written over by accident); with it, its records are read back."""
+        earlier run is not written over by accident); with it, its records are read back.
+
+        The run holds an advisory lock on the file until :meth:`close`: a second run on the same
+        file (fresh or resumed) is refused while the first writes to it."""
         records: list[dict[str, Any]] = []
+        handle: IO[bytes] | None = None
         try:
-            exists = path.is_file() and path.stat().st_size > 0
+            if path.exists() and not path.is_file():
+                raise CollectionFileError(f"{path} is not a file; give a file for --jsonl")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = _open_locked(path)
+            exists = os.fstat(handle.fileno()).st_size > 0
             if exists and not resume:
                 raise CollectionFileError(
                     f"{path} already holds records; add --resume to skip the photos in it, "
                     "or give another file (or remove it) to start again")
             if exists:
-                records = _read_back(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(path, "ab")  # noqa: SIM115 - kept open for the run, closed by close()
+                records, rewrite = _read_back(path)
+                if rewrite:
+                    _rewrite(path, records)
+                    old, handle = handle, _open_locked(path)  # the new file, locked before the old is let go
+                    old.close()
         except OSError as exc:
+            if handle is not None:
+                handle.close()
             raise CollectionFileError(f"cannot write {path}: {exc.strerror or exc}") from None
+        except BaseException:
+            if handle is not None:
+                handle.close()
+            raise
         return cls(path, records, handle)
 
     def done(self, path: str, sha256: str | None) -> dict[str, Any] | None:
@@ -128,35 +148,62 @@ class RecordFile:
             self._handle.close()
 
 
-def _read_back(path: Path) -> list[dict[str, Any]]:
-    """The records of an earlier run's file, rewriting the file when some must go: a torn
-    last line (the run was killed while writing it) and photos to try again (:data:`RETRIED`)."""
-    raw = path.read_bytes()
-    lines = raw.split(b"\n")
-    kept: list[dict[str, Any]] = []
-    dropped = 0
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+def _open_locked(path: Path) -> IO[bytes]:
+    """``path`` opened for appending (made if missing) and locked for this run, or
+    :class:`CollectionFileError` when another run holds it."""
+    while True:
+        handle = open(path, "ab")  # noqa: SIM115 - kept open for the run, closed by close()
         try:
-            record = json.loads(line)
-            if not isinstance(record, dict) or "path" not in record:
-                raise ValueError("not a record")
-        except ValueError:
-            if number == len(lines):  # the last line, with no newline after it: torn by a kill
-                log.info("%s: dropping a torn last line", path)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise CollectionFileError(
+                f"another run is writing to {path}; wait for it to finish (then add --resume), "
+                "or give another file") from None
+        except OSError:  # a file system without locks (some network shares): run unlocked
+            log.debug("%s cannot be locked", path, exc_info=True)
+            return handle
+        try:
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return handle
+        handle.close()  # the run before us replaced the file as we opened it: lock the new one
+
+
+def _read_back(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The records of an earlier run's file, and whether the file must be rewritten because some
+    must go: a torn last line (the run was killed while writing it) and photos to try again
+    (:data:`RETRIED`). Read line by line, each at most :data:`MAX_RECORD_BYTES`."""
+    kept: list[dict[str, Any]] = []
+    dropped, torn = 0, False
+    with open(path, "rb") as fh:  # the file this run locked (the same file: see :func:`_open_locked`)
+        for number, line in enumerate(reading.bounded_lines(fh, MAX_RECORD_BYTES), 1):
+            if len(line) > MAX_RECORD_BYTES:
+                raise CollectionFileError(
+                    f"{path}, line {number}, is over {reading.size_text(MAX_RECORD_BYTES)}, longer than any record "
+                    "of describe-local; give another file")
+            if not line.strip():
+                continue
+            try:
+                record = reading.parse_json(line, path, error=CollectionFileError)
+                if not isinstance(record, dict) or "path" not in record:
+                    raise ValueError("not a record")
+            except (ValueError, CollectionFileError):
+                if not line.endswith(b"\n"):  # the last line, with no newline after it: torn by a kill
+                    log.info("%s: dropping a torn last line", path)
+                    dropped, torn = dropped + 1, True
+                    continue
+                raise CollectionFileError(
+                    f"{path}, line {number}, is not a record of describe-local; give another file, "
+                    "or remove that line to resume") from None
+            torn = not line.endswith(b"\n")
+            if failed(record) & RETRIED:
                 dropped += 1
                 continue
-            raise CollectionFileError(
-                f"{path}, line {number}, is not a record of describe-local; give another file, "
-                "or remove that line to resume") from None
-        if failed(record) & RETRIED:
-            dropped += 1
-            continue
-        kept.append(record)
-    if dropped or (raw and not raw.endswith(b"\n")):
-        _rewrite(path, kept)
-    return kept
+            kept.append(record)
+    return kept, bool(dropped or torn)
 
 
 def _rewrite(path: Path, records: list[dict[str, Any]]) -> None:

@@ -8,22 +8,28 @@ file is looked for in a few places rather than at one path.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from describe_local import reading
 from describe_local.errors import EvalDataError
 from describe_local.images import is_image_path
 
+# The largest manifest eval reads (COCO's captions_train2017.json is 92 MB), and the largest
+# ground-truth file (a page's text, an ICDAR word list): both checked before reading.
+MAX_MANIFEST_BYTES = 200 * reading.MB
+MAX_TRUTH_BYTES = 16 * reading.MB
+
 
 def read_json(path: Path) -> Any:
-    """The JSON in ``path``, or :class:`EvalDataError` saying why it cannot be read."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise EvalDataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EvalDataError(f"{path}: not a JSON file eval can read ({exc})") from None
+    """The JSON in ``path``, or :class:`EvalDataError` saying why it cannot be read (no such file,
+    over :data:`MAX_MANIFEST_BYTES`, not JSON, nested too deep)."""
+    return reading.read_json(Path(path), MAX_MANIFEST_BYTES, error=EvalDataError, what="a JSON file eval can read")
+
+
+def read_truth(path: Path) -> bytes:
+    """The bytes of a ground-truth file, or :class:`EvalDataError` (over :data:`MAX_TRUTH_BYTES`)."""
+    return reading.read_bounded(Path(path), MAX_TRUTH_BYTES, error=EvalDataError, what="a ground-truth file")
 
 
 def manifest_stem(manifest: Path) -> str:

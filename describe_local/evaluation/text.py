@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from describe_local.errors import EvalDataError
-from describe_local.evaluation.sets import find_manifest, first, item_file, read_json
+from describe_local.evaluation.sets import find_manifest, first, item_file, read_json, read_truth
 
 QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'"})
 DONT_CARE = "###"  # ICDAR's transcription for text that could not be read
@@ -122,7 +122,7 @@ def parse_icdar(raw: bytes | str, source: str = "<gt>") -> list[IcdarWord]:
 
     A transcription may itself hold commas: only the first eight fields are coordinates.
     """
-    text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw.lstrip("\ufeff")
+    text = _utf8(raw, source) if isinstance(raw, bytes) else raw.lstrip("\ufeff")
     words = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -136,6 +136,14 @@ def parse_icdar(raw: bytes | str, source: str = "<gt>") -> list[IcdarWord]:
             raise EvalDataError(f"{source} line {number}: not 'x1,y1,x2,y2,x3,y3,x4,y4,transcription'")
         words.append(IcdarWord(points, fields[8], fields[8] != DONT_CARE))
     return words
+
+
+def _utf8(raw: bytes, source: object) -> str:
+    """``raw`` as UTF-8 text (a byte-order mark dropped), or :class:`EvalDataError`."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EvalDataError(f"{source}: not UTF-8 text (byte {exc.start}); save the ground truth as UTF-8") from None
 
 
 def _icdar_image(gt: Path) -> Path | None:
@@ -193,7 +201,8 @@ def load_text_set(source: Path, limit: int | None = None) -> TextSet:
         elif isinstance(item.get("text"), str):
             out.append(TextItem(path, "page", [item["text"]]))
         elif item.get("ground_truth_file"):
-            truth = item_file(source, str(item["ground_truth_file"])).read_text(encoding="utf-8-sig")
+            truth_file = item_file(source, str(item["ground_truth_file"]))
+            truth = _utf8(read_truth(truth_file), truth_file)
             out.append(TextItem(path, "page", [truth]))
         else:
             raise EvalDataError(f"{source}: item {item.get('file')!r} has no ground truth; eval reads {FORMATS}")
@@ -207,7 +216,7 @@ def _icdar_set(folder: Path, gts: list[Path]) -> TextSet:
         image = _icdar_image(gt)
         if image is None:
             raise EvalDataError(f"{gt}: no {gt.stem.removeprefix('gt_')}.jpg beside it or in a sibling folder")
-        words = [w.text for w in parse_icdar(gt.read_bytes(), str(gt)) if w.care]
+        words = [w.text for w in parse_icdar(read_truth(gt), str(gt)) if w.care]
         items.append(TextItem(image, "words", words))
     return TextSet(folder.name, str(folder), "words", items)
 
