@@ -20,10 +20,12 @@ import math
 
 from PIL import Image
 
-from describe_local.errors import ImageTooLarge
+from describe_local.errors import ImageError, ImageTooLarge
 
 # Formats by the names people know them by (Pillow's names otherwise).
 FORMAT_NAMES = {"WEBP": "WebP", "HEIF": "HEIC", "MPO": "JPEG", "JPEG2000": "JPEG 2000"}
+# Frame markers (SOFn) of arithmetic-coded JPEGs, which can hold less than a bit a block.
+_ARITHMETIC_SOF = frozenset({0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 # Pictures' worth of memory a decoder holds besides the picture it fills (see above).
 _EXTRA_PICTURES = {"WEBP": 3.0, "HEIF": 1.5, "BMP": 1.0}
 
@@ -55,6 +57,46 @@ def check_header(img: Image.Image, source: str, *, max_pixels: int, max_aspect: 
             f"{source}: {width}x{height} pixels is too long and thin to describe "
             f"(one side over {max_aspect:g} times the other); crop it first"
         )
+
+
+def check_jpeg_data(img: Image.Image, data: bytes, source: str) -> None:
+    """Refuse a JPEG whose header claims more pixels than its bytes can hold, as truncated.
+
+    libjpeg fills what is missing with grey and calls it a warning, so a 16x16 photo whose
+    header says 9000x9000 would decode to a grey picture. A Huffman-coded JPEG spends at least
+    one bit on every 8x8 block of its first component (its DC code), so it holds at least
+    ``blocks / 8`` bytes; arithmetic coding has no such floor and is not judged.
+    """
+    if img.format not in ("JPEG", "MPO"):
+        return
+    marker = _jpeg_frame_marker(data)
+    if marker is None or marker in _ARITHMETIC_SOF:
+        return
+    width, height = img.size
+    floor = math.ceil(width / 8) * math.ceil(height / 8) // 8
+    if len(data) < floor:
+        raise ImageError(f"{source}: cannot decode the image: the file is truncated (its header says {width}x{height} "
+                         f"pixels, which need at least {floor} bytes, and it holds {len(data)}); send the whole file")
+
+
+def _jpeg_frame_marker(data: bytes) -> int | None:
+    """The SOFn marker byte of a JPEG (0xC0 baseline, 0xC2 progressive...), read from its
+    segments up to the first scan; ``None`` when there is none before it."""
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers with no length
+            at += 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return marker
+        if marker == 0xDA:
+            return None
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return None
 
 
 def check_memory(img: Image.Image, source: str, full_size: tuple[int, int], max_decode_mb: float) -> int:

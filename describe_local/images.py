@@ -176,6 +176,7 @@ def decode_photo(
     try:
         with Image.open(io.BytesIO(data), formats=_formats()) as img:
             decode_budget.check_header(img, source, max_pixels=max_pixels, max_aspect=max_aspect)
+            decode_budget.check_jpeg_data(img, data, source)
             full_size = img.size
             target = decode_budget.working_size(full_size, max_side)
             if target != full_size and img.format in ("JPEG", "MPO"):
