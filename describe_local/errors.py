@@ -132,6 +132,10 @@ class NotAModel(StoreError):
     """A folder or file offered to the store is not a model we can use."""
 
 
+class ArchiveTooLarge(StoreError):
+    """A model archive that would unpack to more than it should or than the disk holds (a bomb)."""
+
+
 class UnknownModel(StoreError):
     """A model name that no catalogue entry or naming pattern matches."""
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 import shutil
-import stat
-import tarfile
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from describe_local.store import formats
+from describe_local.store.archives import extract_tar, extract_zip
 from describe_local.store.kinds import NotAModel, identify
 from describe_local.store.local import InstalledModel, ModelStore
 from describe_local.store.manifest import MANIFEST_NAME, Manifest, ManifestError, checksum_folder, sha256_file
@@ -89,9 +87,9 @@ def _unpack(path: Path, dest: Path) -> None:
     if path.is_dir():
         shutil.copytree(path, dest)
     elif lower.endswith(ZIP_SUFFIXES):
-        _extract_zip(path, dest)
+        extract_zip(path, dest)
     elif lower.endswith(TAR_SUFFIXES):
-        _extract_tar(path, dest)
+        extract_tar(path, dest)
     elif lower.endswith((".onnx", ".onnx.json")):
         onnx = path if lower.endswith(".onnx") else path.with_name(path.name.removesuffix(".json"))
         config = onnx.with_name(onnx.name + ".json")
@@ -107,36 +105,6 @@ def _unpack(path: Path, dest: Path) -> None:
             f"{path.name}: expected a model folder, a .zip or .tar archive, an .argosmodel file, "
             "or a Piper voice .onnx"
         )
-
-
-def _extract_zip(path: Path, dest: Path) -> None:
-    if not zipfile.is_zipfile(path):
-        raise NotAModel(f"{path.name} is not a zip archive")
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            _check_member(path, info.filename)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise NotAModel(f"{path.name} contains a symbolic link ({info.filename}); refused")
-        archive.extractall(dest)
-
-
-def _extract_tar(path: Path, dest: Path) -> None:
-    try:
-        with tarfile.open(path) as archive:
-            for member in archive.getmembers():
-                _check_member(path, member.name)
-                if not (member.isfile() or member.isdir()):
-                    raise NotAModel(f"{path.name} contains {member.name}, which is not a plain file; refused")
-            archive.extractall(dest, filter="data")
-    except tarfile.TarError as exc:
-        raise NotAModel(f"{path.name} is not a readable tar archive ({exc})") from None
-
-
-def _check_member(archive: Path, member: str) -> None:
-    """Refuse archive entries that would land outside the folder they are extracted into."""
-    parts = PurePosixPath(member.replace("\\", "/"))
-    if parts.is_absolute() or ".." in parts.parts or (parts.parts and ":" in parts.parts[0]):
-        raise NotAModel(f"{archive.name} contains an unsafe path ({member}); refused")
 
 
 def _model_root(folder: Path) -> Path:
