@@ -5,11 +5,18 @@ In: a video file. Out: :class:`VideoInfo` (:func:`probe`) and a stream of :class
 small grey picture, and a way to get the full picture upright (rotation flag applied) at its
 display aspect (sample aspect ratio applied). Frames are decoded one at a time; nothing holds
 the whole video.
+
+Decoding keeps to a budget, as photos do: the picture size and length are checked from the
+stream's header before any frame is decoded (:func:`check_header`: at most 8K, at most
+:data:`MAX_VIDEO_SECONDS`), the decoder runs fewer threads on large pictures (each thread holds
+frames of its own), and a frame larger than :data:`WORKING_SIDE` is shrunk as soon as it is
+decoded, so no full-size frame is kept or converted to RGB.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -26,6 +33,14 @@ log = logging.getLogger(__name__)
 SMALL_WIDTH = 160  # wide enough for cut statistics, small enough to be cheap
 MAX_FRAME_SIDE = 1920  # a described frame's long side (the describer shrinks further as it needs)
 _DECODE_ERRORS = (av.error.FFmpegError, ValueError)  # a damaged packet: InvalidDataError and kin
+# The largest picture decoded (8K: 8192 x 4320) and the longest video (6 hours), from the header.
+MAX_VIDEO_SIDE = 8192
+MAX_VIDEO_PIXELS = 8192 * 4320
+MAX_VIDEO_SECONDS = 6 * 3600
+# Frames larger than this (long side) are shrunk as they are decoded: the photos' working size.
+WORKING_SIDE = 4096
+# Decoded pictures' worth of bytes the decoder's threads may hold between them.
+_THREAD_BUDGET = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -65,13 +80,31 @@ def open_video(path: Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path.name} has no video stream (audio only?); nothing to describe")
+    stream = container.streams.video[0]
+    try:
+        check_header(path.name, stream.codec_context.width, stream.codec_context.height, _duration(container, stream))
+    except VideoError:
+        container.close()
+        raise
     return container
+
+
+def check_header(name: str, width: int, height: int, duration: float) -> None:
+    """Refuse a video whose picture (stored size) or length is over the limits, before decoding."""
+    if max(width, height) > MAX_VIDEO_SIDE or width * height > MAX_VIDEO_PIXELS:
+        raise VideoError(
+            f"{name}: {width}x{height} pixels is over the limit for videos ({MAX_VIDEO_SIDE} pixels a side, "
+            f"{MAX_VIDEO_PIXELS / 1e6:.1f} megapixels: 8K); scale it down first (e.g. ffmpeg -vf scale=3840:-2)")
+    if duration > MAX_VIDEO_SECONDS:
+        raise VideoError(f"{name}: {duration / 3600:.1f} hours is over the limit of {MAX_VIDEO_SECONDS // 3600} hours "
+                         "for a video; cut it into parts first")
 
 
 def probe(path: Path) -> VideoInfo:
     """The :class:`VideoInfo` of ``path``, from its headers and first frame (raises :class:`VideoError`)."""
     with open_video(path) as container:
         stream = container.streams.video[0]
+        _limit_threads(stream)
         duration = _duration(container, stream)
         rotation = 0
         try:
@@ -97,6 +130,7 @@ def iter_frames(path: Path, every_s: float = 0.0) -> Iterator[SmallFrame]:
     with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame threads: the decoder is most of the cost
+        _limit_threads(stream)
         sar = _sar_of(stream)
         time_base = stream.time_base or Fraction(1, 90000)
         next_time, count, damaged, t = -1e9, 0, 0, 0.0
@@ -107,16 +141,21 @@ def iter_frames(path: Path, every_s: float = 0.0) -> Iterator[SmallFrame]:
                 damaged += 1
                 log.warning("skipping a damaged frame near %.2f s: %s", _packet_time(packet, time_base), _why(exc))
                 continue
-            for frame in frames:
+            while frames:
+                frame = frames.pop(0)  # the list holds no decoded picture once it is passed on
                 if frame.pts is None:
                     continue
                 t = float(frame.pts * time_base)
                 if t < next_time:
                     continue
+                if t > MAX_VIDEO_SECONDS or frame.width * frame.height > MAX_VIDEO_PIXELS:
+                    check_header(path.name, frame.width, frame.height, t)  # a header that said less
                 next_time = t + every_s
                 rotation = rotation_of(frame)
+                frame = working_frame(frame)
                 count += 1
                 yield SmallFrame(t, small_grey(frame, rotation, sar), frame, rotation, sar)
+                del frame  # the decoder's own picture is not held while the next one decodes
         if count == 0:
             raise VideoError(f"{path.name}: no frame could be decoded (damaged or truncated video)")
         expected = _duration(container, stream)
@@ -125,6 +164,24 @@ def iter_frames(path: Path, every_s: float = 0.0) -> Iterator[SmallFrame]:
             raise VideoError(f"{path.name} is truncated: its pictures stop at {t:.1f} s of {expected:.1f} s")
         if damaged:
             log.warning("%s: %d damaged packet(s) skipped", path.name, damaged)
+
+
+def working_frame(frame: av.VideoFrame, max_side: int = WORKING_SIDE) -> av.VideoFrame:
+    """``frame`` shrunk (in its own pixel format, in the decoder's scaler) so that its stored
+    long side is at most ``max_side``; itself when it is small enough."""
+    scale = max_side / max(frame.width, frame.height, 1)
+    if scale >= 1.0:
+        return frame
+    width = max(2, round(frame.width * scale / 2) * 2)  # even: 4:2:0 chroma
+    height = max(2, round(frame.height * scale / 2) * 2)
+    return frame.reformat(width=width, height=height, interpolation="AREA")
+
+
+def _limit_threads(stream: av.video.stream.VideoStream) -> None:
+    """Fewer decoder threads for large pictures: each frame thread holds pictures of its own."""
+    context = stream.codec_context
+    picture = max(1, context.width * context.height) * 3 // 2  # 4:2:0 bytes
+    stream.thread_count = max(1, min(os.cpu_count() or 1, 16, _THREAD_BUDGET // (4 * picture)))
 
 
 def small_grey(frame: av.VideoFrame, rotation: int, sar: Fraction) -> np.ndarray:
