@@ -24,6 +24,8 @@ from describe_local.errors import ConfigError
 
 ENV_PREFIX = "DESCRIBE_LOCAL_"
 CONFIG_FILE_NAME = "describe-local.toml"
+MAX_CONFIG_BYTES = 1024 * 1024  # a settings file is a few lines; a bigger one is not ours
+MAX_CONFIG_NESTING = 32  # settings are plain values; tomllib recurses on nested arrays
 
 
 def project_root() -> Path:
@@ -178,9 +180,13 @@ class Settings:
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+            listed = ", ".join(_shown(name) if len(name) > 40 else name for name in unknown[:8])
+            more = f" and {len(unknown) - 8} more" if len(unknown) > 8 else ""
+            where = f" in {path}" if path is not None else ""
+            raise ConfigError(f"unknown setting(s){where}: {listed}{more}; remove or correct them")
         hints = typing.get_type_hints(cls)
-        settings = cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+        settings = cls(**{k: _coerce(k, v, hints[k], _source(k, values, overrides, environ, path))
+                          for k, v in values.items()})
         for f in known.values():
             source = _source(f.name, values, overrides, environ, path)
             setattr(settings, f.name, _checked(f, getattr(settings, f.name), source))
@@ -202,22 +208,81 @@ def _config_path(environ: typing.Mapping[str, str]) -> Path | None:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    """The settings in the TOML file ``path`` (flat, or in a ``[describe-local]`` table), read
+    size-bounded; anything wrong with the file is one :class:`ConfigError` naming it."""
     try:
         with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is over {MAX_CONFIG_BYTES // 1024} KB; a settings file is a "
+                          "few lines: fix or replace it")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    depth = _nesting(text)
+    if depth > MAX_CONFIG_NESTING:
+        raise ConfigError(f"config file {path} nests arrays or tables {depth} deep; settings are plain "
+                          "values: fix the file")
+    try:
+        data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise ConfigError(f"cannot read config file {path}: it is not valid TOML ({_first_line(exc)}); "
+                          "fix the file") from None
     # Accept both a flat file and one with a [describe-local] table.
-    return dict(data.get("describe-local", data))
+    table = data.get("describe-local", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: 'describe-local' must be a table ([describe-local] with "
+                          f"settings under it), not a {_toml_type(table)}; fix the file")
+    return dict(table)
 
 
-def _coerce(name: str, value: Any, hint: Any) -> Any:
+def _nesting(text: str) -> int:
+    """How deep ``[``/``{`` open in ``text`` at most (a bound: brackets in strings count too),
+    so that deep nesting is refused before the recursive parser meets it."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _toml_type(value: Any) -> str:
+    return {dict: "table", list: "array", str: "string", bool: "boolean", int: "number",
+            float: "number"}.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    """A value for a one-line message: its repr, cut short (a nested one named by its type)."""
+    if isinstance(value, dict | list):
+        return f"a {_toml_type(value)}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _coerce(name: str, value: Any, hint: Any, source: str = "the config file") -> Any:
     """Turn a config or environment value into the field's type, or say what is wrong."""
     if isinstance(hint, types.UnionType):  # e.g. Path | None
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     try:
         if hint is Path:
-            return Path(value).expanduser()
+            if not isinstance(value, str | Path) or "\0" in str(value):
+                raise ValueError(value)
+            try:
+                return Path(value).expanduser()
+            except RuntimeError:  # "~someone" with no such user, or no home at all
+                raise ConfigError(f"setting {name}: {_shown(value)} names a home folder that does not exist "
+                                  f"here, from {source}; give the folder's full path") from None
         if hint is bool:
             if isinstance(value, bool):
                 return value
@@ -239,7 +304,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         pass
     else:
         return value
-    raise ConfigError(f"setting {name!r}: {value!r} is not a valid {getattr(hint, '__name__', hint)}")
+    raise ConfigError(f"setting {name!r}: {_shown(value)} is not a valid {getattr(hint, '__name__', hint)}, "
+                      f"from {source}")
 
 
 def _source(

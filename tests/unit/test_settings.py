@@ -130,3 +130,25 @@ def test_device_choices(device: str):
 def test_small_values_that_tests_and_kiosks_use_are_allowed():
     s = Settings.load(environ={}, stage_timeout_s=0.01, request_timeout_s=0.2, max_queue=1, torch_threads=0)
     assert s.stage_timeout_s == 0.01 and s.max_queue == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    ("beam = 3\nlanguage = 'caf\u00e9'\n".encode("latin-1"), "is not UTF-8 text"),
+    (b'"describe-local" = 3\n', "'describe-local' must be a table"),
+    (b'describe-local = "x"\n', "'describe-local' must be a table"),
+    (b'known_faces = "~nouser-that-is-not-here/x"\n', "names a home folder that does not exist"),
+    (b"beam = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nests arrays or tables"),
+    (b"beam = " + b"{a=" * 3000 + b"1" + b"}" * 3000 + b"\n", "nests arrays or tables"),
+    (b"known_faces = [1, 2]\n", "is not a valid Path"),
+    (b'known_faces = "a\\u0000b"\n', "is not a valid Path"),
+    (b"beam = '" + b"x" * 10_000 + b"'\n", "is not a valid int"),
+    (b"# " + b"x" * (1024 * 1024 + 1) + b"\n", "a settings file is a few lines"),
+])
+def test_a_bad_settings_file_is_one_config_error_naming_it(tmp_path: Path, content: bytes, message: str):
+    config = tmp_path / "describe-local.toml"
+    config.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(config_file=config, environ={})
+    text = str(caught.value)
+    assert message in text and "\n" not in text and len(text) < 400
+    assert str(config) in text
