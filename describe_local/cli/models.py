@@ -58,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     verify = actions.add_parser("verify", help="check installed models against their manifests' checksums")
     verify.add_argument("names", nargs="*", help="models to check (default: all)")
+    verify.add_argument("--clean", action="store_true",
+                        help="remove what an interrupted step left half-written (an onnx.partial folder)")
     verify.set_defaults(func=verify_models)
 
     remove = actions.add_parser("remove", help="delete an installed model")
@@ -94,6 +96,7 @@ def _store(args: argparse.Namespace):
 @_file_errors
 def list_models(args: argparse.Namespace) -> int:
     from describe_local.store import known_models
+    from describe_local.store.local import unfinished
     from describe_local.store.manifest import folder_size
 
     _settings, store = _store(args)
@@ -108,7 +111,8 @@ def list_models(args: argparse.Namespace) -> int:
                  "source": m.manifest.source if m.manifest else None,
                  "licence": m.manifest.licence if m.manifest else None,
                  "details": m.manifest.details if m.manifest else {},
-                 "bytes": folder_size(m.path)}
+                 "bytes": folder_size(m.path),
+                 "unfinished": [p.name for p in unfinished(m.path)]}
                 for m in installed
             ],
             "available": [{"name": e.name, "kind": e.kind, "hub": e.hub, "repo": e.repo,
@@ -120,6 +124,9 @@ def list_models(args: argparse.Namespace) -> int:
         print("  (nothing yet)")
     for m in installed:
         about = _describe_installed(m)
+        left = unfinished(m.path)
+        if left:
+            about = f"UNFINISHED: {_unfinished_note(left)}; {about}"
         print(f"  {shown(m.name):<28} {m.kind or '?':<12} {folder_size(m.path) / 1e6:8.1f} MB  {shown(about)}")
     print("\nAvailable to pull (describe-local models pull NAME):")
     for e in available:
@@ -191,9 +198,16 @@ def _convert_after_install(folder: Path, skip: bool) -> None:
     print(f"{folder.name}: ONNX graphs written ({len(manifest['files'])} files)")
 
 
+def _unfinished_note(left: list[Path]) -> str:
+    names = ", ".join(p.name for p in left)
+    return (f"{names} left by an interrupted conversion (not used); "
+            "`describe-local models verify --clean` removes it, `models convert` starts again")
+
+
 @_file_errors
 def verify_models(args: argparse.Namespace) -> int:
     from describe_local.store import ModelNotInstalled
+    from describe_local.store.local import clean_unfinished, unfinished
 
     _settings, store = _store(args)
     models = store.installed()
@@ -204,10 +218,20 @@ def verify_models(args: argparse.Namespace) -> int:
         models = [m for m in models if m.name in args.names]
     bad = 0
     for model in models:
+        left = unfinished(model.path)
+        if left and args.clean:
+            removed, left = clean_unfinished(model.path)
+            for path in removed:
+                print(f"{shown(model.name)}: removed {path.name}, left by an interrupted conversion")
+            for path in left:
+                print(f"{shown(model.name)}: {path.name} is being written by a conversion still running; left")
+            left = []
+        problems = [_unfinished_note(left)] if left else []
         if model.manifest is None:
-            print(f"{shown(model.name)}: no manifest, nothing to check against")
+            print(f"{shown(model.name)}: " + shown("; ".join([*problems, "no manifest, nothing to check against"])))
+            bad += bool(problems)
             continue
-        problems = model.manifest.verify(model.path)
+        problems += model.manifest.verify(model.path)
         bad += bool(problems)
         print(f"{shown(model.name)}: "
               + shown("; ".join(problems) if problems else f"ok ({len(model.manifest.files)} files)"))

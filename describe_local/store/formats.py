@@ -273,6 +273,9 @@ def piper_voice_problem(onnx: Path) -> str | None:
 # special ids). Graphs of an older layout (another ``format``) are not used: convert again.
 
 OFA_ONNX_DIR = "onnx"
+PARTIAL_SUFFIX = ".partial"  # a folder being written (onnx.partial): renamed into place when whole
+OFA_ONNX_PARTIAL = OFA_ONNX_DIR + PARTIAL_SUFFIX
+BUSY_MARKER = ".busy-"  # + the writer's process id, inside a partial folder while it is written
 OFA_ONNX_FORMAT = 2
 OFA_ONNX_MANIFEST = f"{OFA_ONNX_DIR}/manifest.json"
 OFA_ONNX_ENCODER = "encoder"  # + OFA_ONNX_SUFFIXES[precision]

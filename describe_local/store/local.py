@@ -192,6 +192,42 @@ def _last_change(folder: Path) -> float:
     return newest
 
 
+def unfinished(model: Path) -> list[Path]:
+    """The folders in ``model`` that a step killed before it finished left half-written
+    (``onnx.partial`` of a conversion): never used, and not counted as the model's files."""
+    from describe_local.store.formats import PARTIAL_SUFFIX
+
+    try:
+        return sorted(p for p in model.iterdir()
+                      if p.name.endswith(PARTIAL_SUFFIX) and p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
+
+
+def in_progress(partial: Path) -> bool:
+    """Whether a live process is still writing ``partial`` (its busy marker names it)."""
+    from describe_local.store.formats import BUSY_MARKER
+
+    for marker in partial.glob(BUSY_MARKER + "*"):
+        pid = marker.name[len(BUSY_MARKER):]
+        if pid.isdigit() and _process_alive(int(pid)):
+            return True
+    return False
+
+
+def clean_unfinished(model: Path) -> tuple[list[Path], list[Path]]:
+    """Remove what :func:`unfinished` finds in ``model``, except what a live process is still
+    writing; returns (removed, left because in use)."""
+    removed, busy = [], []
+    for partial in unfinished(model):
+        if in_progress(partial):
+            busy.append(partial)
+            continue
+        shutil.rmtree(partial, ignore_errors=True)
+        (busy if partial.exists() else removed).append(partial)
+    return removed, busy
+
+
 def check_name(name: str) -> str:
     """``name`` if it is a safe folder name for a model, else :class:`StoreError`."""
     if not _NAME.match(name) or name in (".", ".."):

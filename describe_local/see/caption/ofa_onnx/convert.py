@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -77,9 +78,11 @@ def convert(folder: Path, *, int8: bool = False, fp16: bool = False, precision: 
         raise ValueError("precision int8 needs int8=True")
     engine = OFA.load(folder, device="cpu", dtype=torch.float32)
     config = engine.model.config
-    work = folder / (formats.OFA_ONNX_DIR + ".partial")
+    work = folder / formats.OFA_ONNX_PARTIAL
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    busy = work / f"{formats.BUSY_MARKER}{os.getpid()}"  # `models verify --clean` leaves a live one be
+    busy.touch()
     try:
         with tempfile.TemporaryDirectory(dir=work) as raw:
             graphs = export_graphs(engine.model, engine.task.resolution, Path(raw))
@@ -96,6 +99,7 @@ def convert(folder: Path, *, int8: bool = False, fp16: bool = False, precision: 
                     save_with_data_file(path, work / Path(formats.ofa_onnx_graph(name, "fp16")).name)
         np.save(work / Path(formats.OFA_ONNX_EMBEDDINGS).name,
                 engine.model.encoder.embed_tokens.weight.detach().float().numpy())
+        busy.unlink()
         files = {f"{formats.OFA_ONNX_DIR}/{p.name}": sha256_of(p) for p in sorted(work.iterdir())}
         manifest = {
             "format": formats.OFA_ONNX_FORMAT,
