@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import secrets
 import sys
 import unicodedata
@@ -18,6 +17,7 @@ from typing import Any
 
 from describe_local.errors import ConfigError, DescribeLocalError, OutputError
 from describe_local.images import is_image_path
+from describe_local.names import undecodable_escaped
 from describe_local.settings import Settings
 
 OUTPUT_NAMING_HELP = (
@@ -67,21 +67,9 @@ def load_settings(args: argparse.Namespace, **mapping: str) -> Settings:
 
 # -- text that is safe on a terminal and in JSON ------------------------------------------------
 
-# Lone surrogates: os.fsdecode turns each byte of a file name that is not UTF-8 into U+DC80..U+DCFF.
-_SURROGATES = re.compile("[\ud800-\udfff]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Format characters that scripts need between letters (Persian, Indic, emoji sequences).
 _JOINERS = {"\u200c", "\u200d"}
-
-
-def _byte_escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
-
-
-def undecodable_escaped(text: str) -> str:
-    """``text`` with the bytes of a non-UTF-8 file name written as ``\\xNN`` (valid UTF-8 from then on)."""
-    return _SURROGATES.sub(_byte_escape, text)
 
 
 def shown(value: object) -> str:
@@ -202,19 +190,22 @@ def mp3_namer(
     def name_of(photo: Path) -> Path:
         queue = names.get(photo)
         if not queue:  # not in the list it was made for: its own name, checked against nothing
-            return folder / f"{photo.stem}{suffix}.mp3"
+            return folder / f"{undecodable_escaped(photo.stem)}{suffix}.mp3"
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
     return name_of
 
 
 def _unique_names(photos: Sequence[Path], suffix: str) -> list[str]:
-    """One MP3 file name per photo, distinct even on a case-insensitive disk."""
-    stems = Counter(p.stem.casefold() for p in photos)
+    """One MP3 file name per photo, distinct even on a case-insensitive disk. Bytes of a photo's
+    name that are not UTF-8 are written ``\\xNN`` (:func:`undecodable_escaped`), so the path the
+    JSON and the terminal show is the file's real path."""
+    stems = Counter(undecodable_escaped(p.stem).casefold() for p in photos)
     taken: set[str] = set()
     names = []
     for photo in photos:
-        base = photo.stem if stems[photo.stem.casefold()] == 1 else photo.name
+        stem = undecodable_escaped(photo.stem)
+        base = stem if stems[stem.casefold()] == 1 else undecodable_escaped(photo.name)
         name, n = f"{base}{suffix}.mp3", 2
         while name.casefold() in taken:
             name, n = f"{base}-{n}{suffix}.mp3", n + 1

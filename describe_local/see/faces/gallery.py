@@ -39,18 +39,15 @@ import numpy as np
 
 from describe_local.errors import DescribeLocalError, GalleryError
 from describe_local.images import image_limits, is_image_path, load_photo, suffix_for
+from describe_local.names import real_name, undecodable_escaped
 from describe_local.see.faces.encodings_cache import CACHE_NAME, EncodingCache, sha256, stat_key
+from describe_local.see.faces.naming import check_name
 
 if TYPE_CHECKING:
     from describe_local.see.faces.detect import FaceModels
     from describe_local.settings import Settings
 
 log = logging.getLogger(__name__)
-
-MAX_NAME_LENGTH = 100
-# Windows cannot store these in a folder name; refuse them so a gallery can be copied there.
-_FORBIDDEN_CHARS = frozenset('/\\:*?"<>|')
-
 
 @dataclass
 class GalleryPhoto:
@@ -76,31 +73,6 @@ class GalleryPhoto:
         if self.faces > 1:
             return f"{self.faces} faces found"
         return None
-
-
-def check_name(name: str) -> str:
-    """The person's name as it will be stored (NFC, trimmed), or :class:`GalleryError`.
-
-    The name becomes a folder name inside the gallery, so it cannot be empty,
-    ``.``/``..``, hidden, or contain a path separator or control character;
-    spaces and letters of any alphabet are fine.
-    """
-    cleaned = unicodedata.normalize("NFC", name).strip()
-    shown = repr(name)
-    if not cleaned:
-        raise GalleryError("a person's name cannot be empty")
-    bad = sorted({c for c in cleaned if c in _FORBIDDEN_CHARS})
-    if bad:
-        raise GalleryError(f"{shown} cannot be a person's name: it must not contain {' '.join(bad)}")
-    if cleaned.startswith("."):  # also "." and ".."
-        raise GalleryError(f"{shown} cannot be a person's name: it must not start with a dot")
-    if any(unicodedata.category(c) in {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"} for c in cleaned):
-        raise GalleryError(f"{shown} cannot be a person's name: it contains control characters")
-    if not any(c.isalnum() for c in cleaned):
-        raise GalleryError(f"{shown} cannot be a person's name: it has no letters or digits")
-    if len(cleaned) > MAX_NAME_LENGTH or len(os.fsencode(cleaned)) > 255:
-        raise GalleryError(f"a person's name can be at most {MAX_NAME_LENGTH} characters")
-    return cleaned
 
 
 @dataclass
@@ -130,17 +102,25 @@ class Gallery:
     # -- reading ---------------------------------------------------------------
 
     def people(self) -> list[str]:
-        """Everyone in the gallery (the non-hidden subfolders), sorted."""
+        """Everyone in the gallery (the non-hidden subfolders), sorted. A folder name that is not
+        UTF-8 is given escaped (``Jos\\xe9``, :func:`~describe_local.names.undecodable_escaped`):
+        every name the gallery gives out is text that JSON, speech and URLs take, and each
+        method here takes it back."""
+        return sorted((undecodable_escaped(n) for n in self._folders()), key=lambda n: (n.casefold(), n))
+
+    def _folders(self) -> list[str]:
+        """The people's folder names as they are on disk."""
         if not self.folder.is_dir():
             return []
-        return sorted(
-            (p.name for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
-            key=lambda n: (n.casefold(), n),
-        )
+        return [p.name for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+    def _person(self, name: str) -> Path:
+        """The folder of the person :meth:`people` calls ``name``."""
+        return self.folder / (real_name(name, self._folders()) or name)
 
     def photo_paths(self, name: str) -> list[Path]:
         """The image files in a person's folder (other files are ignored)."""
-        person = self.folder / name
+        person = self._person(name)
         if not person.is_dir():
             return []
         return sorted(p for p in person.iterdir() if p.is_file() and not p.name.startswith(".") and is_image_path(p))
@@ -208,7 +188,7 @@ class Gallery:
                 f"{lead} (nothing was added; each photo must show only {name}'s face): " + "; ".join(refused)
             )
 
-        person = self.folder / name
+        person = self._person(name)
         new_person = not person.is_dir()
         try:
             person.mkdir(parents=True, exist_ok=True)
@@ -257,7 +237,7 @@ class Gallery:
         :func:`check_name` refuses), or a name :meth:`resolve_name` accepts; never one outside."""
         if name not in self.people():
             name = self.resolve_name(name)
-        person = self.folder / name
+        person = self._person(name)
         if person.is_symlink():
             person.unlink()  # a link made by hand: drop the link, leave what it points to alone
             count = 0
@@ -272,7 +252,7 @@ class Gallery:
         cache_file = self._cache()
         with cache_file.locked():
             cache = cache_file.read()
-            cache_file.write({k: v for k, v in cache.items() if not k.startswith(f"{name}/")})
+            cache_file.write({k: v for k, v in cache.items() if not k.startswith(f"{person.name}/")})
         log.debug("removed %s (%d photos) from %s", name, count, self.folder)
         return count
 
