@@ -10,6 +10,7 @@ files and folders; nothing else (links, devices) is ever made.
 
 from __future__ import annotations
 
+import errno
 import lzma
 import os
 import shutil
@@ -83,7 +84,10 @@ def extract_zip(path: Path, dest: Path) -> None:
                     continue
                 with archive.open(info) as source:
                     _write(path, info.filename, source, target, info.file_size)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error, lzma.LZMAError,
+            ValueError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (None, errno.EINVAL):
+            raise  # the disk's own failure, not the archive's (EINVAL: a seek to an offset it made up)
         raise NotAModel(f"{path.name} is not a readable zip archive ({exc})") from None
 
 
@@ -108,7 +112,7 @@ def extract_tar(path: Path, dest: Path) -> None:
                     raise NotAModel(f"{path.name}: {member.name} cannot be read; refused")
                 _write(path, member.name, source, target, member.size)
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:
+        if isinstance(exc, OSError) and exc.errno not in (None, errno.EINVAL):
             raise  # the disk's own failure, not the archive's
         raise NotAModel(f"{path.name} is not a readable tar archive ({exc})") from None
 

@@ -201,6 +201,145 @@ def fuzz(data: Path, cases: int = CASES, seed: int = SEED) -> dict:
     }
 
 
+# -- pages, archives and settings files: only the project's own errors come out -------------------
+
+INPUT_CASES = 200  # of each kind, seeded; each case must also end in under CASE_SECONDS
+CASE_SECONDS = 2.0
+TOKENS = ["<a", "<img", " src=", '"', "'", ">", "<!--", "-->", "<![", "<!", "<?", "</", "&#", "&#x110000;",
+          "<script>", "</script>", "<picture>", "<source srcset=", " 2x,", "\x00", "\ufffd", "\n", "%00",
+          "/" * 300, "a" * 300, "../", "../../etc/passwd", "data:", "<base href=", " alt", "=", "\ud800"]
+
+
+def _mutate_text(rng: random.Random, text: str, tokens: list[str]) -> str:
+    """``text`` with a few random edits: tokens inserted (sometimes thousands of times), a cut,
+    a deletion, or random characters."""
+    for _ in range(rng.randint(1, 4)):
+        at = rng.randint(0, len(text))
+        kind = rng.random()
+        if kind < 0.5:
+            text = text[:at] + rng.choice(tokens) + text[at:]
+        elif kind < 0.6:
+            text = text[:at] + rng.choice(tokens) * rng.choice((100, 5_000, 40_000)) + text[at:]
+        elif kind < 0.75:
+            text = text[:at]
+        elif kind < 0.9:
+            text = text[:at] + text[at + rng.randint(1, 50):]
+        else:
+            text = text[:at] + "".join(chr(rng.randint(0, 0x2FFF)) for _ in range(rng.randint(1, 20))) + text[at:]
+    return text
+
+
+def _check(label: str, run: Callable[[], object], allowed: type[Exception], escaped: list[str]) -> None:
+    began = time.monotonic()
+    try:
+        run()
+    except allowed as exc:
+        if "\n" in str(exc).strip():
+            escaped.append(f"{label}: a message of several lines: {exc!s:.200}")
+    except Exception as exc:  # what this test looks for
+        escaped.append(f"{label}: {type(exc).__name__}: {exc}"[:300])
+    if time.monotonic() - began > CASE_SECONDS:
+        escaped.append(f"{label}: took {time.monotonic() - began:.1f} s")
+
+
+def test_damaged_pages_are_planned_or_refused(tmp_path: Path):
+    from PIL import Image
+
+    from describe_local.alt_text.site import finish_page, plan_page
+    from describe_local.alt_text.wording import AltText
+    from describe_local.errors import DescribeLocalError
+
+    site = tmp_path / "site"
+    (site / "img").mkdir(parents=True)
+    Image.new("RGB", (8, 8), "blue").save(site / "img" / "a.png")
+    (site / "img" / "out.png").symlink_to("/etc/passwd")
+    seed = ('<!DOCTYPE html><html><head><meta charset="utf-8"><title>t</title></head><body>\n'
+            '<img src="img/a.png"><img src="img/out.png" alt=""><picture><source srcset="img/a.png 2x">'
+            '<img src="/img/a.png"></picture><IMG SRC=img/a.png?v=1 /><script>if (a<b) x()</script>\n</body></html>\n')
+    rng = random.Random(SEED)
+    escaped: list[str] = []
+    for case in range(INPUT_CASES):
+        text = _mutate_text(rng, seed, TOKENS)
+        page = site / "page.html"
+        page.write_bytes(text.encode("utf-8", "surrogatepass") if rng.random() < 0.9 else
+                         bytes(rng.randrange(256) for _ in range(200)) + text.encode("utf-8", "replace"))
+
+        def plan_and_finish(page: Path = page) -> None:
+            plan = plan_page(page, site)
+            finish_page(plan, {path: AltText("A blue square.", "A blue square.", False) for path in plan.images()})
+            for path in plan.images():
+                assert path.resolve().is_relative_to(site.resolve()), path
+
+        _check(f"page case {case}", plan_and_finish, DescribeLocalError, escaped)
+    assert escaped == [], escaped[:10]
+
+
+def test_damaged_archives_are_imported_or_refused(tmp_path: Path):
+    import tarfile
+    import zipfile
+
+    from describe_local.errors import DescribeLocalError
+    from describe_local.store import ModelStore, import_model
+    from tests.integration.test_store import _ofa_files
+
+    files = _ofa_files(seed=1)
+    zipped, tarred = io.BytesIO(), io.BytesIO()
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(f"ofa-tiny/{name}", data)
+    with tarfile.open(fileobj=tarred, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"ofa-tiny/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    seeds = [(".zip", zipped.getvalue()), (".tar.gz", tarred.getvalue())]
+    store = ModelStore.open(tmp_path / "models")
+    rng = random.Random(SEED)
+    escaped: list[str] = []
+    for case in range(INPUT_CASES // 2):
+        suffix, raw = seeds[case % 2]
+        data = bytearray(raw)
+        mutation = rng.choice(["flip", "cut", "splice", "size"])
+        if mutation == "flip":
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        elif mutation == "cut":
+            del data[rng.randrange(len(data)):]
+        elif mutation == "splice":
+            at = rng.randrange(len(data))
+            data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))
+        else:  # a size field somewhere made huge
+            at = rng.randrange(len(data) - 4)
+            data[at:at + 4] = struct.pack("<I", rng.choice(HUGE))
+        archive_path = tmp_path / f"case{case}{suffix}"
+        archive_path.write_bytes(bytes(data))
+        _check(f"archive case {case} ({suffix}, {mutation})",
+               lambda p=archive_path, c=case: import_model(store, p, name=f"case{c}"), DescribeLocalError, escaped)
+        if any((store.root / ".tmp").glob("*")):
+            escaped.append(f"archive case {case}: scratch left behind")
+    assert escaped == [], escaped[:10]
+
+
+def test_damaged_settings_files_load_or_are_refused(tmp_path: Path):
+    from describe_local.errors import ConfigError
+    from describe_local.settings import Settings
+
+    seed = ('[describe-local]\nbeam = 3\nlanguage = "en"\nknown_faces = "~/faces"\nkeep_uploads = true\n'
+            'stage_timeout_s = 30.0\n')
+    tokens = ["[", "]", "{", "}", "=", '"', "'", "\n", "~nouser/", "describe-local = 1\n", "[[describe-local]]",
+              "\\u0000", "nan", "inf", "1e999", "-", "#", "true", "\xff", "[describe-local.x]\n", "\x00"]
+    rng = random.Random(SEED)
+    escaped: list[str] = []
+    for case in range(INPUT_CASES):
+        config = tmp_path / f"case{case}.toml"
+        text = _mutate_text(rng, seed, tokens)
+        config.write_bytes(text.encode("utf-8", "surrogatepass") if rng.random() < 0.9 else
+                           text.encode("utf-8", "replace") + bytes([rng.randrange(128, 256)]))
+        _check(f"settings case {case}", lambda c=config: Settings.load(config_file=c, environ={}), ConfigError,
+               escaped)
+    assert escaped == [], escaped[:10]
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.ERROR)  # Pillow logs every damaged chunk at debug level
     sys.stdout.write(json.dumps(fuzz(Path(sys.argv[1]))) + "\n")
