@@ -30,6 +30,9 @@ MAX_RATIO = 100  # unpacked / packed, for archives bigger than RATIO_FROM once u
 RATIO_FROM = 64 * 2**20  # small archives of text (configs, vocabularies) may compress well
 FREE_MARGIN = 256 * 2**20  # left free on the disk after unpacking
 CHUNK = 1024 * 1024
+# What the standard library's readers raise on a damaged archive (an IndexError or TypeError
+# from zipfile or gzip on a cut or garbled header, among others): all one NotAModel.
+_DAMAGED = (EOFError, zlib.error, lzma.LZMAError, ValueError, IndexError, TypeError, OSError)
 
 
 class Limits:
@@ -84,8 +87,7 @@ def extract_zip(path: Path, dest: Path) -> None:
                     continue
                 with archive.open(info) as source:
                     _write(path, info.filename, source, target, info.file_size)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error, lzma.LZMAError,
-            ValueError, OSError) as exc:
+    except (*_DAMAGED, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
         if isinstance(exc, OSError) and exc.errno not in (None, errno.EINVAL):
             raise  # the disk's own failure, not the archive's (EINVAL: a seek to an offset it made up)
         raise NotAModel(f"{path.name} is not a readable zip archive ({exc})") from None
@@ -111,7 +113,7 @@ def extract_tar(path: Path, dest: Path) -> None:
                 if source is None:
                     raise NotAModel(f"{path.name}: {member.name} cannot be read; refused")
                 _write(path, member.name, source, target, member.size)
-    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+    except (*_DAMAGED, tarfile.TarError) as exc:
         if isinstance(exc, OSError) and exc.errno not in (None, errno.EINVAL):
             raise  # the disk's own failure, not the archive's
         raise NotAModel(f"{path.name} is not a readable tar archive ({exc})") from None

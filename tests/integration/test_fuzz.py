@@ -219,7 +219,8 @@ def _mutate_text(rng: random.Random, text: str, tokens: list[str]) -> str:
         if kind < 0.5:
             text = text[:at] + rng.choice(tokens) + text[at:]
         elif kind < 0.6:
-            text = text[:at] + rng.choice(tokens) * rng.choice((100, 5_000, 40_000)) + text[at:]
+            token = rng.choice(tokens)  # repeated up to about 400 KB: hostile, not merely big
+            text = text[:at] + token * min(rng.choice((100, 5_000, 40_000)), 400_000 // len(token)) + text[at:]
         elif kind < 0.75:
             text = text[:at]
         elif kind < 0.9:
