@@ -90,7 +90,7 @@ def _max_chars(form: Form) -> int:
     value = _field(form, "max_chars")
     if not value:
         return DEFAULT_MAX_CHARS
-    if not value.isdigit() or not _LOW <= int(value) <= _HIGH:
+    if not (value.isascii() and value.isdigit()) or not _LOW <= int(value) <= _HIGH:  # "²" is a digit too
         raise BadField(f"max_chars must be a whole number from {_LOW} to {_HIGH}")
     return int(value)
 

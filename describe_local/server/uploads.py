@@ -24,6 +24,7 @@ from describe_local.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_PARTS = 32
+MAX_BOUNDARY = 200  # characters; RFC 2046 allows at most 70
 MAX_FIELD_BYTES = 4096  # text fields (lang, voice, name) are short
 
 
@@ -78,10 +79,17 @@ async def read_body(
         raise BadUpload("the upload was cut off; send it again") from None
 
 
+def size_words(size: int) -> str:
+    """A size as people say it: "20 MB", "64 KB", "512 bytes"."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
+
+
 async def _read_limited(content_length: str | None, stream: AsyncIterator[bytes], max_bytes: int) -> bytes:
-    limit_mb = max_bytes / 1e6
-    message = f"the photo is too large: the limit is {limit_mb:.0f} MB; send a smaller photo"
-    if content_length and content_length.isdigit() and int(content_length) > max_bytes:
+    message = f"the upload is too large: the limit is {size_words(max_bytes)}; send a smaller photo"
+    if content_length and content_length.isascii() and content_length.isdigit() and int(content_length) > max_bytes:
         raise UploadTooLarge(message)
     chunks: list[bytes] = []
     total = 0
@@ -99,6 +107,8 @@ def parse_form(content_type: str | None, body: bytes) -> Form:
     boundary = params.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
         raise BadUpload("send the photo as a multipart/form-data form (field 'photo')")
+    if len(boundary) > MAX_BOUNDARY:  # RFC 2046 allows 70; the parser fails on long ones
+        raise BadUpload(f"the form's boundary is longer than {MAX_BOUNDARY} characters; send a standard form")
 
     form = Form()
     header_field = bytearray()

@@ -1,0 +1,30 @@
+"""Odd forms on every body route, with a stand-in describer: a clear 4xx with a real limit, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_server_preamble import FORM_ROUTES, _token, server  # noqa: F401 - the fixture
+
+LONG = "b" * 300
+
+
+@pytest.mark.parametrize("path", FORM_ROUTES)
+def test_a_boundary_too_long_is_400_not_500(server, path: str):  # noqa: F811 - the fixture
+    body = f"--{LONG}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\ny\r\n--{LONG}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={LONG}", **_token(server, path)}
+    answer = server.client.post(path, content=body, headers=headers)
+    assert answer.status_code == 400 and "boundary" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("value", ["²", "١٢٠", "12.5", "-5"])
+def test_max_chars_takes_ascii_whole_numbers_only(server, value: str):  # noqa: F811
+    answer = server.client.post("/api/alt-text", files={"photo": ("p.jpg", b"\xff\xd8\xff", "image/jpeg")},
+                                data={"max_chars": value}, headers=_token(server, "/api/alt-text"))
+    assert answer.status_code == 422 and "whole number" in answer.json()["detail"]
+
+
+def test_an_upload_over_a_small_limit_says_the_limit_in_words(server):  # noqa: F811
+    answer = server.client.post("/api/ask", files={"photo_id": ("x", b"x" * 70_000)}, data={"question": "why?"},
+                                headers=_token(server, "/api/ask"))
+    assert answer.status_code == 413 and "65.5 KB" in answer.json()["detail"], answer.text
