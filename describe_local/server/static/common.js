@@ -53,17 +53,24 @@ const dl = (() => {
     return (text.match(/[.!?](\s|$)/g) || []).length || 1;
   }
 
+  // A server's message (a failed response's or a streamed description's `detail`) as one
+  // sentence for the listener, or "" where there is none.
+  function asSentence(detail) {
+    let text = typeof detail === "string" ? plainWords(detail) : "";
+    if (!text) return "";
+    text = text.charAt(0).toUpperCase() + text.slice(1);
+    return /[.!?]$/.test(text) ? text : `${text}.`;
+  }
+
   // A sentence for the user from a failed response: the server's own message,
   // plus when to retry when it is busy.
   async function errorMessage(response) {
     let detail = "";
     try {
       const body = await response.json();
-      detail = typeof body.detail === "string" ? plainWords(body.detail) : "";
+      detail = typeof body.detail === "string" ? body.detail : "";
     } catch (_) { /* not JSON */ }
-    if (!detail) detail = `The server answered ${response.status} ${response.statusText}.`;
-    detail = detail.charAt(0).toUpperCase() + detail.slice(1);
-    if (!/[.!?]$/.test(detail)) detail += ".";
+    detail = asSentence(detail) || `The server answered ${response.status} ${response.statusText}.`;
     const retry = response.headers.get("Retry-After");
     if (response.status === 503 && retry) {
       detail += ` Try again in ${retry} second${retry === "1" ? "" : "s"}.`;
@@ -165,7 +172,7 @@ const dl = (() => {
   }
 
   return {
-    announce, inLanguage, showError, clearMessages, plainWords, sentenceCount, errorMessage, authHeaders, token,
+    announce, inLanguage, showError, clearMessages, plainWords, asSentence, sentenceCount, errorMessage, authHeaders, token,
     languageNames, languageName, stageStates, foundText, clock, copyText,
   };
 })();

@@ -1,5 +1,7 @@
 // The describe page: take (camera.js) or choose a photo, send it, speak the description at
-// once and show it.
+// once and show it. The server streams it: its speech plays from the first words while the rest
+// is still being made, and the text is shown when it is done. An answer that is not streamed
+// (an older server) is played and shown when it comes.
 "use strict";
 
 (() => {
@@ -15,12 +17,19 @@
   const details = document.getElementById("details");
   const detailsBox = document.getElementById("details-box");
   const preview = document.getElementById("preview");
+  const player = document.getElementById("player");
+  const SAY_AFTER_MS = 1000; // "Describing…" only where nothing is heard by then
+  const DROPPED = "Could not reach the server. Check the connection and take the photo again.";
 
   const queue = []; // photos chosen while another was being described, in order
   let busy = false;
   let savedUnseen = false; // a description went to the history unseen, because another photo was waiting
   let previewUrl = null;
   let ready = null; // resolves once the server has loaded its models
+  let events = null; // the EventSource of the description being streamed
+  let sayLater = null; // the timer of a "Describing…" not said yet
+  let playingSaid = null; // what to say once the stream is heard ("Playing."), or null: said or nothing
+  let refused = false; // the browser would not play the stream by itself
 
   tokenInput.value = localStorage.getItem("describe-token") || "";
   tokenInput.addEventListener("change", () => localStorage.setItem("describe-token", tokenInput.value.trim()));
@@ -107,9 +116,20 @@
     }));
   }
 
+  // The description being streamed is no longer followed, and nothing more is said of it.
+  function stopStream() {
+    if (events) events.close();
+    events = null;
+    clearTimeout(sayLater);
+    sayLater = null;
+    playingSaid = null;
+  }
+
   // Everything about the previous photo goes at once: text, photo, audio, questions.
   function resetResult() {
+    stopStream();
     result.hidden = true;
+    detailsBox.hidden = false;
     document.body.classList.remove("has-result");
     description.textContent = "";
     details.replaceChildren();
@@ -123,7 +143,70 @@
     dlAsk.reset();
   }
 
-  async function showResult(file, data, how, shown, states) {
+  // Where the screen is too short for both the camera and the description (e.g. at 200% zoom),
+  // the description is scrolled into view.
+  function inView() {
+    if (description.getBoundingClientRect().top > window.innerHeight * 0.8) {
+      resultTitle.scrollIntoView({ block: "start" });
+    }
+  }
+
+  // A streamed description starts: its audio plays at once (the tap primed the player), with
+  // Play/Pause and the speeds; the text comes when it is done. The live region says only
+  // "Playing." once it is heard, so the screen reader does not talk over the speech.
+  function startStream(data, fromQueue) {
+    refused = false;
+    playingSaid = fromQueue ? null : "Playing."; // a queued photo's start was said already
+    result.hidden = false;
+    result.removeAttribute("aria-busy"); // Play/Pause can be used; the text is what is still to come
+    detailsBox.hidden = true;
+    description.setAttribute("aria-busy", "true");
+    document.body.classList.add("has-result");
+    inView();
+    dlPlayer.live(data.audio_url).then((playing) => { if (playing === false) refused = true; });
+  }
+
+  player.addEventListener("playing", () => {
+    if (!playingSaid || !dlPlayer.livePlaying()) return;
+    clearTimeout(sayLater);
+    sayLater = null;
+    dl.announce(playingSaid);
+    playingSaid = null;
+  });
+
+  // Follows a streamed description's events until it is done: resolves with the same JSON a
+  // plain POST returns, or rejects with the sentence to show (the server's `error` event, or
+  // the stream broken off before `done`; an EventSource would reconnect and hear it all again,
+  // so it is closed at the first of these).
+  function follow(url) {
+    return new Promise((resolve, reject) => {
+      const source = new EventSource(url);
+      events = source;
+      const end = (outcome, value) => {
+        source.close();
+        if (events === source) events = null;
+        outcome(value);
+      };
+      source.addEventListener("done", (event) => {
+        try {
+          end(resolve, JSON.parse(event.data));
+        } catch (_) {
+          end(reject, new Error(DROPPED));
+        }
+      });
+      // The server's `error` event and the connection's own error share the name; only the
+      // server's has data.
+      source.addEventListener("error", (event) => {
+        let detail = "";
+        try {
+          detail = event.data ? JSON.parse(event.data).detail : "";
+        } catch (_) { /* not JSON */ }
+        end(reject, new Error(dl.asSentence(detail) || DROPPED));
+      });
+    });
+  }
+
+  async function showResult(file, data, how, shown, states, streamed) {
     const lang = data.language || "en";
     description.textContent = shown;
     description.lang = lang; // read in the language it is spoken in
@@ -132,26 +215,40 @@
     preview.src = previewUrl;
     preview.alt = `Photo you ${how} at ${dl.clock(new Date())}`; // short: the description is beside it
     preview.hidden = false;
-    dlPlayer.load(data.audio_url, shown, new Date().toISOString().slice(0, 19).replace(/[T:]/g, "-"));
+    const stamp = new Date().toISOString().slice(0, 19).replace(/[T:]/g, "-");
+    if (streamed) dlPlayer.done(data.audio_url, shown, stamp);
+    else dlPlayer.load(data.audio_url, shown, stamp);
     dlAsk.offer(data.photo_id);
     result.hidden = false;
+    detailsBox.hidden = false;
+    description.removeAttribute("aria-busy");
     document.body.classList.add("has-result");
     const count = dl.sentenceCount(shown, lang);
     const ready = `Description ready: ${count} sentence${count === 1 ? "" : "s"}.`;
     if (!data.audio_url) {
       // No audio: the text is read where focus lands, where it can be paused and re-read.
+      stopStream();
       dl.announce(ready);
       description.focus({ preventScroll: true });
       return;
     }
     // The MP3 speaks the description at once, so the whole text is neither put in the live
     // region nor focused (that would read it a second time over the audio): the live region
-    // says only that it is ready, and focus goes back to where the next photo is taken, with
-    // Play/Pause and the text right after it.
-    // Where the screen is too short for both (e.g. at 200% zoom), the text is scrolled into view.
-    if (description.getBoundingClientRect().top > window.innerHeight * 0.8) {
-      resultTitle.scrollIntoView({ block: "start" });
+    // says only that it is ready (or, for a stream that is heard, nothing more than "Playing."),
+    // and focus goes back to where the next photo is taken, with Play/Pause and the text right
+    // after it.
+    inView();
+    if (streamed) {
+      const heard = dlPlayer.livePlaying();
+      const wasRefused = refused;
+      stopStream();
+      if (wasRefused) dl.announce(`${ready} Press Play to hear it.`);
+      else if (!heard) dl.announce(ready);
+      // Focus is where the tap left it, or where the listener has gone while it played.
+      if (document.activeElement === document.body || !document.activeElement) dlCamera.focusTake();
+      return;
     }
+    stopStream();
     const playing = await dlPlayer.playNow();
     if (playing === true) dl.announce(`${ready} Playing.`);
     else if (playing === false) dl.announce(`${ready} Press Play to hear it.`);
@@ -181,12 +278,22 @@
                            : "Describing the next photo.";
     }
     savedUnseen = false;
-    dl.announce(saying);
+    // A streamed description is heard within a second: "Describing…" would be read over it, so
+    // it is said only where nothing plays by then (a queued photo's is said at once).
+    let streaming = false;
+    if (fromQueue) dl.announce(saying);
+    else {
+      sayLater = setTimeout(() => {
+        sayLater = null;
+        if (!dlPlayer.livePlaying()) dl.announce(streaming ? "Describing your photo." : saying);
+      }, SAY_AFTER_MS);
+    }
 
     const body = new FormData();
     body.append("photo", file, file.name || "photo.jpg");
     body.append("lang", langSelect.value);
     body.append("detail", (detailRadios.find((r) => r.checked) || detailRadios[0]).value);
+    body.append("stream", "true");
     try {
       const response = await fetch("/api/describe", {
         method: "POST",
@@ -195,20 +302,34 @@
       });
       if (!response.ok) {
         if (response.status === 401) tokenField.hidden = false;
+        stopStream();
         dl.announce("");
         dl.showError(await dl.errorMessage(response));
         return;
       }
-      const data = await response.json();
+      let data = await response.json();
+      streaming = data.stream === true && Boolean(data.audio_url && data.events_url);
+      if (streaming) {
+        startStream(data, fromQueue);
+        try {
+          data = await follow(data.events_url);
+        } catch (error) {
+          resetResult();
+          dl.announce("");
+          dl.showError(error.message);
+          return;
+        }
+      }
       const states = dl.stageStates(data);
       const shown = dl.foundText(data.text, states);
       dlHistory.add({ text: data.text, found: shown, language: data.language, how, audioUrl: data.audio_url }, file);
       if (queue.length) {
         savedUnseen = true; // another photo is waiting and would replace this one at once
       } else {
-        await showResult(file, data, how, shown, states);
+        await showResult(file, data, how, shown, states, streaming);
       }
     } catch (_) {
+      resetResult();
       dl.announce("");
       dl.showError("Could not reach the server. Check the connection and take the photo again.");
     } finally {

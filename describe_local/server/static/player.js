@@ -1,6 +1,7 @@
-// Listening to a description: it plays by itself as soon as it arrives, a large
-// Play/Pause button (before the <audio> element's own controls: seek), speeds,
-// keyboard shortcuts, and Download, Share and Copy text.
+// Listening to a description: it plays by itself as soon as it arrives (a streamed one from its
+// first words, while the rest is still being made), a large Play/Pause button (before the
+// <audio> element's own controls: seek), speeds, keyboard shortcuts, and Download, Share and
+// Copy text.
 "use strict";
 
 const dlPlayer = (() => {
@@ -19,6 +20,8 @@ const dlPlayer = (() => {
   const PLAY_WAIT_MS = 5000; // how long the announcement waits for playback to start
 
   let text = "";
+  let liveUrl = null; // the stream the player is on: it grows while the description is made, not seekable
+  let wholeUrl = null; // the whole MP3 of the same speech, once known: seekable, for Download and replays
   let silence = null; // a blob: URL of a short silent WAV, made once
   let rate = Number(localStorage.getItem("describe-rate")) || 1;
   if (!RATES.includes(rate)) rate = 1;
@@ -45,6 +48,8 @@ const dlPlayer = (() => {
   // No description, no audio: nothing of the previous photo may be played.
   function clear() {
     player.pause();
+    liveUrl = null;
+    wholeUrl = null;
     listenMain.hidden = true;
     player.removeAttribute("src");
     player.load();
@@ -52,24 +57,83 @@ const dlPlayer = (() => {
     download.hidden = true;
     download.removeAttribute("href");
     shareButton.hidden = true;
+    copyButton.hidden = true;
     text = "";
     updatePlayButton();
   }
 
   function load(audioUrl, description, stamp) {
+    liveUrl = null;
+    wholeUrl = audioUrl || null;
+    if (audioUrl) {
+      player.src = audioUrl;
+      player.load();
+      player.playbackRate = rate;
+    }
+    finish(audioUrl, description, stamp);
+  }
+
+  // The description's text and whole MP3 are known: Download, Share and Copy point at them.
+  function finish(audioUrl, description, stamp) {
     text = description;
     listen.hidden = !audioUrl;
     listenMain.hidden = !audioUrl;
     download.hidden = !audioUrl;
     shareButton.hidden = !("share" in navigator);
+    copyButton.hidden = false;
     if (audioUrl) {
-      player.src = audioUrl;
-      player.load();
-      player.playbackRate = rate;
       download.href = audioUrl;
       download.download = `description-${stamp}.mp3`;
     }
     updatePlayButton();
+  }
+
+  // A streamed description: the player is set to its stream (the tap that took the photo
+  // primed it) and starts at once, before the text exists. Resolves as playNow does.
+  function live(url) {
+    liveUrl = url;
+    wholeUrl = null;
+    text = "";
+    listen.hidden = false;
+    listenMain.hidden = false;
+    player.src = url;
+    player.playbackRate = rate;
+    updatePlayButton();
+    return playNow();
+  }
+
+  function onLive() {
+    return Boolean(liveUrl) && player.getAttribute("src") === liveUrl;
+  }
+
+  // Whether the stream is heard now, or waits for its next part (not paused by the listener).
+  function livePlaying() {
+    return onLive() && !player.paused && !player.ended;
+  }
+
+  // The streamed description is done: its whole MP3 is `audioUrl`. The stream goes on playing
+  // where it plays (reloading it would cut the speech); Download, Share and later replays take the
+  // whole MP3, and the player moves to it once the stream ends, or at once where the stream is
+  // not playing (the browser refused it, it failed, or another sound took its place).
+  function done(audioUrl, description, stamp) {
+    wholeUrl = audioUrl || null;
+    if (!onLive() || player.paused || player.error) {
+      const at = onLive() && !player.ended ? player.currentTime : 0;
+      liveUrl = null;
+      if (wholeUrl) toWhole(at, false);
+      else player.removeAttribute("src");
+    }
+    finish(wholeUrl, description, stamp);
+  }
+
+  // From the stream to the whole MP3 at `at` seconds (the stream cannot seek): playing on if
+  // `resume`. The position is the element's default playback start position until it loads.
+  function toWhole(at, resume) {
+    liveUrl = null;
+    player.src = wholeUrl;
+    player.playbackRate = rate;
+    if (at > 0) player.currentTime = at;
+    if (resume) player.play().catch(() => updatePlayButton());
   }
 
   // A short silent WAV (8 kHz, 16-bit mono), as a blob: URL, which the page's policy allows.
@@ -115,6 +179,11 @@ const dlPlayer = (() => {
   }
 
   function seek(audio, seconds) {
+    if (audio === player && onLive()) {
+      // The stream cannot seek: the whole MP3 can, once the description is done.
+      if (wholeUrl) toWhole(Math.max(0, player.currentTime + seconds), !player.paused && !player.ended);
+      return;
+    }
     const end = Number.isFinite(audio.duration) ? audio.duration : audio.currentTime + seconds;
     audio.currentTime = Math.min(Math.max(0, audio.currentTime + seconds), end);
   }
@@ -174,7 +243,16 @@ const dlPlayer = (() => {
     player.addEventListener(event, updatePlayButton);
   }
   player.addEventListener("play", () => { historyPlayer.pause(); answerPlayer.pause(); });
+  player.addEventListener("ended", () => {
+    if (onLive() && wholeUrl) toWhole(0, false); // played again from the whole MP3, which can seek
+  });
   player.addEventListener("error", () => {
+    if (onLive()) {
+      // The stream broke off: the whole MP3 takes over where it was, once there is one; before
+      // that, the description's events say whether it failed (describe.js).
+      if (wholeUrl) toWhole(player.currentTime, true);
+      return;
+    }
     if (player.getAttribute("src") && player.getAttribute("src") !== silence) {
       dl.showError("The audio is no longer available. Take the photo again to hear it.");
     }
@@ -187,5 +265,5 @@ const dlPlayer = (() => {
   document.addEventListener("keydown", shortcut);
   setRate(rate, false);
 
-  return { clear, load, prime, playNow, setRate };
+  return { clear, load, live, livePlaying, done, prime, playNow, setRate };
 })();
