@@ -19,12 +19,12 @@ import pytest
 from describe_local.audio import decode_audio
 from describe_local.settings import Settings
 
-from .test_pages import TIMEOUT_MS, audit, no_horizontal_scroll, small_targets
+from .test_pages import SHOWN, TIMEOUT_MS, audit, described, no_horizontal_scroll, small_targets
 
 PHOTOS = "faces/photos"
 GROUP = "knn_test__obama_and_biden.jpg"  # "I see 3 people, but I don't recognize them."
 ONE = "obama_small.jpg"  # "I see one person, ..."
-READY = "document.getElementById('status').textContent.startsWith('Description ready')"
+READY = SHOWN  # the description's text is on the page (a streamed one's once it is done)
 # Every text the status region held, in order (it is cleared and set again for each message).
 RECORD_ANNOUNCEMENTS = """
 window.__said = [];
@@ -94,9 +94,13 @@ def describe(page: Any, shared_data: Path, name: str, control: str = "#photo", f
     return page.inner_text("#description")
 
 
-def announcement(text: str) -> str:
-    """What the live region should say for a description ``text``: how long it is, not what it
-    says, and that it plays (by itself: the page had a gesture, Playwright's evaluate counts as one)."""
+def announcement(text: str, streamed: bool = True) -> str:
+    """What the live region should say for a description ``text``: not what it says, and that it
+    plays (by itself: the page had a gesture, Playwright's evaluate counts as one). A streamed one
+    is heard before its text exists, and nothing more is said over it; one that is not streamed
+    says how long it is first."""
+    if streamed:
+        return "Playing."
     count = len(re.findall(r"[.!?](?:\s|$)", text)) or 1
     return f"Description ready: {count} sentence{'' if count == 1 else 's'}. Playing."
 
@@ -270,7 +274,8 @@ def test_download_share_and_copy(browser: Any, live_server, shared_data: Path):
     with opened(browser, server.url + "/") as page:
         with page.expect_response("**/api/describe") as answer:
             describe(page, shared_data, GROUP)
-        spoken = answer.value.json()["text"]  # the shown text may leave out that a stage is off
+        spoken = described(page, answer.value.json())["text"]  # the shown text may leave out an off stage
+        assert "/api/audio/" in page.get_attribute("#download", "href")  # the whole MP3, not the stream
         with page.expect_download() as info:
             page.click("#download")
         download = info.value

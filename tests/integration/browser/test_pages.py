@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,27 @@ def audit(page: Any, axe_source: str, what: str) -> None:
         for v in result["violations"]
     ]
     assert not problems, f"axe-core on {what}:\n" + "\n".join(problems)
+
+
+# The description is shown: its text is on the page (a streamed one's when it is done).
+SHOWN = """(() => { const d = document.getElementById('description');
+  return !document.getElementById('result').hidden && d.textContent.length > 0 && !d.hasAttribute('aria-busy'); })()"""
+
+
+def described(page: Any, answer: dict[str, Any]) -> dict[str, Any]:
+    """What a plain POST answers for a description: the POST's own answer, or for a streamed one
+    (``stream: true``) its ``done`` event, read again from its events URL (which gives every event
+    from the first until it expires)."""
+    if not answer.get("stream"):
+        return answer
+    stream = page.evaluate("async (u) => await (await fetch(u)).text()", answer["events_url"])
+    events = []
+    for block in stream.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            events.append((fields["event"], json.loads(fields["data"])))
+    assert events and events[-1][0] == "done", events
+    return events[-1][1]
 
 
 def small_targets(page: Any) -> list[str]:
@@ -97,20 +119,30 @@ def test_take_a_photo_hear_the_description(
 
     with page.expect_response("**/api/describe") as answer:
         photo.set_input_files(str(shared_data / PHOTOS / "knn_test__obama_and_biden.jpg"))
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('Description ready')")
+    # The streamed description plays by itself (this page had a gesture: Playwright's evaluate
+    # counts as one), from its first words: paused at once, it waits there for the checks below.
+    page.wait_for_function("(() => { const a = document.getElementById('player'); "
+                           "return !a.paused && a.currentTime > 0.2; })()")  # fmt: skip
+    assert page.inner_text("#play") == "Pause"
+    page.click("#play")
+    assert page.eval_on_selector("#player", "a => a.paused && a.currentTime > 0.2")
+    page.wait_for_function(SHOWN)
     status = page.inner_text("#status")
     text = page.inner_text("#description")
     assert "I see 3 people, but I don't recognize them." in text
-    # The live region says it is ready, briefly, not the text (the MP3 says it); focus goes back
+    # The live region says briefly that it is ready, not the text (the MP3 says it): here, where it
+    # was paused, how long it is (while it plays, only "Playing.": test_camera.py); focus goes back
     # to "Take a photo" (no camera in this browser: the file button), one tap from the next photo.
     assert status.startswith("Description ready: ") and "sentence" in status and text not in status
-    assert len(status) < 80  # test_listener.py checks the count
+    assert len(status) < 80
     assert page.evaluate("document.activeElement.id") == "photo"
     assert page.inner_text("[role=alert]") == ""
 
-    # The audio element's source is a real MP3 of the description as spoken.
-    spoken = answer.value.json()["text"]
+    # The audio element's source is a real MP3 of the description as spoken: the stream (all of
+    # it, now that it is done) or the whole MP3.
+    spoken = described(page, answer.value.json())["text"]
     src = page.eval_on_selector("#player", "a => a.src")
+    assert "/api/live/" in src or "/api/audio/" in src, src
     mp3 = bytes(
         page.evaluate(
             "async (u) => Array.from(new Uint8Array(await (await fetch(u)).arrayBuffer()))", src
@@ -118,15 +150,10 @@ def test_take_a_photo_hear_the_description(
     )
     samples, rate = decode_audio(mp3)
     assert 1.5 <= len(spoken.split()) / (len(samples) / rate) <= 5.0
+    assert "/api/audio/" in page.get_attribute("#download", "href")  # the whole MP3, seekable
 
-    # It plays by itself (this page had a gesture: Playwright's evaluate counts as one); the big
-    # button pauses it where it is and plays it on (test_listener.py has more).
-    page.wait_for_function("(() => { const a = document.getElementById('player'); "
-                           "return !a.paused && a.currentTime > 0.2; })()")  # fmt: skip
-    assert status.endswith("Playing.")
-    assert page.inner_text("#play") == "Pause"
-    page.click("#play")
-    assert page.eval_on_selector("#player", "a => a.paused && a.currentTime > 0.2")
+    # The big button plays it on from where it was paused (test_listener.py has more).
+    assert page.inner_text("#play") == "Resume"
     page.click("#play")
     page.wait_for_function("(() => { const a = document.getElementById('player'); "
                            "return !a.paused && a.currentTime > 0.2; })()")  # fmt: skip
@@ -260,7 +287,7 @@ def test_a_server_that_asks_for_a_token(
         page.fill("#token", token)
         page.dispatch_event("#token", "change")
         page.set_input_files("#photo", str(shared_data / PHOTOS / "obama_small.jpg"))
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('Description ready')")
+        page.wait_for_function(SHOWN)
         assert page.inner_text("[role=alert]") == ""
     finally:
         context.close()
@@ -293,7 +320,7 @@ def test_pages_and_docs_work_under_their_content_security_policy(browser: Any, l
             page.wait_for_load_state("networkidle")
             assert page.evaluate("window.__csp") == [], path
         page.set_input_files("#photo", str(shared_data / PHOTOS / "obama_small.jpg"))
-        until("() => document.getElementById('status').textContent.startsWith('Description ready')")
+        until(f"() => {SHOWN}")
         # It plays by itself (Playwright's evaluate above counts as a gesture), under the policy.
         until("() => { const a = document.getElementById('player'); return !a.paused && a.currentTime > 0.2; }")
         assert page.evaluate("window.__csp") == []
