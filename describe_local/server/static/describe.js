@@ -30,6 +30,7 @@
   let sayLater = null; // the timer of a "Describing…" not said yet
   let playingSaid = null; // what to say once the stream is heard ("Playing."), or null: said or nothing
   let refused = false; // the browser would not play the stream by itself
+  let readySaid = null; // "Description ready: …", once a streamed one is done before it is heard
 
   tokenInput.value = localStorage.getItem("describe-token") || "";
   tokenInput.addEventListener("change", () => localStorage.setItem("describe-token", tokenInput.value.trim()));
@@ -123,6 +124,7 @@
     clearTimeout(sayLater);
     sayLater = null;
     playingSaid = null;
+    readySaid = null;
   }
 
   // Everything about the previous photo goes at once: text, photo, audio, questions.
@@ -163,7 +165,15 @@
     description.setAttribute("aria-busy", "true");
     document.body.classList.add("has-result");
     inView();
-    dlPlayer.live(data.audio_url).then((playing) => { if (playing === false) refused = true; });
+    dlPlayer.live(data.audio_url).then((playing) => {
+      if (playing !== false) return;
+      refused = true;
+      if (readySaid) { // done already, and waiting to be heard: it will not be
+        dl.announce(`${readySaid} Press Play to hear it.`);
+        playingSaid = null;
+        readySaid = null;
+      }
+    });
   }
 
   player.addEventListener("playing", () => {
@@ -172,6 +182,7 @@
     sayLater = null;
     dl.announce(playingSaid);
     playingSaid = null;
+    readySaid = null;
   });
 
   // Follows a streamed description's events until it is done: resolves with the same JSON a
@@ -239,11 +250,12 @@
     // after it.
     inView();
     if (streamed) {
-      const heard = dlPlayer.livePlaying();
-      const wasRefused = refused;
-      stopStream();
-      if (wasRefused) dl.announce(`${ready} Press Play to hear it.`);
-      else if (!heard) dl.announce(ready);
+      clearTimeout(sayLater);
+      sayLater = null;
+      if (refused) dl.announce(`${ready} Press Play to hear it.`);
+      else if (!dlPlayer.livePlaying()) dl.announce(ready);
+      else if (playingSaid) readySaid = ready; // about to be heard: "Playing." comes when it is
+      if (refused || !dlPlayer.livePlaying()) playingSaid = null;
       // Focus is where the tap left it, or where the listener has gone while it played.
       if (document.activeElement === document.body || !document.activeElement) dlCamera.focusTake();
       return;

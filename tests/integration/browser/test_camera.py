@@ -213,7 +213,7 @@ def test_camera_first_one_tap_speaks_and_one_action_takes_the_next(
         page.wait_for_function(READY)
         status = page.inner_text("#status")
         text = page.inner_text("#description")
-        assert status == "Playing.", status
+        assert status == "Playing.", (status, page.evaluate("window.__said"), page.evaluate("window.__plays"))
         assert "one person" in text and text not in status  # the text is not announced
         # Focus is back where the next photo is taken, not in the text (which the MP3 says).
         assert page.evaluate("document.activeElement.id") == "shutter"
