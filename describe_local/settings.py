@@ -133,6 +133,10 @@ class Settings:
     header_timeout_s: float = _within(10.0, 0.1, 3600.0)
     # open connections; beyond it the oldest idle one is closed, else the new one
     max_connections: int = _within(100, 1, 100_000)
+    # request bodies (uploads) one client address may be sending at once; more are closed
+    max_uploads_per_client: int = _within(16, 1, 100_000)
+    # an upload slower than this (bytes/s, after its first seconds) is a trickle, and closed
+    min_upload_bytes_per_s: int = _within(1024, 0, 1 << 30)
     allowed_hosts: str = ""  # comma-separated Host names to answer (e.g. "describe.home,192.168.1.5"); empty: any
     token_failures_per_minute: int = _within(10, 1, 100_000)  # wrong tokens from one address in a minute before 429
     ask_ttl_s: int = _within(300, 1, 86_400)  # seconds a described photo stays in memory for questions about it

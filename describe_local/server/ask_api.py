@@ -29,7 +29,7 @@ from describe_local.errors import (
     QuestionsUnavailable,
 )
 from describe_local.results import DescribeOptions
-from describe_local.server.deps import Job, State, job_form, photo_memory, shared_memory
+from describe_local.server.deps import Job, State, describe_token, job_form, photo_memory, shared_memory
 from describe_local.server.describe_api import signed_audio
 from describe_local.server.photo_memory import PhotoMemory
 from describe_local.server.redact import redact_tree, server_folders
@@ -114,11 +114,18 @@ async def share_target(
 ) -> Response:
     """A photo shared from another app (the manifest's share_target): kept in memory, then the page opens.
 
-    No token is asked here (a share sheet sends none); the photo is only held, not described,
-    until the page that fetches it sends it to ``/api/describe`` with the listener's token."""
-    # Not deps.job_form, on purpose: nothing runs here, so no token, no ready describer (sharing
-    # works while the models load) and no queue slot; and a refusal is a redirect, not JSON.
+    The photo is only held, not described, until the page that fetches it sends it to
+    ``/api/describe``. Where describing needs a token, sharing needs it too (checked before the
+    body is read), so that no one can fill the server's memory without it."""
+    # Not deps.job_form, on purpose: nothing runs here, so no ready describer (sharing works while
+    # the models load) and no queue slot; and a refusal is a redirect, not JSON.
     settings = state.settings
+    if settings.require_token_for_describe:
+        try:
+            describe_token(request, state, request.headers.get("authorization"))
+        except DescribeLocalError as exc:
+            log.info("refused a shared photo: %s", type(exc).__name__)
+            return RedirectResponse("/#shared=needs-token", status_code=303)
     try:
         form = await read_form(request, settings.max_upload_bytes, settings.request_timeout_s)
     except DescribeLocalError as exc:  # a page, not JSON: the listener arrived by a navigation

@@ -15,8 +15,15 @@ of a connection:
 - ``busy``: the request is in and the answer not yet sent: the same bound, so a
   client that never reads its answer cannot hold the connection either.
 
+A body must keep coming: after ``BODY_GRACE_S`` one that averages less than
+``min_upload_bytes_per_s`` is a trickle and is closed, and one client address may
+send at most ``max_uploads_per_client`` bodies at once (more are closed as they
+start), so that slow senders cannot take every connection for the length of the
+route's time budget.
+
 Beyond ``max_connections`` open connections, a new one closes the connection
-that has been idle longest; when none is idle it is refused with a 503. uvicorn's
+that has been idle longest, else the slowest body; when there is neither it is
+refused with a 503. uvicorn's
 ``limit_concurrency`` was not enough: it answers 503 only once a head is
 complete, so it neither frees the sockets of incomplete heads nor lets anyone
 in while they are held.
@@ -43,6 +50,8 @@ WARN_EVERY_S = 60.0  # a flood would otherwise write a log line per socket
 GRACE_S = 5.0  # past the route's own time budget, so that its answer goes out first
 REFUSAL_LINGER_S = 1.0  # a refused socket is read and dropped this long, so the client sees the 503, not a reset
 RETRY_AFTER_S = 2
+BODY_GRACE_S = 5.0  # a body's first seconds are not judged for speed (a phone waking its radio)
+RATE_CHECK_S = 1.0  # how often a body's speed is checked
 
 
 def _refusal() -> bytes:
@@ -70,16 +79,20 @@ class GuardedH11Protocol(H11Protocol):
     header_timeout_s: float = 10.0
     request_timeout_s: float = 120.0
     max_connections: int = 100
+    max_uploads_per_client: int = 16
+    min_upload_bytes_per_s: int = 1024
     lingering: int = 0  # refused connections still draining, for all instances of the class
     warned_at: float = float("-inf")  # loop time of the last warning about closed or refused connections
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._timer: asyncio.TimerHandle | None = None
+        self._rate_timer: asyncio.TimerHandle | None = None
         self._phase = ""
         self._since = self.loop.time()
+        self._body_bytes = 0
         self._refused = False
-        if len(self.connections) > self.max_connections and not self._close_longest_idle():
+        if len(self.connections) > self.max_connections and not self._make_room():
             self._refuse()
             return
         self._update_phase()
@@ -87,6 +100,8 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # read and dropped: closing with unread data would reset the connection
+        if self._phase == "body":
+            self._body_bytes += len(data)
         super().data_received(data)
         self._update_phase()
 
@@ -120,6 +135,42 @@ class GuardedH11Protocol(H11Protocol):
         limit = self.header_timeout_s if phase == "idle" else self.request_timeout_s + GRACE_S
         self._cancel()
         self._timer = self.loop.call_later(limit, self._expire, phase)
+        if phase == "body":
+            self._body_bytes = 0
+            if self._uploads_from_here() > self.max_uploads_per_client:
+                self._warn(f"closed an upload: over {self.max_uploads_per_client} at once from one address")
+                self._close()
+                return
+            self._rate_timer = self.loop.call_later(BODY_GRACE_S, self._check_rate)
+
+    def _check_rate(self) -> None:
+        """Close a body that trickles (see the module's docstring); else look again in a moment."""
+        self._rate_timer = None
+        if self.transport.is_closing() or self._phase_now() != "body":
+            return
+        if self._body_rate() < self.min_upload_bytes_per_s:
+            self._warn(f"closed an upload slower than {self.min_upload_bytes_per_s} bytes/s")
+            self._close()
+            return
+        self._rate_timer = self.loop.call_later(RATE_CHECK_S, self._check_rate)
+
+    def _body_rate(self) -> float:
+        return self._body_bytes / max(self.loop.time() - self._since, 1e-3)
+
+    def _uploads_from_here(self) -> int:
+        peer = self._peer()
+        return sum(1 for c in self.connections
+                   if isinstance(c, GuardedH11Protocol) and c._phase == "body" and not c.transport.is_closing()
+                   and c._peer() == peer)
+
+    def _peer(self) -> str | None:
+        address = self.transport.get_extra_info("peername")
+        return str(address[0]) if isinstance(address, tuple) and address else None
+
+    def _close(self) -> None:
+        self._cancel()
+        self.transport.close()
+        self.connections.discard(self)  # counted out now, not when the loop gets to it
 
     def _expire(self, phase: str) -> None:
         self._timer = None
@@ -138,27 +189,29 @@ class GuardedH11Protocol(H11Protocol):
             log.debug("%s", message)
 
     def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._rate_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._rate_timer = None
 
     # -- the cap ----------------------------------------------------------------------------------
 
-    def _close_longest_idle(self) -> bool:
-        """Close the connection idle the longest to make room; False when none is idle."""
-        idle = [
-            c for c in self.connections
-            if isinstance(c, GuardedH11Protocol) and c is not self and c._phase == "idle"
-            and not c.transport.is_closing()
-        ]  # fmt: skip
-        if not idle:
-            return False
-        oldest = min(idle, key=lambda c: c._since)
-        self._warn(f"over {self.max_connections} connections: closed the one idle longest")
-        oldest._cancel()
-        oldest.transport.close()
-        oldest.connections.discard(oldest)  # counted out now, not when the loop gets to it
-        return True
+    def _make_room(self) -> bool:
+        """Close the connection idle the longest, else the slowest body, to make room for this one;
+        False when every other connection is working on an answer."""
+        others = [c for c in self.connections
+                  if isinstance(c, GuardedH11Protocol) and c is not self and not c.transport.is_closing()]
+        idle = [c for c in others if c._phase == "idle"]
+        if idle:
+            min(idle, key=lambda c: c._since)._close()
+            self._warn(f"over {self.max_connections} connections: closed the one idle longest")
+            return True
+        bodies = [c for c in others if c._phase == "body"]
+        if bodies:
+            min(bodies, key=lambda c: c._body_rate())._close()
+            self._warn(f"over {self.max_connections} connections: closed the slowest upload")
+            return True
+        return False
 
     def _refuse(self) -> None:
         """Answer 503 before reading anything, and close."""
@@ -186,6 +239,8 @@ def guarded_protocol(settings: Settings) -> type[GuardedH11Protocol]:
         "header_timeout_s": float(settings.header_timeout_s),
         "request_timeout_s": float(settings.request_timeout_s),
         "max_connections": int(settings.max_connections),
+        "max_uploads_per_client": int(settings.max_uploads_per_client),
+        "min_upload_bytes_per_s": int(settings.min_upload_bytes_per_s),
         "lingering": 0,
         "warned_at": float("-inf"),
     }

@@ -130,15 +130,21 @@ def test_listing_the_gallery_needs_only_the_admin_token(server):
     assert server.client.get(path, headers=_token(server, path)).json() == {"people": []}
 
 
-def test_sharing_needs_no_token_no_describer_and_no_room_in_the_queue(server):
+def test_sharing_needs_no_describer_and_no_room_in_the_queue_but_the_describe_token(server):
     server.state.describer = None
     _fill_queue(server)
-    shared = server.client.post("/share", files={"photo": ("p.jpg", PHOTO, "image/jpeg")}, follow_redirects=False)
+    photo = {"photo": ("p.jpg", PHOTO, "image/jpeg")}
+    # Describing needs a token on this server, so sharing does too; refused before the body is read.
+    refused = server.client.post("/share", files=photo, follow_redirects=False)
+    assert refused.status_code == 303 and refused.headers["location"] == "/#shared=needs-token"
+    shared = server.client.post("/share", files=photo, headers=_token(server, "/api/describe"),
+                                follow_redirects=False)
     assert shared.status_code == 303 and shared.headers["location"].startswith("/#shared=")
     photo_id = shared.headers["location"].removeprefix("/#shared=")
     assert photo_id != "failed" and server.client.get(f"/api/shared/{photo_id}").content == PHOTO
     plain = {"Content-Type": "text/plain"}
-    refused = server.client.post("/share", content=NOT_A_FORM, headers=plain, follow_redirects=False)
+    refused = server.client.post("/share", content=NOT_A_FORM, headers={**plain, **_token(server, "/api/describe")},
+                                 follow_redirects=False)
     assert refused.status_code == 303 and refused.headers["location"] == "/#shared=failed"
 
 
