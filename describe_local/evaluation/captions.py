@@ -32,7 +32,7 @@ METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D
 FORMATS = ("our caption manifest (items with 'file' and 'captions', like captions/manifest.json) "
            "or a COCO annotation file ('images' with 'id' and 'file_name', "
            "'annotations' with 'image_id' and 'caption')")
-EXTRA_HINT = "pip install 'describe-local[eval]' (./scripts/setup installs it)"
+EXTRA_HINT = "pip install 'describe-local[eval]' (./scripts/setup-tests installs it)"
 SPICE_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
 
 
@@ -107,7 +107,7 @@ def check_tools() -> None:
     if shutil.which("java") is None:
         raise EvalToolMissing(
             "caption scores need Java (pycocoevalcap's tokenizer and METEOR are Java programs): "
-            "apt-get install default-jre-headless, or run ./scripts/setup"
+            "apt-get install default-jre-headless, or run ./scripts/setup-tests"
         )
 
 
