@@ -306,9 +306,9 @@ def test_the_tap_itself_unlocks_the_audio(camera_browser: Any, live_server, shar
         wait_live(page)
         settle(page)
         page.tap("#shutter")
-        page.wait_for_function(READY)
+        heard(page)  # played as it is made: before or after its text is shown
         mp3_plays(page)
-        heard(page)
+        page.wait_for_function(READY)
         assert page.inner_text("#status").endswith("Playing.")
 
     with phone(camera_browser, server.url + "/", camera=False) as page:
@@ -319,9 +319,9 @@ def test_the_tap_itself_unlocks_the_audio(camera_browser: Any, live_server, shar
         time.sleep(6)  # as long as a person takes to take the photo there: the tap is over
         chooser.value.set_files(str(shared_data / PHOTOS / ONE))
         time.sleep(1)  # the page takes the photo before the next evaluate (a gesture) comes
-        page.wait_for_function(READY)
+        heard(page)  # played as it is made: before or after its text is shown
         mp3_plays(page)
-        heard(page)
+        page.wait_for_function(READY)
         assert page.inner_text("#status").endswith("Playing.")
         page.wait_for_function("window.__control !== 'pending'")
         assert page.evaluate("window.__control") == "NotAllowedError"
@@ -533,10 +533,15 @@ RECORD_STREAM = """() => {
 def test_one_tap_plays_the_description_as_it_is_made(two_part_camera: Any, live_server, axe_source: str):
     """One tap on the shutter: the description's stream (/api/live/) plays by itself at once, its
     position moves on before any of its text is on the page, and the text comes when it is done,
-    without the player being reloaded; Download then points at the whole MP3 (/api/audio/)."""
+    without the player being reloaded; Download then points at the whole MP3 (/api/audio/).
+
+    On this machine the person and the text may be found within a few milliseconds of each other,
+    so the page follows the description's events 2.5 s late (the real server's, held back as a
+    slower machine's text reading would hold back `done`): the audio is not held back."""
     server, _ = live_server
     with phone(two_part_camera, server.url + "/") as page:
         wait_live(page)
+        page.route("**/api/live/*/events*", lambda route: (time.sleep(2.5), route.continue_()))
         page.evaluate(RECORD_STREAM)
         tap(page, "#shutter")
         page.wait_for_function("window.__stream.advanced !== undefined")
