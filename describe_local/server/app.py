@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from describe_local import __version__
 from describe_local.errors import DescribeLocalError, ImageError
+from describe_local.images import SEND_A_PHOTO
 from describe_local.server import alt_text_api, ask_api, describe_api, gallery_api, live_api
 from describe_local.server.auth import ADMIN
 from describe_local.server.deps import client_address
@@ -206,8 +207,8 @@ def _user_message(exc: Exception) -> str:
     message = str(exc)
     if isinstance(exc, ImageError):
         message = message.removeprefix("<upload>: ").removeprefix("<bytes>: ")
-        if exc.__class__ is ImageError and "limit" not in message:
-            message += "; send a photo (JPEG, PNG, WebP or HEIC)"
+        if exc.__class__ is ImageError and "limit" not in message and SEND_A_PHOTO not in message:
+            message += f"; {SEND_A_PHOTO}"  # the formats, said once, as images.py lists them
     return message
 
 

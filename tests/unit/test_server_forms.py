@@ -28,3 +28,14 @@ def test_an_upload_over_a_small_limit_says_the_limit_in_words(server):  # noqa: 
     answer = server.client.post("/api/ask", files={"photo_id": ("x", b"x" * 70_000)}, data={"question": "why?"},
                                 headers=_token(server, "/api/ask"))
     assert answer.status_code == 413 and "65.5 KB" in answer.json()["detail"], answer.text
+
+
+def test_a_file_that_is_not_a_photo_names_the_formats_once(server):  # noqa: F811
+    from describe_local.images import SEND_A_PHOTO
+    from describe_local.pipeline import Describer
+
+    server.state.describer = Describer(server.state.settings)  # no stages: the photo is only decoded
+    answer = server.client.post("/api/describe", files={"photo": ("x.pdf", b"%PDF-1.4 hello", "application/pdf")},
+                                headers=_token(server, "/api/describe"))
+    detail = answer.json()["detail"]
+    assert answer.status_code == 415 and detail.count("send a photo") == 1 and detail.endswith(SEND_A_PHOTO)
