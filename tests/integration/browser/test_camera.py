@@ -536,12 +536,14 @@ def test_one_tap_plays_the_description_as_it_is_made(two_part_camera: Any, live_
     without the player being reloaded; Download then points at the whole MP3 (/api/audio/).
 
     On this machine the person and the text may be found within a few milliseconds of each other,
-    so the page follows the description's events 2.5 s late (the real server's, held back as a
-    slower machine's text reading would hold back `done`): the audio is not held back."""
+    so the page's request for the description's events (the real server's) is held until the
+    stream has been heard and checked, as a slower machine's text reading would hold back `done`;
+    the audio is not held back."""
     server, _ = live_server
     with phone(two_part_camera, server.url + "/") as page:
         wait_live(page)
-        page.route("**/api/live/*/events*", lambda route: (time.sleep(2.5), route.continue_()))
+        held: list[Any] = []
+        page.route("**/api/live/*/events*", lambda route: held.append(route))
         page.evaluate(RECORD_STREAM)
         tap(page, "#shutter")
         page.wait_for_function("window.__stream.advanced !== undefined")
@@ -551,6 +553,8 @@ def test_one_tap_plays_the_description_as_it_is_made(two_part_camera: Any, live_
         assert page.is_visible("#play") and page.is_hidden("#download") and page.is_hidden("#details-box")
         audit(page, axe_source, "a description playing while it is made")
         assert small_targets(page) == [] and no_horizontal_scroll(page)
+        assert page.inner_text("#description") == "" and len(held) == 1
+        held[0].continue_()
 
         page.wait_for_function(READY)
         stream = page.evaluate("window.__stream")
