@@ -184,6 +184,8 @@ def test_the_result_is_announced_briefly_and_focus_goes_back_to_take_the_next_ph
                     color_scheme=scheme) as page:  # fmt: skip
             audit(page, axe_source, f"the describe page before a photo ({what}, {scheme})")
             text = describe(page, shared_data, GROUP)
+            # A stream done before it is heard says "Playing." when it is.
+            page.wait_for_function("document.getElementById('status').textContent.length > 0")
             status = page.inner_text("#status")
             assert status == announcement(text), status
             assert text not in status  # the MP3 says the text; the live region only that it is ready
