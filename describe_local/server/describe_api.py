@@ -20,7 +20,7 @@ from describe_local.results import DescribeOptions, Description, Findings
 from describe_local.server.deps import Job, State, job_form, photo_memory
 from describe_local.server.live import signed_urls
 from describe_local.server.photo_memory import PhotoMemory
-from describe_local.server.redact import redact_tree, server_folders
+from describe_local.server.redact import redact_paths, redact_tree, server_folders
 from describe_local.server.state import ServerState
 from describe_local.server.uploads import Form, multipart_schema, one_photo
 
@@ -125,7 +125,9 @@ async def _stream(job: Job, kept: PhotoMemory, photo: bytes, options: DescribeOp
             accepted.set_exception(exc)
             return
         accepted.set_result(None)
-        live.speak(parts, lambda result: jsonable_encoder(_response(job, kept, photo, result)))
+        folders = server_folders(job.state.settings)
+        live.speak(parts, lambda result: jsonable_encoder(_response(job, kept, photo, result)),
+                   (lambda text: text) if job.admin else (lambda text: redact_paths(text, folders)))
 
     state.jobs.submit(work)
     try:

@@ -44,9 +44,11 @@ class Live:
     def add_event(self, name: str, data: dict[str, Any]) -> None:
         self.events.append(f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n")
 
-    def speak(self, parts: Any, respond: Callable[[Description], dict[str, Any]]) -> None:
+    def speak(self, parts: Any, respond: Callable[[Description], dict[str, Any]],
+              redact: Callable[[str], str] = str) -> None:
         """Take ``Describer.tell``'s parts until the end (in the worker thread): each part's audio
-        and sentence as it comes, then ``respond(description)`` as the ``done`` event."""
+        and sentence as it comes, then ``respond(description)`` as the ``done`` event; an error's
+        words pass through ``redact`` (no server folders for anyone but the admin)."""
         try:
             for part in parts:
                 if isinstance(part, Said):
@@ -56,10 +58,10 @@ class Live:
                 else:
                     self.add_event("done", respond(part))
         except DescribeLocalError as exc:
-            self.add_event("error", {"detail": str(exc)})
+            self.add_event("error", {"detail": redact(str(exc))})
         except Exception as exc:  # the readers must learn that it ended; the log has the rest
             log.exception("a streamed description failed")
-            self.add_event("error", {"detail": f"the description failed: {first_line(exc)}"})
+            self.add_event("error", {"detail": redact(f"the description failed: {first_line(exc)}")})
         finally:
             self.done = True
 

@@ -111,3 +111,4 @@ def test_a_changed_live_url_is_refused(client: httpx.Client, shared_data: Path):
     urls = _post(client, shared_data, "knn_test__obama1.jpg", stream="1").json()
     assert client.get(urls["audio_url"].replace("sig=", "sig=0")).status_code == 403
     _events(client, urls["events_url"])  # let it finish
+

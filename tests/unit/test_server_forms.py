@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_server_preamble import FORM_ROUTES, _token, server  # noqa: F401 - the fixture
+from .test_server_preamble import FORM_ROUTES, StandIn, _token, server  # noqa: F401 - the fixture
 
 LONG = "b" * 300
 
@@ -39,3 +39,27 @@ def test_a_file_that_is_not_a_photo_names_the_formats_once(server):  # noqa: F81
                                 headers=_token(server, "/api/describe"))
     detail = answer.json()["detail"]
     assert answer.status_code == 415 and detail.count("send a photo") == 1 and detail.endswith(SEND_A_PHOTO)
+
+
+def test_a_streamed_error_names_no_server_folder(server):  # noqa: F811
+    from describe_local.errors import GalleryError
+    from describe_local.results import Said
+
+    folder = server.state.settings.known_faces
+
+    class FailingLater(StandIn):
+        """Says its first part, then fails as a gallery turned into a file would."""
+
+        def tell(self, photo: bytes, options):
+            def parts():
+                yield Said("I see one person.", "en")
+                raise GalleryError(f"the gallery {folder} is not a folder; point --gallery at a folder")
+            return parts()
+
+    server.state.describer = FailingLater()
+    answer = server.client.post("/api/describe", files={"photo": ("p.jpg", b"\xff\xd8\xff", "image/jpeg")},
+                                data={"stream": "true"}, headers=_token(server, "/api/describe"))
+    assert answer.status_code == 200 and answer.json()["stream"] is True
+    events = server.client.get(answer.json()["events_url"]).text
+    assert "event: sentence" in events and "event: error" in events and "is not a folder" in events
+    assert str(folder) not in events and str(folder.parent) not in events
