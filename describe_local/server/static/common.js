@@ -98,9 +98,9 @@ const dl = (() => {
     text: "I can't read text because text reading is not installed.",
   };
 
-  // Each stage's state, "ok", "off", "failed" or "timed_out", from a /api/describe answer.
-  // With `stages`, its `status` decides; an answer without it (an older server) is read as
-  // before: a stage in `errors` whose message starts "not installed" is off, any other failed.
+  // Each stage's state, "ok", "off", "failed" or "timed_out", from a /api/describe answer:
+  // `stages` decides. A problem in `errors` that `stages` does not hold (speech, say) failed;
+  // its words are never read for a state.
   function stageStates(data) {
     const states = {};
     const stages = data && data.stages && typeof data.stages === "object" ? data.stages : null;
@@ -109,10 +109,8 @@ const dl = (() => {
         states[stage] = (info && info.status) || "ok";
       }
     }
-    for (const [stage, problem] of Object.entries((data && data.errors) || {})) {
-      if (stage in states) continue;
-      // Not in `stages` (e.g. speech): with `stages` present a problem is never parsed, it failed.
-      states[stage] = !stages && String(problem).startsWith("not installed") ? "off" : "failed";
+    for (const stage of Object.keys((data && data.errors) || {})) {
+      if (!(stage in states)) states[stage] = "failed";
     }
     return states;
   }

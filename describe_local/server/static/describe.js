@@ -371,6 +371,10 @@
       dl.showError("The shared photo could not be received. Choose it here instead.");
       return;
     }
+    if (match[1] === "needs-token") {
+      dl.showError("This server needs its token to take photos: enter it here, then choose the photo here.");
+      return;
+    }
     try {
       const response = await fetch(`/api/shared/${match[1]}`, { cache: "no-store" });
       if (!response.ok) {

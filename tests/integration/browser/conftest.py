@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
 def axe_source() -> str:
     if not AXE.is_file():
         pytest.skip(
-            f"axe-core is not installed at {AXE} (./scripts/setup runs npm ci --prefix tests/integration/browser)"
+            f"axe-core is not installed at {AXE} (./scripts/setup-tests runs npm ci --prefix tests/integration/browser)"
         )
     return AXE.read_text()
 
@@ -43,7 +43,7 @@ def axe_source() -> str:
 def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     if not CHROMIUM.exists():
-        pytest.skip(f"chromium not found at {CHROMIUM} (./scripts/setup installs Debian's chromium)")
+        pytest.skip(f"chromium not found at {CHROMIUM} (./scripts/setup-tests installs Debian's chromium)")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield b

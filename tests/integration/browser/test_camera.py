@@ -33,7 +33,8 @@ TWO_PARTS = "knn_test__kit_with_rose.jpg"  # "I see one person, …" then "It re
 PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
 VIEWS = {
     "a phone": PHONE,
-    "200% zoom of a 1280x800 window": {"viewport": {"width": 640, "height": 400}, "has_touch": False, "is_mobile": False},
+    "200% zoom of a 1280x800 window": {"viewport": {"width": 640, "height": 400}, "has_touch": False,
+                                       "is_mobile": False},
     "320 px wide": {"viewport": {"width": 320, "height": 640}, "has_touch": True, "is_mobile": True},
 }
 # Each call of play() on a media element: which element, whether a tap was still "active"
@@ -98,7 +99,8 @@ def filming(browser: Any, film: Path) -> Any:
 @pytest.fixture(scope="module")
 def camera_browser(browser: Any, shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A second chromium with a camera that films ``CAMERA_PHOTO``."""
-    b = filming(browser, write_y4m(shared_data / PHOTOS / CAMERA_PHOTO, tmp_path_factory.mktemp("camera") / "camera.y4m"))
+    film = write_y4m(shared_data / PHOTOS / CAMERA_PHOTO, tmp_path_factory.mktemp("camera") / "camera.y4m")
+    b = filming(browser, film)
     yield b
     b.close()
 
@@ -227,7 +229,8 @@ def test_camera_first_one_tap_speaks_and_one_action_takes_the_next(
             document.getElementById('player')) & Node.DOCUMENT_POSITION_FOLLOWING)""")
         tree = ax_nodes(page)
         roles = [role for role, _, _ in tree]
-        play = next(i for i, node in enumerate(tree) if node[:2] in {("button", n) for n in ("Pause", "Play", "Resume")})
+        buttons = {("button", n) for n in ("Pause", "Play", "Resume")}
+        play = next(i for i, node in enumerate(tree) if node[:2] in buttons)
         assert play < roles.index("Audio")
         # The keys are written only where a keyboard is likely.
         keys_read = any("pauses and resumes" in name for _, name, _ in tree)
@@ -363,7 +366,7 @@ def test_no_camera_at_all(browser: Any, live_server):
 
 
 def test_off_or_failed_comes_from_stages_never_from_the_message(browser: Any, live_server):
-    """describe.js's reading of an answer (common.js): `stages` decides; without it, `errors`."""
+    """describe.js's reading of an answer (common.js): `stages` decides, the words of `errors` never."""
     server, _ = live_server
     with phone(browser, server.url + "/") as page:
         page.wait_for_load_state("networkidle")
@@ -378,7 +381,7 @@ def test_off_or_failed_comes_from_stages_never_from_the_message(browser: Any, li
         assert states == [
             {"caption": "failed"},
             {"caption": "off", "faces": "timed_out", "speech": "failed"},
-            {"caption": "off", "text": "failed"},
+            {"caption": "failed", "text": "failed"},  # no `stages`: the words are still not read
         ]
         shown = page.evaluate(
             """(off) => [dl.foundText(off + ' I see one person.', {caption: 'off'}),
