@@ -75,10 +75,11 @@ class Teller:
     found: bool = False  # a finding was said (not a problem, not advice)
     has_caption: bool = False
     text_found: str | None = None  # all the text read, lines in reading order
-    said: int = 0  # sentences said so far, advice and problems included
+    said: int = 0  # sentences said so far about the stages (findings and problems, not advice)
 
     def opening(self, guidance: list[str]) -> list[Sentence]:
-        return self._said([Sentence("guidance", advice) for advice in guidance])
+        """Photo quality advice, said first (it does not count as something said about the photo)."""
+        return [Sentence("guidance", advice) for advice in guidance]
 
     def part(self, stage: str, seen: Seen) -> list[Sentence]:
         """The sentences of ``stage``'s findings in ``seen`` (a stage not asked for says nothing)."""

@@ -371,3 +371,10 @@ def test_read_text_ends_its_sentence_before_the_count_of_lines_left(describer_fo
 
     result = describer_for(text=Lines()).describe(_png(), NO_AUDIO)
     assert result.text.endswith(" line 5. And 2 more lines."), result.text  # cut at a line end, then a full stop
+
+
+def test_advice_alone_is_not_taken_for_a_description(describer_for):
+    dark = io.BytesIO()
+    Image.new("RGB", (64, 48), (2, 2, 2)).save(dark, format="PNG")
+    result = describer_for(faces=Faces([]), text=Text("")).describe(dark.getvalue(), NO_AUDIO)
+    assert result.guidance and result.text.endswith("I could not find anything to describe in this photo.")
