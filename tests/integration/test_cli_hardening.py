@@ -91,8 +91,10 @@ def test_a_file_name_that_is_not_utf8_is_described_and_printed_safely(tmp_path: 
     # Bytes that are not UTF-8 are written \xNN (and the field is listed); the rest is the real name.
     assert record["path"].endswith("caf\\xe9 \x1b[31mred.jpg") and "path" in record["escaped"]
     assert not any(0xD800 <= ord(c) <= 0xDFFF for c in line + record["path"] + record["audio"])
-    # The MP3 keeps the real (byte) name, beside nothing else.
-    assert os.listdir(os.fsencode(out)) == [b"caf\xe9 \x1b[31mred.mp3"]
+    # The MP3 is named as the JSON says, the bytes that are not UTF-8 written \xNN, so that its
+    # "audio" path is a real file, beside nothing else.
+    assert os.listdir(os.fsencode(out)) == [b"caf\\xe9 \x1b[31mred.mp3"]
+    assert Path(record["audio"]).is_file() and "audio" not in record.get("escaped", [])
 
 
 # -- 6. output names ---------------------------------------------------------------------------

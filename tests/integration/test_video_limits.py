@@ -40,9 +40,13 @@ def _clip(path: Path, width: int, height: int, count: int = 2, codec: str = "mjp
 
 
 def _peak(code: str) -> tuple[int, str, float]:
-    """Run ``code`` in a fresh Python; its exit status, stderr and peak RSS in MB."""
-    wrapped = (f"import resource, sys\ntry:\n{''.join('    ' + line + chr(10) for line in code.splitlines())}"
-               "finally:\n    print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+    """Run ``code`` in a fresh Python; its exit status, stderr and peak RSS in MB.
+
+    The child's own high-water mark (VmHWM), not ``ru_maxrss``: on Linux that survives exec, so a
+    child of a large pytest process would report the parent's peak."""
+    hwm = "[l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]"
+    wrapped = (f"import sys\ntry:\n{''.join('    ' + line + chr(10) for line in code.splitlines())}"
+               f"finally:\n    print('PEAK', {hwm}, file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True, cwd=ROOT, timeout=300)
     peak = next(int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK"))
     return done.returncode, done.stderr, peak / 1024

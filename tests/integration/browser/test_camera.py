@@ -256,6 +256,8 @@ def test_camera_first_one_tap_speaks_and_one_action_takes_the_next(
         audit(page, axe_source, f"the dialog that asks before clearing the history ({view}, {scheme})")
         page.keyboard.press("Escape")
         page.wait_for_selector("#clear-dialog:not([open])", state="attached")
+        # Kept: focus goes back to "Clear history" once the dialog's close event has run.
+        page.wait_for_function("document.activeElement && document.activeElement.id === 'clear-history'")
 
         # One action takes the next photo: the control that has focus, used once.
         page.focus("#shutter")  # where the result left it; the history's dialog borrowed it
