@@ -37,6 +37,10 @@ class OutputError(ConfigError):
     """An output path (``-o``, the ``output_dir`` setting) that cannot be used, or an MP3 that cannot be written."""
 
 
+class CannotListen(ConfigError):
+    """``serve`` cannot listen on the address and port it was given (taken, or not this machine's)."""
+
+
 class CollectionFileError(OutputError):
     """The JSON-lines output of a collection (``--jsonl``) cannot be written, or holds something else."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from describe_local.cli._common import add_gallery_option, load_settings
-from describe_local.errors import ConfigError
+from describe_local.errors import CannotListen, ConfigError
 
 if TYPE_CHECKING:
     from describe_local.server.state import ServerState
@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.cert or args.key) and not (args.cert and args.key and args.https):
         raise ConfigError("--cert and --key go together, with --https")
     settings = load_settings(args, host="host", port="port", known_faces="gallery")
+    # The port first: a start that cannot listen (the port taken) must not make, and lose, a token.
+    listening = _listen(settings.host, settings.port)
     tokens = TokenStore.open(settings.state_dir)
     new_admin = tokens.reset(ADMIN) if args.reset_admin_token else tokens.ensure(ADMIN)
     if new_admin:
@@ -117,8 +119,20 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     threading.Thread(target=report_when_ready, args=(app.state.server, url), name="ready", daemon=True).start()
     server = uvicorn.Server(config)
-    server.run()
+    server.run(sockets=[listening])
     return 0 if server.started else 1
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound and listening on ``host``:``port`` (:class:`CannotListen`, with what to do, if not)."""
+    import uvicorn
+
+    try:
+        return uvicorn.Config(app=None, host=host, port=port, log_config=None).bind_socket()
+    except (OSError, SystemExit) as exc:  # uvicorn logs the reason and exits where it cannot bind
+        reason = getattr(exc, "strerror", None) or "the address is taken or not this machine's"
+        raise CannotListen(f"cannot listen on {_url_host(host)}:{port} ({reason}); is another server running "
+                          "there? Stop it, or choose another --port") from None
 
 
 # -- saying when it is ready --------------------------------------------------------------------

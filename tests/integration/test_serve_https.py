@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import socket
 import ssl
 import subprocess
@@ -124,3 +125,30 @@ def test_the_certificate_names_this_server_and_is_remade_only_when_it_must(tmp_p
     assert ensure_certificate(tmp_path, [*names, "192.168.1.5"], now)[0].read_bytes() != made
     renewed, later = cert.read_bytes(), now + dt.timedelta(days=790)
     assert ensure_certificate(tmp_path, [*names, "192.168.1.5"], later)[0].read_bytes() != renewed
+
+
+def test_a_start_that_cannot_listen_makes_no_token(tmp_path: Path):
+    """The admin token is shown once: a first start on a taken port must not make (and lose) it."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DESCRIBE_LOCAL_")},
+           "DESCRIBE_LOCAL_STATE_DIR": str(tmp_path / "state"),
+           "DESCRIBE_LOCAL_MODELS_DIR": str(tmp_path / "models"),
+           "DESCRIBE_LOCAL_KNOWN_FACES": str(tmp_path / "faces")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "describe_local", "serve", "--port", str(port)],
+                              capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Admin token" not in done.stdout and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("describe-local: error:")]
+    assert len(errors) == 1 and f"cannot listen on 127.0.0.1:{port}" in errors[0] and "--port" in errors[0]
+    # The next start that can listen shows the token (it was never made).
+    proc = subprocess.Popen([sys.executable, "-m", "describe_local", "serve", "--port", str(free_port())],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    try:
+        first = proc.stdout.readline() if proc.stdout else ""
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert first.startswith("Admin token (shown once"), first
