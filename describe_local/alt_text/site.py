@@ -269,30 +269,37 @@ def finish_page(plan: PagePlan, described: Mapping[Path, AltText | str]) -> tupl
     return data, report
 
 
-def write_atomic(path: Path, data: bytes, *, like: Path | None = None) -> None:
-    """Write ``data`` to ``path`` whole or not at all (a temporary file, then a rename), with the
-    permissions of ``like`` when given. Raises :class:`OutputError` (one line)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+@contextlib.contextmanager
+def _replacing(target: Path, failed: str) -> Iterator[Path]:
+    """A temporary name beside ``target`` for the body to fill; then renamed over ``target``, so
+    that ``target`` changes whole or not at all. An ``OSError`` becomes :class:`OutputError`
+    (``failed``, then the reason); the temporary name never stays behind."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-        if like is not None:
-            shutil.copymode(like, tmp)
-        os.replace(tmp, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        os.replace(tmp, target)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise OutputError(f"{failed}: {exc.strerror or exc}") from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
 
 
+def write_atomic(path: Path, data: bytes, *, like: Path | None = None) -> None:
+    """Write ``data`` to ``path`` whole or not at all (a temporary file, then a rename), with the
+    permissions of ``like`` when given. Raises :class:`OutputError` (one line)."""
+    with _replacing(path, f"cannot write {path}") as tmp:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+        if like is not None:
+            shutil.copymode(like, tmp)
+
+
 def copy_atomic(source: Path, target: Path) -> None:
     """Copy a regular file (contents, permissions, times) whole or not at all, never through a
     symbolic link (``source`` is opened with ``O_NOFOLLOW``). Raises :class:`OutputError`."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    with _replacing(target, f"cannot copy {source} to {target}") as tmp:
         fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
         with open(fd, "rb") as src:
             if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
@@ -300,12 +307,6 @@ def copy_atomic(source: Path, target: Path) -> None:
             with open(tmp, "xb") as dst:
                 shutil.copyfileobj(src, dst, 1024 * 1024)
             shutil.copystat(source, tmp, follow_symlinks=False)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise OutputError(f"cannot copy {source} to {target}: {exc.strerror or exc}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def copy_link(link: Path, real: Path, target: Path) -> str:
@@ -313,16 +314,8 @@ def copy_link(link: Path, real: Path, target: Path) -> str:
     the site (``real``, from :func:`link_inside`): relative, so the copy holds together wherever
     it goes. Returns what the new link holds. Raises :class:`OutputError`."""
     relative = os.path.relpath(real, os.path.realpath(link.parent))
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    with _replacing(target, f"cannot make the link {target}") as tmp:
         os.symlink(relative, tmp)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise OutputError(f"cannot make the link {target}: {exc.strerror or exc}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
     return relative
 
 
