@@ -27,10 +27,11 @@ MB = 1_000_000
 
 
 def size_text(n_bytes: int) -> str:
-    """'1.5 GB', '200 MB', '812 KB': a size for a message."""
+    """'1.5 GB', '200 MB', '65.5 KB': a size for a message, to three figures."""
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if n_bytes >= size:
-            return f"{n_bytes / size:.{1 if n_bytes < 10 * size else 0}f} {unit}"
+            value = n_bytes / size
+            return f"{value:.3g} {unit}" if value < 1000 else f"{value:.0f} {unit}"
     return f"{n_bytes} bytes"
 
 

@@ -19,6 +19,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from describe_local.errors import BadUpload, UploadTimeout, UploadTooLarge
+from describe_local.reading import size_text
 from describe_local.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,16 +80,8 @@ async def read_body(
         raise BadUpload("the upload was cut off; send it again") from None
 
 
-def size_words(size: int) -> str:
-    """A size as people say it: "20 MB", "64 KB", "512 bytes"."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.3g} {unit}"
-    return f"{size} bytes"
-
-
 async def _read_limited(content_length: str | None, stream: AsyncIterator[bytes], max_bytes: int) -> bytes:
-    message = f"the upload is too large: the limit is {size_words(max_bytes)}; send a smaller photo"
+    message = f"the upload is too large: the limit is {size_text(max_bytes)}; send a smaller photo"
     if content_length and content_length.isascii() and content_length.isdigit() and int(content_length) > max_bytes:
         raise UploadTooLarge(message)
     chunks: list[bytes] = []
