@@ -24,7 +24,15 @@ import pytest
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS
 from .test_listener import HISTORY_COUNT, READY, RECORD_ANNOUNCEMENTS
-from .test_pages import TIMEOUT_MS, audit, no_horizontal_scroll, small_targets
+from .test_pages import (
+    NOTHING_OF_THE_PHOTO,
+    RESULT_NOW,
+    TIMEOUT_MS,
+    audit,
+    no_horizontal_scroll,
+    poll_until,
+    small_targets,
+)
 
 PHOTOS = "faces/photos"
 ONE = "obama_small.jpg"  # "I see one person, ..."
@@ -495,18 +503,13 @@ def test_the_camera_and_the_primed_audio_work_under_the_pages_policy(camera_brow
     )
     page = context.new_page()
 
-    def until(script: str) -> None:  # not wait_for_function: the policy forbids its eval
-        deadline = time.monotonic() + TIMEOUT_MS / 1000
-        while not page.evaluate(script):
-            assert time.monotonic() < deadline, script
-            time.sleep(0.1)
-
     try:
         page.goto(server.url + "/")
-        until("() => document.getElementById('camera').classList.contains('live')")
+        poll_until(page, "() => document.getElementById('camera').classList.contains('live')")
         page.tap("#shutter")
-        until("() => { const a = document.getElementById('player'); return !a.paused && a.currentTime > 0.3; }")
-        until(f"() => {READY}")
+        poll_until(page, "() => { const a = document.getElementById('player'); "
+                         "return !a.paused && a.currentTime > 0.3; }")
+        poll_until(page, f"() => {READY}")
         assert page.evaluate("document.getElementById('preview').src").startswith("blob:")
         assert page.evaluate("window.__csp") == []
     finally:
@@ -616,10 +619,5 @@ def test_a_stream_that_fails_shows_the_error_and_nothing_of_the_photo(
         alert = page.inner_text("[role=alert]")
         assert "not a folder" in alert and "\n" not in alert and alert.endswith("."), alert
         assert "--" not in alert  # the server's command-line advice is not for the listener
-        gone = page.evaluate("""() => ({
-            hidden: document.getElementById('result').hidden,
-            text: document.getElementById('description').textContent,
-            src: document.getElementById('player').getAttribute('src'),
-            ask: document.getElementById('ask').hidden})""")
-        assert gone == {"hidden": True, "text": "", "src": None, "ask": True}
+        assert page.evaluate(RESULT_NOW) == NOTHING_OF_THE_PHOTO
         audit(page, axe_source, "the describe page with a streamed description's error")

@@ -19,7 +19,16 @@ import pytest
 from describe_local.audio import decode_audio
 from describe_local.settings import Settings
 
-from .test_pages import SHOWN, TIMEOUT_MS, audit, described, no_horizontal_scroll, small_targets
+from .test_pages import (
+    NOTHING_OF_THE_PHOTO,
+    RESULT_NOW,
+    SHOWN,
+    TIMEOUT_MS,
+    audit,
+    described,
+    no_horizontal_scroll,
+    small_targets,
+)
 
 PHOTOS = "faces/photos"
 GROUP = "knn_test__obama_and_biden.jpg"  # "I see 3 people, but I don't recognize them."
@@ -130,12 +139,7 @@ def test_a_new_photo_takes_the_old_result_away_and_an_error_replaces_it(
 
         # At once, before the server answers: nothing of the old photo can be read or played.
         page.set_input_files("#choose", str(shared_data / PHOTOS / GROUP))
-        gone = page.evaluate("""() => ({
-            hidden: document.getElementById('result').hidden,
-            text: document.getElementById('description').textContent,
-            src: document.getElementById('player').getAttribute('src'),
-            ask: document.getElementById('ask').hidden})""")
-        assert gone == {"hidden": True, "text": "", "src": None, "ask": True}
+        assert page.evaluate(RESULT_NOW) == NOTHING_OF_THE_PHOTO
         page.wait_for_function(READY)
         assert "3 people" in page.inner_text("#description")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,23 @@ PHOTOS = "faces/photos"
 MIN_TARGET_PX = 44
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 TIMEOUT_MS = 90_000  # describing takes seconds on a busy 2-core machine
+
+# What of a described photo a page holds: all of it goes at once with a new photo or an error.
+RESULT_NOW = """() => ({
+    hidden: document.getElementById('result').hidden,
+    text: document.getElementById('description').textContent,
+    src: document.getElementById('player').getAttribute('src'),
+    ask: document.getElementById('ask').hidden})"""
+NOTHING_OF_THE_PHOTO = {"hidden": True, "text": "", "src": None, "ask": True}
+
+
+def poll_until(page: Any, script: str) -> None:
+    """Wait until ``script`` is true by evaluating it again and again: where the page's policy
+    forbids eval, Playwright's wait_for_function cannot run."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not page.evaluate(script):
+        assert time.monotonic() < deadline, script
+        time.sleep(0.1)
 
 
 def audit(page: Any, axe_source: str, what: str) -> None:
@@ -297,7 +315,6 @@ def test_a_server_that_asks_for_a_token(
 
 def test_pages_and_docs_work_under_their_content_security_policy(browser: Any, live_server, shared_data: Path):
     """The other tests bypass the policy (axe is injected inline); this one keeps it on."""
-    import time
 
     server, _ = live_server
     context = browser.new_context(service_workers="block")
@@ -308,12 +325,6 @@ def test_pages_and_docs_work_under_their_content_security_policy(browser: Any, l
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
 
-    def until(script: str) -> None:  # not wait_for_function: the policy forbids its eval
-        deadline = time.monotonic() + TIMEOUT_MS / 1000
-        while not page.evaluate(script):
-            assert time.monotonic() < deadline, script
-            time.sleep(0.1)
-
     try:
         for path, ready in [("/docs", ".opblock"), ("/gallery", "#admin-token"), ("/", "#photo")]:
             page.goto(server.url + path)
@@ -321,9 +332,10 @@ def test_pages_and_docs_work_under_their_content_security_policy(browser: Any, l
             page.wait_for_load_state("networkidle")
             assert page.evaluate("window.__csp") == [], path
         page.set_input_files("#photo", str(shared_data / PHOTOS / "obama_small.jpg"))
-        until(f"() => {SHOWN}")
+        poll_until(page, f"() => {SHOWN}")
         # It plays by itself (Playwright's evaluate above counts as a gesture), under the policy.
-        until("() => { const a = document.getElementById('player'); return !a.paused && a.currentTime > 0.2; }")
+        poll_until(page, "() => { const a = document.getElementById('player'); "
+                         "return !a.paused && a.currentTime > 0.2; }")
         assert page.evaluate("window.__csp") == []
         # ReDoc renders too; the policy only stops it from fetching its logo from its CDN.
         page.goto(server.url + "/redoc")
