@@ -267,7 +267,9 @@ def test_camera_first_one_tap_speaks_and_one_action_takes_the_next(
         # Kept: focus goes back to "Clear history" once the dialog's close event has run.
         page.wait_for_function("document.activeElement && document.activeElement.id === 'clear-history'")
 
-        # One action takes the next photo: the control that has focus, used once.
+        # One action takes the next photo: the control that has focus, used once (on the live view,
+        # as a listener would: under load Chromium's fake camera can take a moment to give frames).
+        page.wait_for_function("document.getElementById('camera').classList.contains('live')")
         page.focus("#shutter")  # where the result left it; the history's dialog borrowed it
         page.evaluate("document.getElementById('status').textContent = ''")
         # Waited for before listening: the first description's audio may still be playing.
