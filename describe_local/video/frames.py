@@ -41,6 +41,8 @@ MAX_VIDEO_SECONDS = 6 * 3600
 WORKING_SIDE = 4096
 # Decoded pictures' worth of bytes the decoder's threads may hold between them.
 _THREAD_BUDGET = 256 << 20
+# Demuxers of single pictures (a JPEG renamed .mp4 opens as "jpeg_pipe"): refused as stills.
+STILL_FORMATS = frozenset({"image2"})
 
 
 @dataclass(frozen=True)
@@ -77,16 +79,29 @@ def open_video(path: Path) -> av.container.InputContainer:
         container = av.open(str(path), metadata_errors="replace")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise VideoError(f"{path.name} is not a video PyAV can read ({_why(exc)})") from None
-    if not container.streams.video:
+    if picture_stream(container) is None:
         container.close()
         raise VideoError(f"{path.name} has no video stream (audio only?); nothing to describe")
-    stream = container.streams.video[0]
+    if container.format.name in STILL_FORMATS or container.format.name.endswith("_pipe"):
+        kind = container.streams.video[0].codec_context.name.upper()  # e.g. MJPEG, PNG
+        container.close()
+        raise VideoError(f"{path.name} is a still image ({kind}), not a video; describe it with "
+                         "'describe-local describe' instead")
+    stream = picture_stream(container)
     try:
         check_header(path.name, stream.codec_context.width, stream.codec_context.height, _duration(container, stream))
     except VideoError:
         container.close()
         raise
     return container
+
+
+def picture_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The first video stream that is moving pictures (not an audio file's cover art)."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
 
 
 def check_header(name: str, width: int, height: int, duration: float) -> None:
@@ -103,16 +118,25 @@ def check_header(name: str, width: int, height: int, duration: float) -> None:
 def probe(path: Path) -> VideoInfo:
     """The :class:`VideoInfo` of ``path``, from its headers and first frame (raises :class:`VideoError`)."""
     with open_video(path) as container:
-        stream = container.streams.video[0]
+        stream = picture_stream(container)
         _limit_threads(stream)
         duration = _duration(container, stream)
-        rotation = 0
+        rotation, seen = 0, 0
         try:
-            for frame in container.decode(stream):
-                rotation = rotation_of(frame)
-                break
+            for frame in container.decode(stream):  # two frames: a video, not a still
+                if seen == 0:
+                    rotation = rotation_of(frame)
+                seen += 1
+                if seen == 2:
+                    break
         except _DECODE_ERRORS as exc:
-            raise VideoError(f"{path.name}: cannot decode its first frame ({_why(exc)})") from None
+            if seen == 0:
+                raise VideoError(f"{path.name}: cannot decode its first frame ({_why(exc)})") from None
+        if seen == 0:
+            raise VideoError(f"{path.name} has no frames to describe (an empty or damaged video)")
+        if seen == 1:
+            raise VideoError(f"{path.name} holds a single picture, a still image rather than a video; describe it "
+                             "with 'describe-local describe' instead")
         width, height = display_size(stream.codec_context.width, stream.codec_context.height,
                                      _sar_of(stream), rotation)
         audio = container.streams.audio[0] if container.streams.audio else None
@@ -128,7 +152,7 @@ def iter_frames(path: Path, every_s: float = 0.0) -> Iterator[SmallFrame]:
     early (truncated) stops the stream there. Raises :class:`VideoError` only when no frame at all decodes.
     """
     with open_video(path) as container:
-        stream = container.streams.video[0]
+        stream = picture_stream(container)
         stream.thread_type = "AUTO"  # frame threads: the decoder is most of the cost
         _limit_threads(stream)
         sar = _sar_of(stream)

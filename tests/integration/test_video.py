@@ -175,13 +175,37 @@ def _truncated_faststart(source: Path, path: Path) -> None:
     whole.unlink()
 
 
-@pytest.mark.parametrize("kind", ["not a video", "audio only", "truncated", "truncated index first"])
+def _frames_clip(path: Path, count: int) -> None:
+    """An H.264 MP4 of ``count`` frames (0: a video stream with no pictures in it)."""
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(count):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+BAD_KINDS = ["not a video", "audio only", "truncated", "truncated index first", "a JPEG named .mp4",
+             "a PNG", "one frame", "no frames"]
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
 def test_bad_input_is_one_line_a_nonzero_exit_and_nothing_written(kind, tmp_path: Path, videos: Path, capsys):
-    bad = tmp_path / "bad.mp4"
+    bad = tmp_path / ("bad.png" if kind == "a PNG" else "bad.mp4")
+    photos = videos.parent / "faces" / "photos"
     if kind == "not a video":
         bad.write_text("this is a text file, not a video\n")
     elif kind == "audio only":
         _audio_only(bad)
+    elif kind == "a JPEG named .mp4":
+        bad.write_bytes((photos / "obama_small.jpg").read_bytes())
+    elif kind == "a PNG":
+        bad.write_bytes((photos / "alex-lacamoire.png").read_bytes())
+    elif kind in ("one frame", "no frames"):
+        _frames_clip(bad, 1 if kind == "one frame" else 0)
     elif kind == "truncated":
         data = (videos / "issue-134-rotate.mp4").read_bytes()
         bad.write_bytes(data[: len(data) // 3])
@@ -192,4 +216,7 @@ def test_bad_input_is_one_line_a_nonzero_exit_and_nothing_written(kind, tmp_path
     err = capsys.readouterr().err.strip()
     assert code == 3
     assert err.startswith("describe-local: error:") and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    if kind in ("a JPEG named .mp4", "a PNG", "one frame"):
+        assert "still image" in err, err
     assert not out.exists() or list(out.iterdir()) == []
