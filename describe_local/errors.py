@@ -212,6 +212,12 @@ class BadHost(DescribeLocalError):
     http_status = 400
 
 
+class NoCertificate(DescribeLocalError):
+    """The /trust page's certificate: this server has none of its own to offer."""
+
+    http_status = 404
+
+
 class SignatureError(DescribeLocalError):
     """A signed URL was changed, or it has expired."""
 

@@ -137,7 +137,12 @@ class Settings:
     max_uploads_per_client: int = _within(16, 1, 100_000)
     # an upload slower than this (bytes/s, after its first seconds) is a trickle, and closed
     min_upload_bytes_per_s: int = _within(1024, 0, 1 << 30)
-    allowed_hosts: str = ""  # comma-separated Host names to answer (e.g. "describe.home,192.168.1.5"); empty: any
+    # comma-separated Host names to answer (e.g. "describe.home,192.168.1.5"); empty: this machine's own names
+    # and addresses (localhost, its host name and NAME.local, the address a request came to); "*": any
+    allowed_hosts: str = ""
+    # comma-separated addresses or CIDR blocks of reverse proxies whose X-Forwarded-For names the client
+    # (for the wrong-token limit); empty: none, the header is ignored
+    trusted_proxies: str = ""
     token_failures_per_minute: int = _within(10, 1, 100_000)  # wrong tokens from one address in a minute before 429
     ask_ttl_s: int = _within(300, 1, 86_400)  # seconds a described photo stays in memory for questions about it
     ask_max_photos: int = _within(8, 0, 1000)  # photos kept for questions at once, oldest dropped first; 0: none
