@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from describe_local import __version__
 from describe_local.errors import DescribeLocalError, ImageError
 from describe_local.images import SEND_A_PHOTO
-from describe_local.server import alt_text_api, ask_api, describe_api, gallery_api, live_api
+from describe_local.server import alt_text_api, ask_api, describe_api, gallery_api, live_api, trust_api
 from describe_local.server.auth import ADMIN
 from describe_local.server.deps import client_address
 from describe_local.server.guard import PAGE_CSP, Guard
@@ -110,13 +110,16 @@ def create_app(
     app.add_middleware(AccessLog)
     # Outermost, around Starlette's error middleware too, so that every response has its headers.
     inner = app.build_middleware_stack
-    app.build_middleware_stack = lambda: Guard(inner(), settings.allowed_hosts, DOCS_PATHS)  # type: ignore[method-assign]
+    app.build_middleware_stack = lambda: Guard(  # type: ignore[method-assign]
+        inner(), settings.allowed_hosts, DOCS_PATHS, bound_host=settings.host, trusted_proxies=settings.trusted_proxies
+    )
     _add_error_handlers(app)
     app.include_router(describe_api.router)
     app.include_router(live_api.router)
     app.include_router(alt_text_api.router)
     app.include_router(ask_api.router)
     app.include_router(gallery_api.router)
+    app.include_router(trust_api.router)  # /trust: the HTTPS authority for phones (serve --https)
     _add_pages(app)
     _add_docs(app)
 

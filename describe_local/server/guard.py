@@ -3,9 +3,19 @@
 It wraps the whole middleware stack (see ``app.py``), Starlette's own error
 middleware included, so that even an unexpected 500 carries the headers.
 
-- ``allowed_hosts`` (comma-separated; empty: any): a request whose ``Host`` is
-  not listed gets 400. Against DNS rebinding, where a web page on another
-  name reaches this server through the visitor's browser.
+- ``allowed_hosts``: a request whose ``Host`` is not one this server answers to
+  gets 400. Against DNS rebinding, where a web page on another name (the
+  attacker's, pointed at a LAN address) reaches this server through the
+  visitor's browser: such a request carries the attacker's name. Empty (the
+  default): this machine's own names (``localhost``, its host name and
+  ``NAME.local``), the loopback addresses, the address it was told to listen
+  on and the address each request came to (with ``--host 0.0.0.0``, whichever
+  interface the phone reached). A list: exactly those. ``*``: any.
+- ``trusted_proxies`` (addresses, CIDR blocks; empty: none): a request whose
+  socket comes from one of them is counted (wrong-token limit, logs) against
+  the client its ``X-Forwarded-For`` names: the rightmost address there that
+  is not itself a trusted proxy. From anyone else the header is ignored, so a
+  guesser cannot dodge the limit by making up addresses.
 - Every response: ``nosniff``, ``no-referrer``, no framing, same-origin only,
   and a Content-Security-Policy: the pages set their own (``PAGE_CSP``); JSON,
   audio and files get one that allows nothing (``API_CSP``); the offline API
@@ -16,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import logging
 import re
@@ -23,7 +34,8 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from describe_local.errors import BadHost
+from describe_local.errors import BadHost, ConfigError
+from describe_local.server.certificate import ANY_ADDRESS, machine_names
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +53,9 @@ SECURITY_HEADERS = {
 CSP = b"content-security-policy"
 MAX_DOCS_HTML = 256 * 1024  # the docs pages are a few kB; anything larger goes out with API_CSP
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.S)
+ANY_HOST = "*"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def docs_csp(html: bytes) -> str:
@@ -74,24 +89,115 @@ def host_allowed(host: str, allowed: list[str]) -> bool:
     return any(entry in (host, name) or (entry.startswith("*.") and name.endswith(entry[1:])) for entry in allowed)
 
 
-class Guard:
-    """ASGI middleware: refuse foreign Host headers, add the security headers to every response."""
+def host_name(host: str) -> str:
+    """The name or address in a ``Host`` header value, without its port or brackets, lowercase."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return host.rstrip(".")
 
-    def __init__(self, app: ASGIApp, allowed_hosts: str = "", docs_paths: Iterable[str] = ()) -> None:
+
+def own_names(bound_host: str) -> frozenset[str]:
+    """The names a server listening on ``bound_host`` answers to by default (besides the address a
+    request came to): loopback, this machine's names, and ``bound_host`` itself unless it is "any"."""
+    names = {*LOOPBACK_NAMES, *machine_names()}
+    if bound_host not in ANY_ADDRESS:
+        names.add(_address_key(bound_host.strip("[]").lower()))
+    return frozenset(names)
+
+
+def _address_key(name: str) -> str:
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return name
+
+
+def parse_proxies(trusted_proxies: str) -> list[IPNetwork]:
+    """``"10.0.0.2, 172.17.0.0/16"`` as networks (:class:`ConfigError` for one that is not)."""
+    networks = []
+    for entry in (e.strip() for e in trusted_proxies.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(f"setting trusted_proxies: {entry!r} is not an address or CIDR block "
+                              "(e.g. 10.0.0.2 or 172.17.0.0/16)") from None  # fmt: skip
+    return networks
+
+
+def forwarded_client(peer: str, forwarded_for: str, proxies: list[IPNetwork]) -> str:
+    """The client a request from ``peer`` came for: ``peer`` itself unless it is a trusted proxy; then
+    the rightmost address in ``forwarded_for`` that is not a trusted proxy (each proxy appends the
+    address it heard from, so the ones left of that are the client's to make up)."""
+    if not _trusted(peer, proxies):
+        return peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        try:
+            address = str(ipaddress.ip_address(hop.strip("[]")))
+        except ValueError:
+            return peer  # a hop we cannot read: count the proxy, not whatever is left of it
+        if not _trusted(address, proxies):
+            return address
+    return peer
+
+
+def _trusted(address: str, proxies: list[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip.version == net.version and ip in net for net in proxies)
+
+
+class Guard:
+    """ASGI middleware: refuse foreign Host headers, take the client from a trusted proxy's header,
+    add the security headers to every response."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed_hosts: str = "",
+        docs_paths: Iterable[str] = (),
+        *,
+        bound_host: str = "127.0.0.1",
+        trusted_proxies: str = "",
+    ) -> None:
         self.app = app
         self.allowed = parse_hosts(allowed_hosts)
+        self.any_host = ANY_HOST in self.allowed
+        self.own = own_names(bound_host)
+        self.proxies = parse_proxies(trusted_proxies)
         self.docs_paths = frozenset(docs_paths)
+
+    def answers(self, scope: Scope, host: str) -> bool:
+        """Whether this server answers a request of ``scope`` whose ``Host`` header is ``host``."""
+        if self.any_host:
+            return True
+        if self.allowed:
+            return host_allowed(host, self.allowed)
+        name = _address_key(host_name(host))
+        server = scope.get("server") or ("",)
+        return name in self.own or name.endswith(".localhost") or name == _address_key(str(server[0]).lower())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.allowed:
-            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-            if not host_allowed(host, self.allowed):
-                log.info("refused a request for a host not in allowed_hosts")
-                await _refuse_host(send)
-                return
+        headers = dict(scope["headers"])
+        if not self.answers(scope, headers.get(b"host", b"").decode("latin-1")):
+            log.info("refused a request for a host name this server does not answer to")
+            await _refuse_host(send)
+            return
+        if self.proxies and scope.get("client"):
+            peer, port = scope["client"]
+            chain = ",".join(v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"x-forwarded-for")
+            client = forwarded_client(peer, chain, self.proxies)
+            if client != peer:
+                scope = {**scope, "client": (client, port)}
         if scope["path"] in self.docs_paths:
             await self.app(scope, receive, _DocsSender(send))
         else:
@@ -143,7 +249,9 @@ class _DocsSender:
 
 
 async def _refuse_host(send: Send) -> None:
-    body = json.dumps({"detail": str(BadHost("this server does not answer to that host name"))}).encode()
+    message = ("this server does not answer to that host name; open it at its own address, or add the name "
+               "to the allowed_hosts setting")
+    body = json.dumps({"detail": str(BadHost(message))}).encode()
     start = {
         "type": "http.response.start",
         "status": BadHost.http_status,
