@@ -134,9 +134,13 @@ class Child:
         environment.update(env or {})
         ours, theirs = Pipe(duplex=True)
         try:
+            # Its own process group: Ctrl-C in a terminal goes to the foreground group, and the
+            # parent owns shutdown. In the parent's group a child interrupted while Python was
+            # still starting (before main() could ignore SIGINT) printed a KeyboardInterrupt
+            # traceback; left behind, a child still ends when its connection does.
             process = subprocess.Popen(
                 [sys.executable, "-m", "describe_local.child", factory, str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=environment,
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=environment, process_group=0,
             )
         except BaseException:
             ours.close()
@@ -342,7 +346,8 @@ def _portable(exc: Exception) -> Exception | str:
 
 def main(argv: Sequence[str]) -> int:
     """``python -m describe_local.child package.module:factory FD``."""
-    # Ctrl-C reaches the whole process group: the parent decides what stops, not each child.
+    # The parent decides what stops, not each child: a SIGINT sent to this child's own group
+    # (``kill -INT -PGID``) is ignored too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # stdout is not ours (the CLI's JSON lines): anything a library prints goes to stderr.
     os.dup2(2, 1)

@@ -56,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C at any moment, the subcommands' imports and the clean-up included: one line.
+        # The children (face detection, --jobs workers) are in their own process group and quiet.
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to ignore
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the line short
+        _print_error("Stopped.")
+        return 130
+
+
+def _run(argv: Sequence[str] | None) -> int:
     from describe_local.cli._common import shown
 
     _never_fail_to_print()
@@ -74,9 +86,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DescribeLocalError as exc:
         _print_error(f"describe-local: error: {shown(exc)}")
         return exc.exit_code
-    except KeyboardInterrupt:
-        _print_error("describe-local: interrupted")
-        return 130
 
 
 def _reader_left() -> int:

@@ -199,3 +199,37 @@ class Replacement:
         pid = self.child.pid
         self.child.close()
         assert gone(pid)
+
+
+# A parent that starts a child and is stopped with Ctrl-C, as a terminal sends it: to the whole
+# foreground process group. It lets the child finish starting (as a stage loading in a thread
+# does), closes it, prints one line and exits 130, as the CLI does.
+CTRL_C_PARENT = """
+import os, signal, sys, time
+from describe_local.child import Child
+try:
+    child = Child.start({factory!r}, name="the test child")
+    time.sleep({delay})
+    os.killpg(0, signal.SIGINT)
+    time.sleep(5)
+except KeyboardInterrupt:
+    child.receive()
+    child.close()
+    print("Stopped.", file=sys.stderr)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.2])
+def test_ctrl_c_to_the_process_group_leaves_the_child_quiet(tmp_path: Path, delay: float):
+    """Ctrl-C while the child is still starting Python (its site imports) or loading: the parent
+    owns the shutdown, so the child prints no KeyboardInterrupt traceback of its own."""
+    import subprocess
+    import sys
+
+    script = CTRL_C_PARENT.format(factory=FACTORY, delay=delay)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         start_new_session=True, env=env)  # its own group: the signal reaches no one else
+    assert run.returncode == 130, run.stderr
+    assert run.stderr.strip() == "Stopped.", run.stderr
