@@ -105,6 +105,8 @@ const dlCamera = (() => {
     // audio play by itself when it arrives (see dlPlayer.prime).
     dlPlayer.prime();
     if (!live()) {
+      // A stream that gives no frames (the phone paused it, or the camera froze) is opened again.
+      if (stream && !starting) stop();
       if (!starting) start();
       if (starting) {
         dl.announce("The camera is starting.");

@@ -273,15 +273,32 @@ def test_camera_first_one_tap_speaks_and_one_action_takes_the_next(
         page.focus("#shutter")  # where the result left it; the history's dialog borrowed it
         page.evaluate("document.getElementById('status').textContent = ''")
         # Waited for before listening: the first description's audio may still be playing.
-        with page.expect_request(lambda r: r.url.endswith("/api/describe") and r.method == "POST"):
-            if VIEWS[view].get("has_touch"):
-                page.tap(":focus")
-            else:
-                page.keyboard.press("Enter")
+        try:
+            with page.expect_request(lambda r: r.url.endswith("/api/describe") and r.method == "POST"):
+                if VIEWS[view].get("has_touch"):
+                    page.tap(":focus")
+                else:
+                    page.keyboard.press("Enter")
+        except Exception as exc:  # what the page showed and said instead, for the failure's report
+            raise AssertionError(f"the second photo was not sent: {page_state(page)}") from exc
         heard(page)
         page.wait_for_function(READY)
         assert len(posted) == 2
         assert page.evaluate("document.activeElement.id") == "shutter"
+
+
+PAGE_STATE = """() => { const v = document.getElementById('viewfinder');
+  return {status: document.getElementById('status').textContent, error: document.getElementById('error').textContent,
+          camera: document.getElementById('camera').className,
+          focus: document.activeElement && document.activeElement.id,
+          video: {readyState: v.readyState, paused: v.paused, width: v.videoWidth, live: Boolean(v.srcObject),
+                  tracks: v.srcObject ? v.srcObject.getVideoTracks().map(t => t.readyState + '/' + t.muted) : []},
+          said: (window.__said || []).slice(-6), plays: (window.__plays || []).slice(-4)}; }"""
+
+
+def page_state(page: Any) -> dict[str, Any]:
+    """What the page shows and has said, and its camera's state: for a failure's message."""
+    return page.evaluate(PAGE_STATE)
 
 
 def held_back(route: Any) -> None:
