@@ -256,6 +256,13 @@ class QueueFull(DescribeLocalError):
         self.retry_after = retry_after
 
 
+class FrameInFlight(DescribeLocalError):
+    """A live-text client sent a frame while its last one was still being read: one at a time."""
+
+    http_status = 429
+    retry_after = 1
+
+
 class NotReady(DescribeLocalError):
     """The models are still loading, or failed to load."""
 

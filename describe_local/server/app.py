@@ -26,7 +26,8 @@ from pydantic import BaseModel
 from describe_local import __version__
 from describe_local.errors import DescribeLocalError, ImageError
 from describe_local.images import SEND_A_PHOTO
-from describe_local.server import alt_text_api, ask_api, describe_api, gallery_api, live_api, trust_api
+from describe_local.live_text import LiveTextSessions
+from describe_local.server import alt_text_api, ask_api, describe_api, gallery_api, live_api, live_text_api, trust_api
 from describe_local.server.auth import ADMIN
 from describe_local.server.deps import client_address
 from describe_local.server.guard import PAGE_CSP, Guard
@@ -107,6 +108,7 @@ def create_app(
     app.state.server = state
     app.state.photos = photos  # described photos, for questions (ask_api)
     app.state.shared = shared  # photos shared to the app, waiting for the page (ask_api)
+    app.state.live_text = LiveTextSessions()  # each page's live-text session (live_text_api)
     app.add_middleware(AccessLog)
     # Outermost, around Starlette's error middleware too, so that every response has its headers.
     inner = app.build_middleware_stack
@@ -116,6 +118,7 @@ def create_app(
     _add_error_handlers(app)
     app.include_router(describe_api.router)
     app.include_router(live_api.router)
+    app.include_router(live_text_api.router)
     app.include_router(alt_text_api.router)
     app.include_router(ask_api.router)
     app.include_router(gallery_api.router)

@@ -84,10 +84,41 @@ async def describe(
     state, describer, settings = job.state, job.describer, job.state.settings
     photo = one_photo(job.form, settings)
     options = _options(job.form, describer)
-    if _flag(job.form, "stream"):
+    if job.form.flag("stream"):
         return await _stream(job, kept, photo.data, options)
 
     result = await state.jobs.run(describer.describe, photo.data, options)
+    return _response(job, kept, photo.data, result)
+
+
+_READ_SCHEMA = multipart_schema(["photo"], {
+    "photo": {"type": "string", "format": "binary", "description": "the photo of a page, a letter, a label"},
+    "lang": {"type": "string", "description": "language to speak, e.g. en, es"},
+    "voice": {"type": "string", "description": "voice key, e.g. en_US-joe-medium"},
+})
+
+
+@router.post(
+    "/read",
+    response_model=DescribeResponse,
+    openapi_extra=_READ_SCHEMA,
+    responses={
+        401: {"description": "a token is needed"},
+        413: {"description": "the photo is over the size limit"},
+        415: {"description": "not an image this server can read"},
+        503: {"description": "busy (see Retry-After) or still loading"},
+        504: {"description": "over the time budget"},
+    },
+)
+async def read(
+    job: Annotated[Job, Depends(job_form())],
+    kept: Annotated[PhotoMemory, Depends(photo_memory)],
+) -> DescribeResponse:
+    """Read all the text in a photo, in reading order (the text stage alone, as ``describe-local
+    read`` does): the text, its lines with their boxes, and a signed URL of the spoken MP3."""
+    photo = one_photo(job.form, job.state.settings)
+    options = dataclasses.replace(_options(job.form, job.describer), all_text=True)
+    result = await job.state.jobs.run(job.describer.read, photo.data, options)
     return _response(job, kept, photo.data, result)
 
 
@@ -135,11 +166,6 @@ async def _stream(job: Job, kept: PhotoMemory, photo: bytes, options: DescribeOp
     except TimeoutError:
         raise JobTimeout("the photo was not taken up in time; try again in a few seconds") from None
     return JSONResponse(signed_urls(state, live_id, live))
-
-
-def _flag(form: Form, name: str) -> bool:
-    part = form.field(name)
-    return part is not None and part.data.strip().lower() in (b"1", b"true", b"yes", b"on")
 
 
 @router.get(

@@ -52,6 +52,11 @@ class Form:
         """The first text field (not a file) called ``name``, or None."""
         return next((p for p in self.parts if p.name == name and p.filename is None), None)
 
+    def flag(self, name: str) -> bool:
+        """Whether text field ``name`` is set to a true value (1, true, yes, on)."""
+        part = self.field(name)
+        return part is not None and part.data.strip().lower() in (b"1", b"true", b"yes", b"on")
+
     def text(self, name: str) -> str | None:
         """The value of text field ``name`` (the first one), or None."""
         part = self.field(name)

@@ -23,7 +23,7 @@ DESCRIBER_API = {
     "open_photo",
 }
 # Every package that presents the describer's work to someone: none reaches into the stages.
-FRONT_ENDS = ("cli", "server", "video", "alt_text", "collection", "evaluation")
+FRONT_ENDS = ("cli", "server", "video", "alt_text", "collection", "evaluation", "live_text")
 INTERNALS = ("describe_local.see", "describe_local.say")
 # The one front end that needs an engine itself: converting a checkpoint to ONNX is the OFA
 # engine's own export (no describer is involved, and the store must not import torch).
