@@ -1,136 +1,140 @@
-"""Alt text for a static site on disk: which images each page needs described, and the pages written.
+"""Alt text for a static site on disk: what each page's images need, and the pages' new bytes.
 
-The ``alt-text`` command (``cli/alt_text.py``) works in three steps, so that an interrupted
+The ``alt-text`` command (``cli/alt_text_pages.py``) works in steps, so that an interrupted
 run leaves no page half-written and each image is described once however often it appears:
 
-1. :func:`plan_page` reads a page and, for each ``<img>`` with no ``alt`` attribute, finds the
-   local file to describe: its ``src`` (or, with ``srcset`` or ``<picture>``, the largest local
-   candidate) resolved against the page, within the site's folder. Remote (``http(s):``, ``//``)
-   and ``data:`` sources are listed as skipped and never fetched.
-2. The command describes every image found, once.
-3. :func:`finish_page` inserts the alt texts (``pages.insert_alts``) and reports each image;
-   :func:`write_atomic` writes a page through a temporary file and a rename.
+1. :func:`plan_page` reads and scans a page and finds, for each ``<img>``, the local file it
+   shows: its ``src`` (or, with ``srcset`` or ``<picture>``, the largest local candidate)
+   resolved against the page, within the site's folder. Remote (``http(s):``, ``//``) and
+   ``data:`` sources are listed as skipped and never fetched.
+2. :func:`decide_site` applies the alt decision tree (``alt_text/decide.py``) to every image,
+   knowing the whole site: the alts repeated over many images, the titles of linked pages.
+3. The command describes every image that needs it, once.
+4. :func:`finish_page` writes the alts (``pages.insert_alts``) and reports each image.
 
-``alt=""`` marks an image as decorative and is kept, as is any alt already there.
-
-Symbolic links never take the run out of the site: an image whose real path lies outside the
-site's real folder is skipped (and said), never described; in a copy (``-o``) a link that stays
-inside the site is made again as a link (:func:`copy_link`), one that leads out is skipped
-(:func:`link_inside`), and no file is ever copied through a link.
+``alt=""`` marks an image as decorative and is kept, as is any alt a person wrote that is not a
+placeholder. Symbolic links never take the run out of the site: an image whose real path lies
+outside the site's real folder is skipped (and said), never described (``alt_text/files.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import shutil
-import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+from describe_local.alt_text.decide import NEEDS_DESCRIBING, Choices, Decision, Rule, decide, link_alt
+from describe_local.alt_text.files import (  # noqa: F401 (the site's file helpers, from here as before)
+    copy_atomic,
+    copy_link,
+    holds_pages,
+    is_page,
+    link_inside,
+    site_files,
+    write_atomic,
+)
 from describe_local.alt_text.pages import (
     Candidate,
     DecodedPage,
+    Edit,
     ImgTag,
+    ScannedPage,
     alt_attribute,
     decode_page,
-    find_images,
     insert_alts,
+    scan_page,
 )
+from describe_local.alt_text.placeholders import repeated_alts
 from describe_local.alt_text.wording import AltText
-from describe_local.errors import DescribeLocalError, OutputError, PageError
+from describe_local.errors import DescribeLocalError, PageError
 from describe_local.images import PHOTO_FORMATS
 
-HTML_SUFFIXES = frozenset({".html", ".htm"})
-SKIP_FOLDERS = frozenset({".git", ".hg", ".svn"})  # version control is not part of a site's copy
-FILLED, KEPT, DECORATIVE, SKIPPED = "filled", "kept", "decorative", "skipped"
+FILLED, KEPT, DECORATIVE, SKIPPED = Rule.DESCRIBE.value, Rule.KEPT.value, Rule.DECORATIVE.value, Rule.SKIPPED.value
+MARK, MARK_PARTIAL = "describe-local", "describe-local partial"  # data-alt-generated, with --mark
 MAX_PAGE_BYTES = 64 * 1024 * 1024  # a bigger .html file is not a page a person wrote
 NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits, in bytes, for one name and a whole path
 OUTSIDE_LINK = "a symbolic link out of the site folder (not described)"
+ENGLISH = "en"
 
 
 @dataclass
 class ImageReport:
-    """What happened to one ``<img>``: ``status`` is filled, kept (it had an alt), decorative
-    (``alt=""``) or skipped (``reason`` says why). A filled one says which file was described,
-    the alt, and the exact ``attribute`` inserted at byte ``offset`` of the original page."""
+    """What happened to one ``<img>``: ``status`` is a :class:`Rule`'s value (filled: described;
+    kept; decorative; link named; link described; captioned; spacer; skipped, ``reason`` says
+    why). ``old_alt`` and ``placeholder``: a placeholder alt and why it says nothing. A written
+    one has its ``alt``, and the exact ``attribute`` inserted at byte ``offset`` of the page;
+    ``generated``: its alt was written by describe-local (now, or marked by an earlier run)."""
 
     line: int
     src: str | None
     status: str
     image: str | None = None
     alt: str | None = None
+    old_alt: str | None = None
+    placeholder: str | None = None
     long_description: str | None = None
     partial: bool = False
+    generated: bool = False
     reason: str | None = None
     offset: int | None = None
     attribute: str | None = None
 
 
 @dataclass
+class PlanOptions:
+    """The run's choices for writing: the decision tree's, and ``mark`` (``data-alt-generated``)."""
+
+    choices: Choices = field(default_factory=Choices)
+    mark: bool = False
+
+
+@dataclass
 class PagePlan:
-    """A page read and parsed: each ``<img>`` without alt with the file to describe, or why not."""
+    """A page read and scanned: each ``<img>``'s file (or why none), and its decision."""
 
     page: Path
     root: Path
     raw: bytes = b""
     decoded: DecodedPage | None = None
-    tags: list[ImgTag] = field(default_factory=list)
-    wanted: dict[int, Path | str] = field(default_factory=dict)  # tag index -> image, or a skip reason
+    scanned: ScannedPage | None = None
+    found: list[Path | str] = field(default_factory=list)  # per tag: its file, or why none
+    decisions: list[Decision] = field(default_factory=list)
     error: str | None = None
 
+    @property
+    def tags(self) -> list[ImgTag]:
+        return self.scanned.images if self.scanned else []
+
+    @property
+    def lang(self) -> str:
+        return self.scanned.lang if self.scanned else ""
+
     def images(self) -> list[Path]:
-        """The files this page needs described."""
-        return [target for target in self.wanted.values() if isinstance(target, Path)]
+        """The files this page needs described (all its images without an alt, before
+        :func:`decide_site`)."""
+        if not self.decisions:
+            return [f for tag, f in zip(self.tags, self.found, strict=True) if not tag.has_alt and isinstance(f, Path)]
+        return [d.image for d in self.decisions if d.rule in NEEDS_DESCRIBING and d.image is not None]
 
 
 @dataclass
 class PageReport:
-    """One page: where it went, whether it changed, its encoding, and each ``<img>``."""
+    """One page: where it went, whether it changed, its encoding and language, and each ``<img>``."""
 
     page: str
     output: str | None = None
     changed: bool = False
     encoding: str | None = None
+    lang: str | None = None
+    note: str | None = None
     images: list[ImageReport] = field(default_factory=list)
     error: str | None = None
 
 
-def is_page(path: Path) -> bool:
-    return path.suffix.lower() in HTML_SUFFIXES
-
-
-def holds_pages(folder: Path) -> bool:
-    """Whether ``folder`` (or a folder in it) holds an HTML page: it is then a site."""
-    return any(is_page(path) for path in site_files(folder))
-
-
-def site_files(root: Path) -> Iterator[Path]:
-    """Every file of a site folder, sorted, leaving out version-control folders; a symbolic link
-    (to a file or a folder) is given as itself and never followed."""
-    for folder, subfolders, files in os.walk(root):
-        links = [d for d in subfolders if os.path.islink(os.path.join(folder, d))]
-        subfolders[:] = sorted(d for d in subfolders if d not in SKIP_FOLDERS and d not in links)
-        for name in sorted(files + links):
-            yield Path(folder) / name
-
-
-def link_inside(link: Path, root: Path) -> Path | None:
-    """Where the symbolic link ``link`` really leads, when that is inside the site ``root``
-    (links through links resolved); None when it leads out of it, or nowhere."""
-    try:
-        real = Path(os.path.realpath(link))
-        inside = real.is_relative_to(os.path.realpath(root)) and os.path.lexists(real)
-    except (OSError, ValueError):
-        return None
-    return real if inside else None
-
-
 def plan_page(page: Path, root: Path) -> PagePlan:
-    """Read and parse ``page`` (inside the site folder ``root``) and find what to describe."""
+    """Read and scan ``page`` (inside the site folder ``root``) and find each image's file."""
     plan = PagePlan(page, root)
     try:
         with open(page, "rb") as fh:
@@ -139,7 +143,7 @@ def plan_page(page: Path, root: Path) -> PagePlan:
             raise PageError(f"it is over {MAX_PAGE_BYTES // 2**20} MB, more than a web page holds; "
                             "split it or leave it out")
         plan.decoded = decode_page(plan.raw)
-        plan.tags = find_images(plan.decoded.text)
+        plan.scanned = scan_page(plan.decoded.text)
     except OSError as exc:
         plan.error = f"cannot read it: {exc.strerror or exc}"
         return plan
@@ -147,10 +151,45 @@ def plan_page(page: Path, root: Path) -> PagePlan:
         plan.error = str(exc)
         plan.decoded = None
         return plan
-    for index, tag in enumerate(plan.tags):
-        if not tag.has_alt:
-            plan.wanted[index] = choose_image(tag, page, root)
+    plan.found = [choose_image(tag, page, root) for tag in plan.tags]
     return plan
+
+
+def decide_site(plans: list[PagePlan], choices: Choices) -> None:
+    """Each image's :class:`Decision`, knowing the whole site: an alt given to many different
+    images is a placeholder, and a linked image is named by the page it links to."""
+    uses = ((tag.attrs["alt"] or "", found if isinstance(found, Path) else tag.src)
+            for plan in plans for tag, found in zip(plan.tags, plan.found, strict=True) if tag.has_alt)
+    repeated = repeated_alts(uses)
+    names = PageNames({plan.page.resolve(): plan.scanned for plan in plans if plan.scanned})
+    for plan in plans:
+        plan.decisions = [decide(tag, found, choices, repeated=repeated,
+                                 name_of=lambda href, tag=tag, plan=plan: names.name(href, tag, plan))
+                          for tag, found in zip(plan.tags, plan.found, strict=True)]
+
+
+class PageNames:
+    """The name of a local page a link leads to: its ``<title>``, else its first ``<h1>``; pages
+    not in the run are read once, when a link needs them."""
+
+    def __init__(self, scanned: dict[Path, ScannedPage]) -> None:
+        self.scanned: dict[Path, ScannedPage | None] = dict(scanned)
+
+    def name(self, href: str, tag: ImgTag, plan: PagePlan) -> str | None:
+        if not urlsplit(href).path:  # "#top", "?q=": this very page
+            return None
+        target = resolve(href, plan.page, plan.root, tag.base_href, folders=True)
+        if not isinstance(target, Path):
+            return None
+        if target.is_dir():
+            target = next((target / n for n in ("index.html", "index.htm") if (target / n).is_file()), target)
+        if not is_page(target):
+            return None
+        if target not in self.scanned:
+            other = plan_page(target, plan.root)
+            self.scanned[target] = other.scanned
+        scanned = self.scanned[target]
+        return (scanned.title or scanned.heading or None) if scanned else None
 
 
 def choose_image(tag: ImgTag, page: Path, root: Path) -> Path | str:
@@ -168,12 +207,15 @@ def choose_image(tag: ImgTag, page: Path, root: Path) -> Path | str:
             reasons.append(found)
     if not local:
         return reasons[-1]  # the reason of src, the fallback every browser would use
+    if len({path for _, path in local}) == 1:
+        return local[0][1]
     return max(local, key=lambda c: (_pixels(c[1]), c[0].kind == "w", c[0].value))[1]
 
 
-def resolve(url: str, page: Path, root: Path, base_href: str | None = None) -> Path | str:
+def resolve(url: str, page: Path, root: Path, base_href: str | None = None, *, folders: bool = False) -> Path | str:
     """The file ``url`` names on disk, relative to ``page`` (or to ``root`` for ``/...``), or why
-    it names none: remote, a ``data:`` URL, another scheme, outside the site, not found."""
+    it names none: remote, a ``data:`` URL, another scheme, outside the site, not found.
+    ``folders``: a folder counts as found too (a link to ``about/``)."""
     url = url.strip()
     if base_href:
         url = urljoin(base_href, url)
@@ -203,7 +245,7 @@ def resolve(url: str, page: Path, root: Path, base_href: str | None = None) -> P
         real = Path(os.path.realpath(written))
         if not real.is_relative_to(os.path.realpath(root)):
             return OUTSIDE_LINK
-        if not real.is_file():
+        if not (real.is_file() or (folders and real.is_dir())):
             return "not found"
     except (OSError, ValueError) as exc:
         return f"cannot be read: {getattr(exc, 'strerror', None) or exc}"
@@ -222,101 +264,70 @@ def _too_long(path: Path) -> str | None:
     return None
 
 
-def finish_page(plan: PagePlan, described: Mapping[Path, AltText | str]) -> tuple[bytes | None, PageReport]:
-    """The page's new bytes (None when nothing changed) and its report; ``described`` maps
-    each image to its alt text, or to why it could not be described."""
-    report = PageReport(str(plan.page), error=plan.error,
-                        encoding=plan.decoded.encoding if plan.decoded else None)
+def finish_page(plan: PagePlan, described: Mapping[Path, AltText | str],
+                options: PlanOptions | None = None) -> tuple[bytes | None, PageReport]:
+    """The page's new bytes (None when nothing changed) and its report; ``described`` maps each
+    image to its alt text, or to why it could not be described. Decides the page on its own
+    (:func:`decide_site` for a whole site) when that was not done."""
+    options = options or PlanOptions()
+    report = PageReport(str(plan.page), error=plan.error, encoding=plan.decoded.encoding if plan.decoded else None,
+                        lang=plan.lang or None)
     if plan.decoded is None:
         return None, report
-    edits: list[tuple[ImgTag, str]] = []
-    filled: list[ImageReport] = []
-    for index, tag in enumerate(plan.tags):
-        item = ImageReport(tag.line, tag.src, SKIPPED)
-        target = plan.wanted.get(index)
-        if tag.has_alt:
-            item.status = DECORATIVE if not (tag.attrs["alt"] or "").strip() else KEPT
-            item.alt = tag.attrs["alt"] or ""
-        elif isinstance(target, Path):
-            item.image = str(target)
-            result = described.get(target, "not described")
-            if isinstance(result, str):
-                item.reason = result
-            elif not result.alt:
-                item.reason = "nothing found to say" + (" (no caption model)" if result.partial else "")
-                item.partial = result.partial
-            else:
-                item.status, item.alt, item.partial = FILLED, result.alt, result.partial
-                item.long_description = result.long_description
-                item.attribute = alt_attribute(result.alt)
-                edits.append((tag, result.alt))
-                filled.append(item)
-        else:
-            item.reason = str(target)
+    if not plan.decisions:
+        decide_site([plan], options.choices)
+    if plan.lang and plan.lang.split("-")[0].lower() != ENGLISH:
+        report.note = f"the page's language is {plan.lang}; its alts are written in English"
+    edits: list[Edit] = []
+    written: list[ImageReport] = []
+    for tag, decision in zip(plan.tags, plan.decisions, strict=True):
+        item = _image_report(tag, decision, described)
         report.images.append(item)
+        if item.attribute is not None:
+            edits.append(Edit(tag, item.alt or "", (MARK_PARTIAL if item.partial else MARK) if options.mark else None))
+            item.attribute = alt_attribute(item.alt or "", edits[-1].mark)
+            written.append(item)
     if not edits:
         return None, report
     try:
         data, offsets = insert_alts(plan.raw, plan.decoded, edits)
     except DescribeLocalError as exc:
         report.error = str(exc)
-        for item in filled:
-            item.status, item.reason, item.attribute = SKIPPED, str(exc), None
+        for item in written:
+            item.status, item.reason, item.attribute, item.generated = SKIPPED, str(exc), None, False
         return None, report
-    for item, offset in zip(filled, offsets, strict=True):
+    for item, offset in zip(written, offsets, strict=True):
         item.offset = offset
     report.changed = True
     return data, report
 
 
-@contextlib.contextmanager
-def _replacing(target: Path, failed: str) -> Iterator[Path]:
-    """A temporary name beside ``target`` for the body to fill; then renamed over ``target``, so
-    that ``target`` changes whole or not at all. An ``OSError`` becomes :class:`OutputError`
-    (``failed``, then the reason); the temporary name never stays behind."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        yield tmp
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise OutputError(f"{failed}: {exc.strerror or exc}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
-def write_atomic(path: Path, data: bytes, *, like: Path | None = None) -> None:
-    """Write ``data`` to ``path`` whole or not at all (a temporary file, then a rename), with the
-    permissions of ``like`` when given. Raises :class:`OutputError` (one line)."""
-    with _replacing(path, f"cannot write {path}") as tmp:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-        if like is not None:
-            shutil.copymode(like, tmp)
-
-
-def copy_atomic(source: Path, target: Path) -> None:
-    """Copy a regular file (contents, permissions, times) whole or not at all, never through a
-    symbolic link (``source`` is opened with ``O_NOFOLLOW``). Raises :class:`OutputError`."""
-    with _replacing(target, f"cannot copy {source} to {target}") as tmp:
-        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-        with open(fd, "rb") as src:
-            if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
-                raise OutputError(f"cannot copy {source}: it is not a regular file")
-            with open(tmp, "xb") as dst:
-                shutil.copyfileobj(src, dst, 1024 * 1024)
-            shutil.copystat(source, tmp, follow_symlinks=False)
-
-
-def copy_link(link: Path, real: Path, target: Path) -> str:
-    """Make ``target`` a symbolic link that leads, within the copy, where ``link`` leads within
-    the site (``real``, from :func:`link_inside`): relative, so the copy holds together wherever
-    it goes. Returns what the new link holds. Raises :class:`OutputError`."""
-    relative = os.path.relpath(real, os.path.realpath(link.parent))
-    with _replacing(target, f"cannot make the link {target}") as tmp:
-        os.symlink(relative, tmp)
-    return relative
+def _image_report(tag: ImgTag, decision: Decision, described: Mapping[Path, AltText | str]) -> ImageReport:
+    """One image's report; ``attribute`` is set (to anything) when an alt is to be written."""
+    item = ImageReport(tag.line, tag.src, decision.rule.value, reason=decision.reason, old_alt=decision.old_alt,
+                       placeholder=decision.placeholder.value if decision.placeholder else None,
+                       generated=decision.generated)
+    item.image = str(decision.image) if decision.image is not None else None
+    if decision.rule in (Rule.KEPT, Rule.DECORATIVE, Rule.SKIPPED):
+        item.alt = decision.alt
+        return item
+    if decision.rule in NEEDS_DESCRIBING and decision.image is not None:
+        result = described.get(decision.image, "not described")
+        if isinstance(result, str) or not result.alt:
+            item.status = SKIPPED
+            if isinstance(result, str):
+                item.reason = result
+            else:
+                item.reason = "nothing found to say" + (" (no caption model)" if result.partial else "")
+                item.partial = result.partial
+            return item
+        kind = tag.container.kind if tag.container else "link"
+        item.alt = result.alt if decision.rule is Rule.DESCRIBE else link_alt(result.alt, kind)
+        item.long_description, item.partial = result.long_description, result.partial
+    else:
+        item.alt = decision.alt or ""
+    item.generated, item.attribute = True, ""
+    return item
 
 
 def _pixels(path: Path) -> int:

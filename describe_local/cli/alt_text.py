@@ -2,10 +2,12 @@
 
 - Images and folders of images: one line per image on stdout (JSON lines, or ``--csv``) with
   ``path``, ``alt``, ``long_description``, ``partial``, ``text_found`` and ``errors``.
-- ``.html`` pages, or folders holding a static site: every ``<img>`` with no ``alt`` gets one
-  (``alt_text/site.py``), into a copy of the site (``-o DIR``) or the pages themselves
-  (``--in-place``, keeping each changed page's original as ``PAGE.bak``). A summary goes to
-  stderr, and with ``--report FILE`` every page and image as JSON.
+- ``.html`` pages, or folders holding a static site: every ``<img>`` with no ``alt`` (or a
+  placeholder one) gets one by the W3C alt decision tree (``cli/alt_text_pages.py``), into a
+  folder of the changed pages (``-o DIR``; ``--copy-all`` for the whole site) or the pages
+  themselves (``--in-place``, keeping each changed page's original as ``PAGE.bak``). A summary
+  goes to stderr, and with ``--report FILE`` every page and image as JSON.
+- ``--audit``: nothing changes; a report of every image (HTML and JSON into ``-o DIR``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import dataclasses
-import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,20 +32,24 @@ from describe_local.cli._common import (
     check_collection_options,
     expand_photos,
     json_line,
-    json_safe,
     load_settings,
     needed_on_every_node,
     progress_printer,
     shown,
 )
-from describe_local.errors import ConfigError, DescribeLocalError, ImageError, OutputError, PageError
+from describe_local.cli.alt_text_pages import (
+    PROGRESS_FROM,
+    announced,
+    described_images,
+    page_jobs,
+    run_audit,
+    run_pages,
+)
+from describe_local.errors import ConfigError, DescribeLocalError, ImageError
 
 if TYPE_CHECKING:
-    from describe_local.alt_text.site import PageReport
-    from describe_local.alt_text.wording import AltText
     from describe_local.pipeline import Describer
 
-PROGRESS_FROM = 4  # more images than this show n/N progress on a terminal
 COLUMNS = ("path", "alt", "long_description", "partial", "text_found", "errors")
 
 
@@ -60,8 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Write alt text: one short sentence for a screen reader, with the caption first, a count "
             "of people and any text that stands out. For images and folders of images, prints one "
             "line per image. For .html pages or a folder holding a static site, gives every <img> "
-            "that has no alt attribute one (alt=\"\" is kept: it marks a decorative image); remote "
-            "and data: images are skipped, never fetched."
+            "that has no alt attribute (or a placeholder: a file name, 'image', one alt on many images) "
+            "one, by the W3C alt decision tree: an image that is all a link holds names the linked "
+            "page; a captioned image, a spacer or a single-colour rule gets alt=\"\"; others are "
+            "described. alt=\"\" already there is kept (it marks a decorative image); remote and data: "
+            "images are skipped, never fetched. --audit changes nothing and reports every image."
         ),
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
@@ -74,7 +80,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "must not give away who is in your gallery)")
     parser.add_argument("--csv", action="store_true", help="images: print CSV instead of JSON lines")
     parser.add_argument("-o", "--output", type=Path, metavar="DIR",
-                        help="pages: write a copy of the site (same tree, other files copied too) into DIR")
+                        help="pages: write the pages that change, and the files they show, into DIR (same tree); "
+                        "with --audit: write the report (report.html, report.json) into DIR")
+    parser.add_argument("--copy-all", action="store_true",
+                        help="pages with -o: copy the whole site, unchanged pages and every other file too")
+    parser.add_argument("--audit", action="store_true",
+                        help="pages: change nothing, load no model; report every image: missing, decorative, "
+                        "placeholder, duplicate, too long (over --max-chars), linked image without a name, generated")
+    parser.add_argument("--keep-placeholders", action="store_true",
+                        help="pages: keep placeholder alts (file names, 'image', 'logo', one alt on many images) "
+                        "instead of replacing them; they are still listed")
+    parser.add_argument("--describe-captioned", action="store_true",
+                        help="pages: describe images whose caption or link text already says what they show "
+                        "(by default they get alt=\"\", so that nothing is read twice)")
+    parser.add_argument("--mark", action="store_true",
+                        help='pages: mark each alt written with data-alt-generated="describe-local" ("describe-local '
+                        'partial" when no caption model ran), so that a CMS or a later audit can find them')
     parser.add_argument("--in-place", action="store_true",
                         help="pages: change the pages themselves, keeping each changed page's original as PAGE.bak")
     parser.add_argument("--report", type=Path, metavar="FILE",
@@ -100,6 +121,19 @@ def run(args: argparse.Namespace) -> int:
     pages = [p for p in args.paths if (p.is_dir() and holds_pages(p)) or (not p.is_dir() and is_page(p))]
     if pages and len(pages) < len(args.paths):
         raise ConfigError("give either web pages (.html files or site folders) or images, not both")
+    page_only = args.audit or args.copy_all or args.keep_placeholders or args.describe_captioned or args.mark
+    if page_only and not pages:
+        raise ConfigError("--audit, --copy-all, --keep-placeholders, --describe-captioned and --mark are for web "
+                          "pages (.html files or site folders)")
+    if args.audit:
+        if args.in_place or args.copy_all:
+            raise ConfigError("--audit changes nothing: leave out --in-place and --copy-all (-o DIR is for its report)")
+        jobs, _, _ = page_jobs(pages, None)
+        if args.output is not None:
+            page_jobs(pages, args.output)  # the same checks: a report folder outside the site
+        return run_audit(args, jobs)
+    if args.copy_all and not args.output:
+        raise ConfigError("--copy-all goes with -o DIR")
     if pages:
         if bool(args.output) == bool(args.in_place):
             raise ConfigError("for web pages, give -o DIR (a copy of the site) or --in-place (with .bak files)")
@@ -107,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--csv is for images; pages get --report FILE")
         if args.jobs is not None or args.ray is not None or args.jsonl is not None:
             raise ConfigError("--jobs, --ray and --jsonl are for images; pages are done in one process")
-        jobs, copies, links = _page_jobs(pages, args.output)
+        jobs, copies, links = page_jobs(pages, args.output)
     else:
         if args.output or args.in_place or args.report:
             raise ConfigError("-o, --in-place and --report are for web pages; images are printed on stdout")
@@ -128,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     with Describer.load(settings, speech=False, progress=progress_printer() if not args.quiet else None) as describer:
         check_caption(describer, settings, "alt-text", wanted=wanted_caption, note=not args.quiet)
         if pages:
-            return _run_pages(describer, args, jobs, copies, links)
+            return run_pages(describer, args, jobs, copies, links)
         return _run_images(describer, args, photos)
 
 
@@ -142,7 +176,7 @@ def _run_images(describer: Describer, args: argparse.Namespace, photos: list[Pat
         writer.writerow(COLUMNS)
     failures: list[DescribeLocalError] = []
     started = time.perf_counter()
-    for path, result in _described(describer, _announced(photos, args.progress, args.quiet), args):
+    for path, result in described_images(describer, announced(photos, args.progress, args.quiet), args):
         if isinstance(result, DescribeLocalError):
             failures.append(result)
             print(f"describe-local: error: {shown(result)}", file=sys.stderr, flush=True)
@@ -213,178 +247,3 @@ def _run_collection(args: argparse.Namespace, settings: Any, photos: list[Path])
     if not kinds:
         return 0
     return ImageError.exit_code if all(k == {"decode"} for k in kinds) else 1
-
-
-def _described(describer: Describer, paths: Iterable[Path], args: argparse.Namespace) -> Iterator[tuple[Path, Any]]:
-    """``(path, (AltText, Description))`` per image, or ``(path, error)`` for one that failed."""
-    from describe_local.alt_text.wording import alt_text
-    from describe_local.results import DescribeOptions
-
-    for path, result in describer.describe_all(paths, DescribeOptions(audio=False)):
-        if isinstance(result, DescribeLocalError):
-            yield path, result
-        else:
-            yield path, (alt_text(result, args.max_chars, args.names), result)
-
-
-def _announced(paths: list[Path], forced: bool, quiet: bool = False) -> Iterator[Path]:
-    """``paths``, printing ``n/N path`` on stderr as each starts (``--progress``, or a terminal
-    and more than a few; never with ``quiet``)."""
-    show = not quiet and (forced or (len(paths) > PROGRESS_FROM and sys.stderr.isatty()))
-    for index, path in enumerate(paths, 1):
-        if show:
-            print(f"{index}/{len(paths)} {shown(path)}", file=sys.stderr, flush=True)
-        yield path
-
-
-# -- pages --------------------------------------------------------------------------------------
-
-
-Job = tuple[Path, Path, Path]  # a page, its site's folder, where it is written
-Link = tuple[Path, Path | None, Path]  # a symbolic link, where it leads inside its site (None: out), its copy
-
-
-def _page_jobs(inputs: list[Path], output: Path | None) -> tuple[list[Job], list[tuple[Path, Path]], list[Link]]:
-    """``(page, site root, where it goes)`` for each page, ``(file, target)`` for each other
-    file of a site to copy (with ``-o`` only), and each symbolic link met (never followed: a
-    page behind one is not read, a file behind one not copied). Checked before any model loads."""
-    from describe_local.alt_text.site import is_page, link_inside, site_files
-
-    jobs: list[Job] = []
-    copies: list[tuple[Path, Path]] = []
-    links: list[Link] = []
-    if output is not None and output.exists() and not output.is_dir():
-        raise OutputError(f"-o {shown(output)} is a file; give a folder")
-    out = output.resolve() if output is not None else None
-    for given in inputs:
-        root = given if given.is_dir() else given.parent
-        if out is not None and (out == root.resolve() or (given.is_dir() and out.is_relative_to(given.resolve()))):
-            raise OutputError(f"-o {shown(output)} is inside {shown(given)}; give a folder outside the site")
-        prefix = Path() if len(inputs) == 1 and given.is_dir() else Path(given.name if given.is_dir() else "")
-        for path in site_files(given) if given.is_dir() else [given]:
-            target = path if out is None else out / prefix / path.relative_to(root)
-            if path.is_symlink():
-                links.append((path, link_inside(path, root), target))
-            elif is_page(path):
-                jobs.append((path, root, target))
-            elif out is not None:
-                copies.append((path, target))
-    targets = [t for _, _, t in jobs] + [t for _, t in copies] + [t for _, _, t in links if out is not None]
-    if len(set(targets)) < len(targets):
-        raise ConfigError("two of the given pages would be written to the same place; give them one at a time")
-    return jobs, copies, links
-
-
-def _run_pages(describer: Describer, args: argparse.Namespace, jobs: list[Job],
-               copies: list[tuple[Path, Path]], links: list[Link]) -> int:
-    """Plan every page, describe each image once, write the pages, copies and links; the exit code."""
-    from describe_local.alt_text.site import copy_atomic, finish_page, plan_page, write_atomic
-
-    plans = [plan_page(page, root) for page, root, _ in jobs]
-    images = list(dict.fromkeys(path for plan in plans for path in plan.images()))
-    described: dict[Path, AltText | str] = {}
-    for path, result in _described(describer, _announced(images, args.progress, args.quiet), args):
-        described[path] = shown(result) if isinstance(result, DescribeLocalError) else result[0]
-    reports: list[PageReport] = []
-    code = 0
-    for plan, (page, _, target) in zip(plans, jobs, strict=True):
-        data, report = finish_page(plan, described)
-        try:
-            if data is not None:
-                if args.in_place:
-                    write_atomic(page.with_name(page.name + ".bak"), plan.raw, like=page)
-                write_atomic(target, data, like=page)
-            elif not args.in_place and plan.error is None:
-                copy_atomic(page, target)
-            report.output = str(target) if plan.error is None else None
-        except OutputError as exc:
-            report.error, code = str(exc), OutputError.exit_code
-        if report.error and not code:
-            code = PageError.exit_code
-        reports.append(report)
-    for source, target in copies:
-        try:
-            copy_atomic(source, target)
-        except OutputError as exc:  # e.g. a full disk: said, and the report still written
-            print(f"describe-local: error: {shown(exc)}", file=sys.stderr)
-            code = OutputError.exit_code
-    link_reports = _links(links, args.in_place)
-    if any(r["status"] == "failed" for r in link_reports):
-        code = code or OutputError.exit_code
-    _summarise(reports, args.report, link_reports)
-    return code
-
-
-def _links(links: list[Link], in_place: bool) -> list[dict[str, Any]]:
-    """Each symbolic link of the sites: made again as a link in the copy when it stays inside
-    its site, else skipped, never followed; one record each for the report."""
-    import os
-
-    from describe_local.alt_text.site import copy_link
-
-    done: list[dict[str, Any]] = []
-    for link, real, target in links:
-        try:
-            leads_to = os.readlink(link)
-        except OSError as exc:
-            leads_to = f"(unreadable: {exc.strerror})"
-        record: dict[str, Any] = {"path": str(link), "leads_to": leads_to, "output": None}
-        if real is None:
-            record.update(status="skipped", reason="it leads out of the site folder (or nowhere); not followed")
-        elif in_place:
-            record.update(status="kept", reason="a link inside the site, left as it is")
-        else:
-            try:
-                record.update(status="copied as a link", output=str(target), link=copy_link(link, real, target))
-            except OutputError as exc:
-                record.update(status="failed", reason=str(exc))
-        done.append(record)
-    return done
-
-
-def _summarise(reports: list[PageReport], report_file: Path | None, links: list[dict[str, Any]]) -> None:
-    """The closing summary on stderr, and the whole report as JSON in ``report_file``."""
-    from describe_local.alt_text.site import SKIPPED, write_atomic
-
-    totals = _totals(reports)
-    line = (f"{totals['pages']} page{'s' * (totals['pages'] != 1)}, {totals['changed']} changed: "
-            f"{totals['filled']} image{'s' * (totals['filled'] != 1)} given alt text")
-    if totals["partial"]:
-        line += f" ({totals['partial']} partial)"
-    line += f", {totals['kept']} kept, {totals['decorative']} decorative, {totals['skipped']} skipped"
-    reasons = totals["skipped_because"]
-    if reasons:
-        line += " (" + ", ".join(f"{n} {why}" for why, n in reasons.items()) + ")"
-    if links:
-        copied = sum(link["status"] == "copied as a link" for link in links)
-        line += f"; {len(links)} symbolic link{'s' * (len(links) != 1)}: {copied} copied as links"
-    print(line, file=sys.stderr)
-    for link in links:
-        if link["status"] in ("skipped", "failed"):
-            print(f"  {link['status']} link {shown(link['path'])} -> {shown(link['leads_to'])}: {link['reason']}",
-                  file=sys.stderr)
-    for report in reports:
-        if report.error:
-            print(f"describe-local: error: {shown(report.page)}: {shown(report.error)}", file=sys.stderr)
-        for image in report.images:
-            if image.status == SKIPPED and image.reason != "remote image (not fetched)":
-                print(f"  skipped {shown(report.page)}:{image.line} {shown(image.src)}: {image.reason}",
-                      file=sys.stderr)
-    sys.stderr.flush()
-    if report_file is not None:
-        body = {"pages": [dataclasses.asdict(r) for r in reports], "links": links, "totals": totals}
-        write_atomic(report_file, (json.dumps(json_safe(body), ensure_ascii=False, indent=2) + "\n").encode())
-
-
-def _totals(reports: list[PageReport]) -> dict[str, Any]:
-    counts: dict[str, Any] = {"pages": len(reports), "changed": sum(r.changed for r in reports),
-                              "filled": 0, "partial": 0, "kept": 0, "decorative": 0, "skipped": 0}
-    because: dict[str, int] = {}
-    for report in reports:
-        for image in report.images:
-            counts[image.status] += 1
-            counts["partial"] += image.status == "filled" and image.partial
-            if image.status == "skipped":
-                because[image.reason or "?"] = because.get(image.reason or "?", 0) + 1
-    counts["skipped_because"] = because
-    return counts

@@ -15,7 +15,7 @@ from PIL import Image
 
 from describe_local.alt_text.pages import find_images
 from describe_local.alt_text.site import OUTSIDE_LINK, SKIPPED, finish_page, plan_page, resolve
-from describe_local.cli.alt_text import _page_jobs, _run_pages
+from describe_local.cli.alt_text_pages import page_jobs, run_pages
 from describe_local.errors import PageError
 
 SECRET = b"root:x:0:0:root:/root:/bin/bash\n"
@@ -73,11 +73,12 @@ def test_an_image_behind_a_link_out_of_the_site_is_skipped_not_described(tmp_pat
 def test_a_copy_of_a_site_never_holds_what_a_link_leads_to(tmp_path):
     site, _ = make_site(tmp_path)
     out = tmp_path / "out"
-    jobs, copies, links = _page_jobs([site], out)
+    jobs, copies, links = page_jobs([site], out)
     assert [page.name for page, _, _ in jobs] == ["index.html"]
     args = argparse.Namespace(progress=False, quiet=True, in_place=False, report=tmp_path / "report.json",
-                              max_chars=125, names=False)
-    assert _run_pages(NoDescriber(), args, jobs, copies, links) == 0
+                              max_chars=125, names=False, copy_all=True, keep_placeholders=False,
+                              describe_captioned=False, mark=False)
+    assert run_pages(NoDescriber(), args, jobs, copies, links) == 0
     for path in out.rglob("*"):
         assert not (path.is_file() and not path.is_symlink() and path.read_bytes() == SECRET), path
     for name in ("passwd.txt", "outer.html", "elsewhere", "img/private.png"):
