@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from describe_local.audio import encode_mp3
 from describe_local.errors import DescribeLocalError, ModelNotInstalled
 from describe_local.images import Photo, decode_photo, image_limits, load_photo
+from describe_local.memory import release_free_memory, settle_allocator
 from describe_local.results import (
     Answer,
     DescribeOptions,
@@ -118,6 +118,7 @@ class Describer:
         """
         from describe_local.say.speech import load_bundled_voice
 
+        settle_allocator()  # before the models load: their freed tensors go back to the system
         say = progress or (lambda _msg: None)
         loaded = load_stages(settings, stages, say)
         try:
@@ -228,6 +229,8 @@ class Describer:
             with clock.step("speech"):
                 speech = self._speaker.pcm([Segment(text, "en")], options)
             with clock.step("encode"):
+                from describe_local.audio import encode_mp3  # PyAV: only where there is sound
+
                 result.mp3 = encode_mp3(speech.pcm, speech.sample_rate)
         result.timings_ms = clock.done()
         return result
@@ -323,6 +326,7 @@ class Describer:
     def _parts(self, photo: Photo, options: DescribeOptions, stages: tuple[str, ...],
                clock: Stopwatch) -> Iterator[Said | Description]:
         seen, waits = self._start(photo, stages, clock, options.sequential)
+        del photo  # the running stages hold it: it is freed as the last one ends, not after the speech
         advice = len(seen.guidance)
         teller = compose.Teller(self.settings.spoken_text_lines, options.all_text, stages == ("text",),
                                 self._told_off)
@@ -341,7 +345,9 @@ class Describer:
             yield said
         if said := narration.end():
             yield said
-        yield narration.description(seen, teller.text_found)
+        description = narration.description(seen, teller.text_found)
+        release_free_memory()  # what this photo's models freed, back to the system before the next
+        yield description
 
 
 def _last(parts: Iterator[Said | Description]) -> Description:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from describe_local.audio import Mp3Stream, resample
 from describe_local.errors import ModelNotInstalled
 from describe_local.results import DescribeOptions, Description, Said, Seen, Speech
 from describe_local.say import compose
@@ -22,6 +21,7 @@ from describe_local.say.speech import SEGMENT_PAUSE_S, Segment, length_scale_for
 from describe_local.timing import Stopwatch
 
 if TYPE_CHECKING:
+    from describe_local.audio import Mp3Stream
     from describe_local.say.speech import Voice
     from describe_local.settings import Settings
 
@@ -117,6 +117,8 @@ class Narration:
         self.language = self.language or plan.language
         pcm = None
         if self.options.audio and self.speaker.speech:
+            from describe_local.audio import Mp3Stream, resample  # PyAV (15 MB): only where there is sound
+
             with self.clock.step("speech"):
                 speech = self.speaker.pcm(plan.segments, self.options)
             self.voice = self.voice or speech.voice

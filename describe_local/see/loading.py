@@ -7,8 +7,10 @@ propagates, and the stages loaded before it (which may hold helper processes) ar
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -53,21 +55,54 @@ def load_stages(settings: Settings, stages: Iterable[str], say: Callable[[str], 
     loaded = Stages()
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(loaded.close)  # undone if a later stage fails to load
-        if "caption" in stages:
-            say("loading the caption model")
-            try:
-                loaded.caption = load_captioner(settings)
-            except ModelNotInstalled as exc:
-                loaded.off["caption"] = str(exc)
-                log.info("caption stage off: %s", exc)
+        faces: cf.Future[FaceStage] | None = None
         if "faces" in stages:
+            # Its child process loads dlib on the other core while this one loads the rest
+            # (0.4 s of a cold describe); the thread only waits for the child's word.
             say("loading the face models and the gallery")
-            loaded.faces = FaceRecognizer.load(open_gallery(settings), settings)
-        if "text" in stages:
-            say("checking Tesseract")
-            loaded.text = TextReader.load(settings)
+            faces = _in_background(lambda: FaceRecognizer.load(open_gallery(settings), settings))
+        try:
+            if "caption" in stages:
+                say("loading the caption model")
+                try:
+                    loaded.caption = load_captioner(settings)
+                except ModelNotInstalled as exc:
+                    loaded.off["caption"] = str(exc)
+                    log.info("caption stage off: %s", exc)
+            if "text" in stages:
+                say("checking Tesseract")
+                loaded.text = TextReader.load(settings)
+        except BaseException:
+            _discard(faces)
+            raise
+        if faces is not None:
+            loaded.faces = faces.result()
         cleanup.pop_all()
     return loaded
+
+
+def _in_background(load: Callable[[], FaceStage]) -> cf.Future[FaceStage]:
+    """``load()`` run in a thread of its own, as a future."""
+    future: cf.Future[FaceStage] = cf.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(load())
+        except BaseException as exc:  # handed to whoever waits for it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="load-faces", daemon=True).start()
+    return future
+
+
+def _discard(future: cf.Future[FaceStage] | None) -> None:
+    """Wait for a stage loading in the background and close it (another load failed)."""
+    if future is None:
+        return
+    try:
+        close_stage(future.result())
+    except BaseException as exc:  # the first error is the one raised; this one is only logged
+        log.debug("the faces stage did not load either: %s", exc)
 
 
 def close_stage(stage: Any) -> None:

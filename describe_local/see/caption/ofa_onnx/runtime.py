@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from describe_local.errors import ModelNotInstalled
+from describe_local.memory import settle_allocator
 from describe_local.see.caption.ofa.options import SearchOptions, question_prompt, search_options
 from describe_local.see.caption.ofa.tokenizer import OFATokenizer
 from describe_local.see.caption.ofa_onnx.search import SpecialIds, generate
@@ -106,6 +107,7 @@ class OnnxOFA:
         if manifest is None:
             raise ModelNotInstalled(f"{folder} has no ONNX graphs of this version's layout: "
                                     f"run `describe-local models convert {folder.name}`")
+        settle_allocator()  # the sessions have no arena: their freed tensors go back (describe_local.memory)
         chosen = providers(device)
         precision = pick_precision(folder, manifest, chosen, precision)
         if precision not in formats.ofa_onnx_precisions(folder):
