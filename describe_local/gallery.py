@@ -11,7 +11,7 @@ the server, ``eval``) use these verbs and never reach into ``see/faces``::
 
 :class:`FaceFinder` finds and encodes faces the way the faces stage does, and
 :func:`face_distances` / :func:`match_faces` compare them, for measuring
-recognition against labelled photos.
+recognition against labelled photos; :func:`face_model_files` says which model files it loads.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from describe_local.see.faces.detect import Box, FaceModels, encode_faces, find_faces
+from describe_local.see.faces.detect import Box, FaceModels, encode_faces, face_model_files, find_faces
 from describe_local.see.faces.gallery import Gallery, GalleryPhoto, check_name
 from describe_local.see.faces.recognize import face_distances, match_faces
 
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from describe_local.settings import Settings
 
 __all__ = [
-    "Box", "FaceFinder", "Gallery", "GalleryPhoto", "check_name", "face_distances", "match_faces", "open_gallery",
+    "Box", "FaceFinder", "Gallery", "GalleryPhoto", "check_name", "face_distances", "face_model_files", "match_faces",
+    "open_gallery",
 ]
 
 

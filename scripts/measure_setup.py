@@ -2,9 +2,9 @@
 
 Clones the checkout's committed HEAD (uncommitted changes are not measured) into a scratch
 folder, runs ``scripts/setup`` there and prints: the set-up's seconds, the venv's and the model
-store's MB, the largest packages, the venv without opencv-python-headless, and whether
+store's size (MiB, as ``du -sm``), the largest packages, the venv without opencv-python-headless, and whether
 ``import torch``, ``import ray`` and ``import pyarrow`` fail in it (they must). The targets: set-up
-at most 60 s with a warm package cache, venv at most 800 MB, the three imports failing; the exit
+at most 60 s with a warm package cache, venv at most 800 MiB, the three imports failing; the exit
 status is 1 when one is missed.
 
     .venv/bin/python scripts/measure_setup.py [--source REPO] [--keep DIR] [--describe PHOTO] [--json]
@@ -32,6 +32,7 @@ MAX_SETUP_S = 60.0
 MAX_VENV_MB = 800.0
 ABSENT = ("torch", "ray", "pyarrow")
 OPENCV = "opencv-python-headless"
+MIB = 1024 * 1024  # sizes are du -sm's MiB, as the targets were measured
 
 # Run by the clone's venv: each installed distribution's bytes (from its RECORD), largest first.
 SIZES = """
@@ -69,7 +70,7 @@ class Measure:
         if self.setup_s > MAX_SETUP_S:
             out.append(f"set-up {self.setup_s:.1f} s > {MAX_SETUP_S:g} s")
         if self.venv_mb > MAX_VENV_MB:
-            out.append(f"venv {self.venv_mb:.0f} MB > {MAX_VENV_MB:g} MB")
+            out.append(f"venv {self.venv_mb:.0f} MiB > {MAX_VENV_MB:g} MiB")
         out += [f"import {m} works" for m, result in self.imports.items() if result == "imports"]
         if self.describe and self.describe.get("status") != 0:
             out.append(f"./scripts/describe exited with status {self.describe.get('status')}")
@@ -77,7 +78,7 @@ class Measure:
 
 
 def folder_mb(folder: Path) -> float:
-    """Bytes on disk under ``folder`` (as ``du`` counts them, each hard link once), in MB."""
+    """Space on disk under ``folder`` in MiB, as ``du -sm`` counts it (blocks, each hard link once)."""
     seen: set[tuple[int, int]] = set()
     total = 0
     for dirpath, _dirs, files in os.walk(folder):
@@ -86,7 +87,7 @@ def folder_mb(folder: Path) -> float:
             if (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
                 total += st.st_blocks * 512
-    return total / 1e6
+    return total / MIB
 
 
 def import_result(python: Path, module: str) -> str:
@@ -108,11 +109,11 @@ def measure(source: Path, clone: Path, photo: Path | None) -> Measure:
     sizes = json.loads(subprocess.run([str(python), "-c", SIZES], capture_output=True, text=True,
                                       check=True).stdout)
     venv_mb = folder_mb(clone / ".venv")
-    opencv_mb = next((size for name, size in sizes if name == OPENCV), 0) / 1e6
+    opencv_mb = next((size for name, size in sizes if name == OPENCV), 0) / MIB
     result = Measure(
         commit=commit, setup_s=round(setup_s, 1), setup_status=setup.returncode,
         venv_mb=round(venv_mb, 1), models_mb=round(folder_mb(clone / "models"), 1),
-        packages_mb=[(name, round(size / 1e6, 1)) for name, size in sizes[:15]],
+        packages_mb=[(name, round(size / MIB, 1)) for name, size in sizes[:15]],
         venv_without_opencv_mb=round(venv_mb - opencv_mb, 1),
         imports={module: import_result(python, module) for module in ABSENT},
         load_average=os.getloadavg(),
@@ -131,10 +132,10 @@ def report(m: Measure) -> str:
     lines = [f"commit {m.commit}, load average {m.load_average[0]:.2f}",
              f"set-up: {m.setup_s:.1f} s (target <= {MAX_SETUP_S:g} s with a warm package cache), "
              f"status {m.setup_status}",
-             f"venv: {m.venv_mb:.0f} MB (target <= {MAX_VENV_MB:g} MB); without {OPENCV}: "
-             f"{m.venv_without_opencv_mb:.0f} MB; models/: {m.models_mb:.0f} MB",
-             "largest packages:"]
-    lines += [f"  {size:7.1f} MB  {name}" for name, size in m.packages_mb]
+             f"venv: {m.venv_mb:.0f} MiB (du -sm; target <= {MAX_VENV_MB:g}); without {OPENCV}: "
+             f"{m.venv_without_opencv_mb:.0f} MiB; models/: {m.models_mb:.0f} MiB",
+             "largest packages (MiB of their files):"]
+    lines += [f"  {size:7.1f}  {name}" for name, size in m.packages_mb]
     lines += [f"import {module}: {result}" for module, result in m.imports.items()]
     if m.describe:
         lines.append(f"./scripts/describe {m.describe['photo']}: status {m.describe['status']}, "

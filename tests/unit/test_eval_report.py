@@ -22,25 +22,70 @@ def _speed_records() -> list[dict]:
         return [{"decode": 2.0, "analysis": t / 2, "caption": 0.0, "faces": t / 3, "text": t / 4, "compose": 0.1,
                  "translate": 0.1, "speech": t / 5, "encode": 10.0, "total": t} for t in totals]
 
+    no_caption = {"caption": "off", "faces": "ok", "text": "ok"}
+    every = {"caption": "ok", "faces": "ok", "text": "ok"}
     return [
-        {"path": str(DATA / speed.CASES[0].photo), "sequential": {"runs": runs(800, 700, 900), "said": "Nothing."},
-         "parallel": {"runs": runs(600, 650, 500), "said": "Nothing."}},
+        {"path": str(DATA / speed.CASES[0].photo),
+         "sequential": {"runs": runs(800, 700, 900), "said": "Nothing.", "ran": no_caption},
+         "parallel": {"runs": runs(600, 650, 500), "said": "Nothing.", "ran": no_caption}},
         {"path": str(DATA / speed.CASES[1].photo), "errors": {"describe": "the faces stage failed"}},
-        {"path": str(DATA / speed.CASES[2].photo), "sequential": {"runs": runs(1500), "said": "Six."},
-         "parallel": {"runs": runs(1000), "said": "Six."}},
+        {"path": str(DATA / speed.CASES[2].photo), "sequential": {"runs": runs(1500), "said": "Six.", "ran": every},
+         "parallel": {"runs": runs(1000), "said": "Six.", "ran": every}},
     ]
 
 
 def test_the_speed_table_takes_medians_and_sets_aws_beside_them():
     rows = speed.speed_table(_speed_records(), DATA)
-    assert [(r["case"], r["mode"], r["aws_ms"]) for r in rows] == [
-        ("0 people", "sequential", 1869), ("0 people", "parallel", 1702), ("1 person", "sequential", 4277),
-        ("1 person", "parallel", 2197), ("6 people", "sequential", 6603), ("6 people", "parallel", 3904)]
+    assert [(r["case"], r["cloud_case"], r["mode"], r["aws_ms"]) for r in rows] == [
+        ("0 people", "0 people", "sequential", 1869), ("0 people", "0 people", "parallel", 1702),
+        ("1 person", "1 person", "sequential", 4277), ("1 person", "1 person", "parallel", 2197),
+        ("6 people", "4 people", "sequential", 6603), ("6 people", "4 people", "parallel", 3904)]
     assert rows[0]["median"]["total"] == 800 and rows[1]["median"]["total"] == 600
-    assert rows[0]["median"]["faces"] == pytest.approx(800 / 3) and rows[0]["speedup"] == pytest.approx(1869 / 800)
+    assert rows[0]["median"]["faces"] == pytest.approx(800 / 3)
+    assert rows[4]["comparable"] and rows[4]["speedup"] == pytest.approx(6603 / 1500)
+    assert rows[4]["versus"] == "4.4x faster" and rows[5]["versus"] == "3.9x faster"
     assert rows[2]["error"] == rows[3]["error"] == "the faces stage failed" and "median" not in rows[2]
     with pytest.raises(KeyError):
         speed.case_for(Path("/elsewhere/photo.jpg"), DATA)
+
+
+def test_the_cloud_rows_are_the_published_0_1_and_4_people():
+    assert [case.cloud_label for case in speed.CASES] == ["0 people", "1 person", "4 people"]
+    assert [(c.aws_sequential_ms, c.aws_parallel_ms) for c in speed.CASES] == [(1869, 1702), (4277, 2197),
+                                                                             (6603, 3904)]
+
+
+def test_without_a_caption_no_row_is_called_faster_than_the_cloud():
+    rows = speed.speed_table(_speed_records(), DATA)
+    assert rows[0]["median"]["total"] < rows[0]["aws_ms"] / 2  # ours is far shorter, but has no caption in it
+    for row in rows[:2]:
+        assert not row["comparable"] and row["speedup"] is None
+        assert row["versus"] == "cannot compare: no caption model ran; the cloud's totals include a caption"
+
+
+@pytest.mark.parametrize(("ran", "total", "expected"), [
+    ({"caption": "off", "faces": "ok", "text": "ok"}, 10.0,
+     "cannot compare: no caption model ran; the cloud's totals include a caption"),
+    ({"caption": "ok", "faces": "timed_out", "text": "failed"}, 10.0,
+     "cannot compare: faces timed out, text failed; the cloud's totals include every stage"),
+    ({"caption": "failed", "faces": "ok", "text": "ok"}, 10.0,
+     "cannot compare: caption failed; the cloud's totals include every stage"),
+    ({}, 10.0, "cannot compare: which stages ran was not recorded"),
+    ({"caption": "ok", "faces": "ok", "text": "ok"}, 1000.0, "2.0x faster"),
+    ({"caption": "ok", "faces": "ok", "text": "ok"}, 4000.0, "2.0x slower"),
+    ({"caption": "ok", "faces": "ok", "text": "ok"}, 2010.0, "about the same"),
+])
+def test_a_row_is_compared_like_for_like_or_says_it_cannot(ran, total, expected):
+    judged = speed.verdict(ran, total, 2000)
+    assert judged.text == expected
+    assert judged.comparable == (judged.speedup is not None) == ("compare" not in expected)
+
+
+def test_which_stages_ran_is_said_in_a_few_words():
+    assert speed.stages_ran({"caption": "off", "faces": "ok", "text": "ok"}) == "caption off; faces, text ran"
+    ran = {"caption": "ok", "faces": "timed_out", "text": "ok"}
+    assert speed.stages_ran(ran) == "faces timed out; caption, text ran"
+    assert speed.stages_ran({}) == "not recorded"
 
 
 def _results() -> dict:
@@ -87,9 +132,21 @@ def test_markdown_holds_every_section_and_figure():
     # Text pooled: EXIT read (1 of 2 phrases) and a, b of a b c: 3 of 5; CER of the page "a b d" / "a b c" = 1/5.
     assert "| toy text | mixed | 3 | 60.0% (3/5) | 66.7% | 0.200 | 10 | 10 |" in md
     assert "| broken.png | not an image |" in md
-    assert "| 0 people | sequential | 2 | 0 | 267 | 200 | 0 | 0 | 160 | 10 | 800 | 1869 | 2.3x faster |" in md
+    assert ("| 0 people | sequential | 2 | 0 | 267 | 200 | 0 | 0 | 160 | 10 | 800 | caption off; faces, text ran "
+            "| 1869 | cannot compare: no caption model ran; the cloud's totals include a caption |") in md
+    assert "| 6 people (AWS: 4 people) | parallel |" in md and "| 3904 | 3.9x faster |" in md
     assert "| 1 person | parallel | – |" in md and f"| faces | models/a.dat | {'ab' * 32} |" in md
     assert "Work spread over 2 local worker(s)." in md
+
+
+def test_a_speed_table_with_no_caption_anywhere_says_so_and_never_faster():
+    results = _results()
+    records = _speed_records()
+    records[2]["sequential"]["ran"] = records[2]["parallel"]["ran"] = records[0]["parallel"]["ran"]
+    results["speed"]["rows"] = speed.speed_table(records, DATA)
+    section = report.markdown(results).split("## Speed")[1].split("## Models")[0]
+    assert "faster" not in section and "slower" not in section
+    assert "No row is set against the AWS figures: no caption model ran" in section
 
 
 def test_the_three_files_are_written_and_the_page_is_self_contained(tmp_path: Path):
