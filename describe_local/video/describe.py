@@ -4,8 +4,17 @@ In: a video path, an output folder, a loaded ``Describer`` (used through its pub
 ``describe`` for each shot's picture, ``speak`` for each narration line, so that a line is spoken
 by the voice of the language the describer's plan chose for it, English when a translation is
 missing), and the listener's options (language, voice). Out: :class:`VideoReport`, and in the
-folder ``NAME.described.vtt``, ``NAME.narration.m4a``, ``NAME.described.mp4`` and ``NAME.html``,
-all renamed into place only once all are written.
+folder (all renamed into place only once all are written):
+
+- ``NAME.described.mp4``: the picture copied, the description mix as the first, default audio track
+  (flagged for the visually impaired), the original sound second (``original_first``: the other way);
+- ``NAME.described.vtt``: the narrations heard in it, and ``NAME.narration.m4a``: them alone, in time;
+- ``NAME.html``: a player with an audio description switch, playing ``NAME.description.mp3`` (every
+  narration, one after another) at the cue times over ``NAME.original.mp4`` (the picture and original
+  sound, copied; the described MP4 itself when its original track is first), pausing the video for
+  the narrations that find no pause;
+- with ``extended``: ``NAME.extended.mp4`` and ``NAME.extended.vtt``, where every narration that finds
+  no pause is spoken while the picture holds still (both audio tracks padded in step).
 
 Memory stays flat with the video's length: frames are decoded one at a time, audio is scored in
 32 ms windows, and the spoken clips wait in a temporary file.
@@ -22,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from describe_local.audio import resample, time_stretch
+from describe_local.errors import VideoError
 from describe_local.images import Photo
 from describe_local.results import DescribeOptions
-from describe_local.video import frames, mux, narration, outputs, shots, vad
+from describe_local.video import extend, frames, mux, narration, outputs, shots, vad
+from describe_local.video.mux import Track
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +53,7 @@ class VideoReport:
     speech: list[tuple[float, float]] = field(default_factory=list)
     cues: list[narration.Cue] = field(default_factory=list)
     dropped: list[tuple[float, str]] = field(default_factory=list)  # (shot start, text) that did not fit
+    extended_duration: float | None = None  # the extended MP4's length, when one was written
     read: list[tuple[float, str]] = field(default_factory=list)  # (shot start, all the text read in its picture)
     files: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # a shot the describer could not do
@@ -55,7 +67,8 @@ class VideoReport:
             "shots": [[round(a, 3), round(b, 3)] for a, b in self.shots],
             "speech": [[round(a, 3), round(b, 3)] for a, b in self.speech],
             "cues": [{"start": round(c.start, 3), "end": round(c.end, 3), "text": c.text, "speed": round(c.speed, 2),
-                      "overlaps_dialogue": c.overlaps} for c in self.cues],
+                      "overlaps_dialogue": c.overlaps, "hold": round(c.hold, 3)} for c in self.cues],
+            "extended_duration": None if self.extended_duration is None else round(self.extended_duration, 3),
             "dropped": [{"at": round(t, 3), "text": text} for t, text in self.dropped],
             "read": [{"at": round(t, 3), "text": text} for t, text in self.read],
             "files": self.files, "errors": self.errors, "notes": self.notes, "voices": self.voices,
@@ -65,6 +78,7 @@ class VideoReport:
 
 def describe_video(source: Path, out_dir: Path, describer: Any, options: DescribeOptions | None = None, *,
                    allow_overlap: bool = False, max_speed: float = narration.MAX_SPEED,
+                   extended: bool = False, original_first: bool = False,
                    progress: Progress | None = None) -> VideoReport:
     """Describe ``source`` into ``out_dir`` (see the module's docstring) in the language and voice of
     ``options``; ``describer`` must be loaded with speech. Raises ``VideoError`` for a file that is
@@ -79,7 +93,7 @@ def describe_video(source: Path, out_dir: Path, describer: Any, options: Describ
     tell("finding the dialogue", 0.0)
     report.speech = vad.speech_in(source, lambda t: tell("finding the dialogue", 0.05 * min(1, t / length)))
     placer = narration.Placer(vad.gaps(report.speech, info.duration), max_speed=max_speed,
-                              allow_overlap=allow_overlap)
+                              allow_overlap=allow_overlap, hold=True)
     writer = narration.Writer()
     store = mux.ClipStore(NARRATION_RATE)
     language = options.lang or "en"
@@ -99,7 +113,7 @@ def describe_video(source: Path, out_dir: Path, describer: Any, options: Describ
             spoken = {text: describer.speak(text, found.language, options) for text in {line.full, line.short} if text}
             line.durations = {text: speech.seconds for text, speech in spoken.items()}
             cue = placer.place(line)
-            if cue is None:
+            if cue is None:  # only with hold off (--allow-overlap always places)
                 report.dropped.append((line.start, line.full))
                 log.info("no pause for %r at %.1f s", line.full, line.start)
                 continue
@@ -112,21 +126,66 @@ def describe_video(source: Path, out_dir: Path, describer: Any, options: Describ
             store.add(cue.start, pcm)
             report.cues.append(cue)
         tell("writing the audio", 0.85)
-        name = source.stem
-        with outputs.OutputSet(out_dir) as files:
-            mux.write_narration(store, info.duration, files.temp(f"{name}.narration.m4a"), language)
-            mux.write_described(source, store, info.duration, files.temp(f"{name}.described.mp4"), language,
-                                lambda t: tell("writing the video", 0.87 + 0.13 * min(1, t / length)))
-            files.temp(f"{name}.described.vtt").write_text(outputs.webvtt(report.cues), encoding="utf-8")
-            page = outputs.html_page(name, f"{name}.described.mp4", f"{name}.described.vtt",
-                                     f"{name}.narration.m4a", language, report.cues, report.dropped)
-            files.temp(f"{name}.html").write_text(page, encoding="utf-8")
-            report.files = [str(p) for p in files.commit()]
+        _write(source, out_dir, report, store, language, has_audio=info.has_audio, extended=extended,
+               original_first=original_first,
+               progress=lambda t: tell("writing the video", 0.87 + 0.13 * min(1, t / length)))
     finally:
         store.close()
     tell("done", 1.0)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _write(source: Path, out_dir: Path, report: VideoReport, store: mux.ClipStore, language: str, *,
+           has_audio: bool, extended: bool, original_first: bool, progress: Callable[[float], None]) -> None:
+    """Every output file (see the module's docstring), renamed into place together."""
+    name, duration = source.stem, report.duration
+    heard = [not cue.held for cue in report.cues]  # the plain described MP4 has no held narration
+    plain = store.only(heard)
+    order = [Track.ORIGINAL, Track.DESCRIBED] if original_first else [Track.DESCRIBED, Track.ORIGINAL]
+    with outputs.OutputSet(out_dir) as files:
+        mux.write_narration(plain, duration, files.temp(f"{name}.narration.m4a"), language)
+        mux.write_video(source, files.temp(f"{name}.described.mp4"), order, store=plain, duration=duration,
+                        language=language, progress=progress if not extended else None)
+        page_video = f"{name}.described.mp4"
+        if order[0] is not Track.ORIGINAL:  # the page plays the original sound and adds the narration itself
+            page_video = f"{name}.original.mp4"
+            mux.write_video(source, files.temp(page_video), [Track.ORIGINAL], duration=duration, language=language)
+        spans = mux.write_clips(store, files.temp(f"{name}.description.mp3"), language)
+        plain_cues = [cue for cue in report.cues if not cue.held]
+        files.temp(f"{name}.described.vtt").write_text(outputs.webvtt(plain_cues), encoding="utf-8")
+        if extended:
+            holds, timed = _extended(source, report.cues, store.rate)
+            mux.write_video(source, files.temp(f"{name}.extended.mp4"), order, store=store.moved(
+                [cue.start for cue in timed]), duration=duration, language=language, holds=holds, progress=progress)
+            files.temp(f"{name}.extended.vtt").write_text(outputs.webvtt(timed), encoding="utf-8")
+            report.extended_duration = duration + sum(hold.seconds for hold in holds)
+        page = outputs.html_page(outputs.Page(
+            title=name, video=page_video, vtt=f"{name}.described.vtt", narration=f"{name}.description.mp3",
+            language=language, cues=report.cues, spans=spans, dropped=report.dropped,
+            described_mp4=f"{name}.described.mp4", described_first=order[0] is Track.DESCRIBED, has_audio=has_audio,
+            extended_mp4=f"{name}.extended.mp4" if extended else None))
+        files.temp(f"{name}.html").write_text(page, encoding="utf-8")
+        report.files = [str(p) for p in files.commit()]
+
+
+def _extended(source: Path, cues: list[narration.Cue], rate: int) -> tuple[list[extend.Hold], list[narration.Cue]]:
+    """The holds of the extended MP4 (snapped to where the picture can freeze) and every cue on its
+    timeline: a held narration inside its hold, the others moved by the holds before them."""
+    held = [cue for cue in cues if cue.held]
+    holds = extend.snap([extend.Hold(cue.start, cue.hold) for cue in held], extend.clean_points(source))
+    if len(holds) != len(held):  # a stream without a single place to freeze (never in a real video)
+        raise VideoError(f"{source.name}: the picture cannot be held still for extended description")
+    timed, k = [], 0
+    for cue in cues:
+        length = cue.end - cue.start
+        if cue.held:
+            start = holds[k].at + sum(h.seconds for h in holds[:k]) + narration.HOLD_PAD_S
+            k += 1
+        else:
+            start = extend.extended_time(holds, cue.start)
+        timed.append(dataclasses.replace(cue, start=start, end=start + length))
+    return holds, timed
 
 
 def _findings(describer: Any, shot: shots.Shot, options: DescribeOptions,

@@ -6,7 +6,9 @@ Out: :class:`Line` (what a shot wants said, in a full and a short form) and, fro
 
 Fitting, in order: the full text at the voice's pace, the short text, then the short text faster,
 up to ``max_speed``. A line may start a little before its shot (``LEAD_S``, over a cut) and as late
-as ``LATE_S`` after its shot ended, never before the previous cue ended.
+as ``LATE_S`` after its shot ended, never before the previous cue ended. A line that finds no pause
+is, with ``hold`` (extended description), spoken in full while the video holds still: at the first
+end of speech inside its shot, or else at its cut.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ LEAD_S = 0.5  # a line may begin this much before its shot
 LATE_S = 1.5  # ... and as late as this after its shot ended
 BREATH_S = 0.2  # silence kept between two cues
 MAX_SPEED = 1.5  # the fastest narration (1: the voice's own pace)
+HOLD_PAD_S = 0.25  # still picture kept before and after a narration spoken while the video holds
 
 Interval = tuple[float, float]
 
@@ -61,6 +64,11 @@ class Cue:
     text: str
     speed: float  # 1: the voice's own pace
     overlaps: bool = False  # spoken over dialogue (only with --allow-overlap)
+    hold: float = 0.0  # seconds the video holds still at ``start`` while this is spoken (extended description)
+
+    @property
+    def held(self) -> bool:
+        return self.hold > 0
 
 
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
@@ -126,10 +134,11 @@ class Placer:
     """Places lines, in order, in the gaps of the dialogue (greedy: each as early as it fits)."""
 
     def __init__(self, gaps: Sequence[Interval], *, max_speed: float = MAX_SPEED,
-                 allow_overlap: bool = False) -> None:
+                 allow_overlap: bool = False, hold: bool = False) -> None:
         self.gaps = sorted(gaps)
         self.max_speed = max_speed
         self.allow_overlap = allow_overlap
+        self.hold = hold
         self._free_from = 0.0
 
     def variants(self, line: Line) -> list[tuple[str, float]]:
@@ -142,7 +151,7 @@ class Placer:
 
     def place(self, line: Line) -> Cue | None:
         """The cue for ``line`` (its ``durations`` must hold each text's length at speed 1), or
-        ``None`` when it fits in no gap near its shot (always a cue with ``allow_overlap``)."""
+        ``None`` when it fits in no gap near its shot (always a cue with ``allow_overlap`` or ``hold``)."""
         earliest = max(line.start - LEAD_S, self._free_from, 0.0)
         latest = line.end + LATE_S
         for a, b in self.gaps:
@@ -155,6 +164,8 @@ class Placer:
                     return self._taken(Cue(start, start + length, text, speed))
             if a > latest:
                 break
+        if self.hold and not self.allow_overlap:
+            return self._held(line)
         if not self.allow_overlap:
             return None
         start = max(line.start, self._free_from)
@@ -165,6 +176,16 @@ class Placer:
     def _taken(self, cue: Cue) -> Cue:
         self._free_from = cue.end + BREATH_S
         return cue
+
+    def _held(self, line: Line) -> Cue:
+        """The full line, spoken while the video holds: where a speaker stops inside the shot, else at its cut."""
+        start = max(line.start, self._free_from)
+        ends_of_speech = [a for a, _b in self.gaps if start <= a <= line.end]
+        if ends_of_speech:
+            start = ends_of_speech[0]
+        length = line.durations[line.full]
+        self._free_from = start + 0.05  # the dialogue resumes where it stopped: the next pause is free
+        return Cue(start, start + length, line.full, 1.0, hold=length + 2 * HOLD_PAD_S)
 
 
 def overlap_s(cues: Sequence[Cue], speech: Sequence[Interval]) -> float:

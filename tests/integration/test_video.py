@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -43,7 +44,7 @@ def described(videos: Path, describer, tmp_path_factory: pytest.TempPathFactory)
     for name, overlap in (("issue-195-aspect-ratio", False), ("issue-195-aspect-ratio", True),
                           ("issue-134-rotate", False)):
         out = tmp_path_factory.mktemp(name)
-        report = describe_video(videos / f"{name}.mp4", out, describer, allow_overlap=overlap)
+        report = describe_video(videos / f"{name}.mp4", out, describer, allow_overlap=overlap, extended=not overlap)
         done[name + ("+overlap" if overlap else "")] = (report, out)
     return done
 
@@ -62,37 +63,124 @@ def test_testvideo_cuts_are_found_within_two_frames_and_no_others(videos: Path):
 def test_narration_falls_only_where_the_vad_finds_no_speech(described):
     report, out = described["issue-195-aspect-ratio"]
     assert report.speech, "the VAD finds the dialogue"
-    assert narration.overlap_s(report.cues, report.speech) == 0
-    assert len(report.cues) + len(report.dropped) >= 1  # every line is either placed or reported
+    in_pauses = [c for c in report.cues if not c.held]  # the others are spoken with the video held still
+    assert narration.overlap_s(in_pauses, report.speech) == 0
+    assert len(report.cues) >= 1 and report.dropped == []  # every line is placed: in a pause or held
     vtt = (out / "issue-195-aspect-ratio.described.vtt").read_text(encoding="utf-8")
-    assert [c[:2] for c in parse_vtt(vtt)] == [(round(c.start, 3), round(c.end, 3)) for c in report.cues]
+    assert [c[:2] for c in parse_vtt(vtt)] == [(round(c.start, 3), round(c.end, 3)) for c in in_pauses]
     # Speech here is continuous: with --allow-overlap the dropped lines are spoken over it, marked so.
     overlapping, _ = described["issue-195-aspect-ratio+overlap"]
     assert len(overlapping.cues) >= len(report.cues) + len(report.dropped) - 1
     assert all(c.overlaps for c in overlapping.cues if narration.overlap_s([c], overlapping.speech) > 0)
 
 
-def test_the_described_mp4_has_two_audio_tracks_and_plays(described):
-    report, out = described["issue-195-aspect-ratio"]
-    path = out / "issue-195-aspect-ratio.described.mp4"
+def _ffprobe_streams(path: Path) -> list[dict] | None:
+    """ffprobe's view of the audio streams, where ffprobe is installed (a second, independent reader)."""
+    import json
+    import shutil
+    import subprocess
+
+    if shutil.which("ffprobe") is None:
+        return None
+    done = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a", "-show_streams", "-of", "json", str(path)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)["streams"]
+
+
+def _audio_seconds(path: Path, index: int) -> float:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[index]
+        return sum(frame.samples for frame in container.decode(stream)) / stream.rate
+
+
+DESCRIBED_FLAGS = av.stream.Disposition.default | av.stream.Disposition.visual_impaired
+
+
+@pytest.mark.parametrize("name", ["issue-195-aspect-ratio", "issue-134-rotate"])
+def test_the_described_mp4_plays_the_description_first_flagged_and_keeps_the_original(described, name):
+    report, out = described[name]
+    path = out / f"{name}.described.mp4"
+    with av.open(report.source) as source:
+        original_language = source.streams.audio[0].metadata.get("language", "und")
     with av.open(str(path)) as container:
         assert len(container.streams.video) == 1 and len(container.streams.audio) == 2
-        second = container.streams.audio[1]
-        assert second.metadata.get("handler_name") == "Audio description"
-        assert second.metadata.get("language") == "eng"
+        first, second = container.streams.audio
+        assert first.disposition & DESCRIBED_FLAGS == DESCRIBED_FLAGS, first.disposition
+        assert first.metadata.get("title", first.metadata.get("name")) == "English (audio description)"
+        assert first.metadata.get("handler_name") == "English (audio description)"
+        assert first.metadata.get("language") == "eng"
+        assert not second.disposition & (av.stream.Disposition.default | av.stream.Disposition.visual_impaired)
+        assert second.metadata.get("language") == original_language  # "eng" in the documentary stays "eng"
         counts = {"video": 0, "audio": 0}
         for frame in container.decode(container.streams.video[0], *container.streams.audio):
             counts["video" if isinstance(frame, av.VideoFrame) else "audio"] += 1
-    assert counts["video"] >= 600 and counts["audio"] > 1000
+    assert counts["video"] >= 200 and counts["audio"] > 400
+    probed = _ffprobe_streams(path)
+    if probed is not None:
+        assert probed[0]["disposition"]["visual_impaired"] == 1 and probed[0]["disposition"]["default"] == 1
+        assert probed[1]["disposition"]["default"] == 0
     with av.open(str(path)) as container, av.open(report.source) as source:
-        # Copied, not re-encoded: the video packets are the same bytes.
-        first = next(p for p in container.demux(container.streams.video[0]) if p.size)
-        original = next(p for p in source.demux(source.streams.video[0]) if p.size)
-        assert bytes(first) == bytes(original)
-    html = (out / "issue-195-aspect-ratio.html").read_text(encoding="utf-8")
-    assert re.search(r'<track kind="descriptions" src="issue-195-aspect-ratio.described.vtt"', html)
-    assert (out / "issue-195-aspect-ratio.narration.m4a").stat().st_size > 0
+        # Copied, not re-encoded: the video packets and the original sound are the same bytes.
+        for mine, theirs in ((container.streams.video[0], source.streams.video[0]),
+                             (container.streams.audio[1], source.streams.audio[0])):
+            first_packet = next(p for p in container.demux(mine) if p.size)
+            original = next(p for p in source.demux(theirs) if p.size)
+            assert bytes(first_packet) == bytes(original)
+    html = (out / f"{name}.html").read_text(encoding="utf-8")
+    assert re.search(rf'<track kind="descriptions" src="{name}.described.vtt"', html)
+    assert "its first audio track, the one players choose, is the audio description" in html
+    assert (out / f"{name}.narration.m4a").stat().st_size > 0
     assert not list(out.glob(".*part*")), "no temporary files left"
+
+
+def test_original_first_keeps_the_old_order_and_the_page_plays_it(videos: Path, describer, tmp_path: Path):
+    from describe_local.video.describe import describe_video
+
+    report = describe_video(videos / "issue-134-rotate.mp4", tmp_path, describer, original_first=True)
+    with av.open(str(tmp_path / "issue-134-rotate.described.mp4")) as container:
+        first, second = container.streams.audio
+        assert first.disposition & av.stream.Disposition.default and not first.disposition & DESCRIBED_FLAGS & ~1
+        assert second.disposition & av.stream.Disposition.visual_impaired
+    names = sorted(Path(f).name for f in report.files)
+    assert "issue-134-rotate.original.mp4" not in names  # the described MP4 already starts with the original
+    html = (tmp_path / "issue-134-rotate.html").read_text(encoding="utf-8")
+    assert 'src="issue-134-rotate.described.mp4"' in html and "its first audio track is the original sound" in html
+
+
+def test_extended_mode_holds_the_picture_for_every_narration_that_finds_no_pause(described, videos: Path):
+    """The documentary's dialogue never pauses long enough: every narration is spoken with the
+    picture held still, the video and both audio tracks longer by exactly the holds."""
+    report, out = described["issue-195-aspect-ratio"]
+    held = [c for c in report.cues if c.held]
+    assert held and report.dropped == []
+    path = out / "issue-195-aspect-ratio.extended.mp4"
+    frame = 1 / 25
+    with av.open(report.source) as source:
+        original = float(source.streams.video[0].duration * source.streams.video[0].time_base)
+    added = sum(c.hold for c in held)
+    assert report.extended_duration == pytest.approx(original + added, abs=frame)
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        times = [f.time for f in container.decode(video)]
+        assert float(video.duration * video.time_base) == pytest.approx(original + added, abs=frame)
+        assert [s.disposition & DESCRIBED_FLAGS for s in container.streams.audio] == [DESCRIBED_FLAGS, 0]
+        assert container.streams.audio[1].metadata.get("language") == "eng"
+    assert len(times) == 628  # every frame kept, none re-encoded away
+    freezes = [(a, b) for a, b in itertools.pairwise(times) if b - a > 0.2]  # a frame held on screen
+    assert [round(b - a - frame, 2) for a, b in freezes] == pytest.approx([c.hold for c in held], abs=frame)
+    with av.open(str(path)) as container:  # the lengths players show, from the MP4's own tables
+        for stream in container.streams.audio:
+            assert float(stream.duration * stream.time_base) == pytest.approx(original + added, abs=frame)
+    for index in (0, 1):
+        # Decoded, sample by sample: PyAV also hands out the AAC encoder's priming (1024 samples), which
+        # players skip.
+        assert _audio_seconds(path, index) == pytest.approx(original + added, abs=frame + 1024 / 48000), index
+    # The extended VTT follows the extended timeline: each held cue is heard inside its freeze.
+    vtt = parse_vtt((out / "issue-195-aspect-ratio.extended.vtt").read_text(encoding="utf-8"))
+    assert len(vtt) == len(report.cues)
+    heard = [v for v, c in zip(vtt, report.cues, strict=True) if c.held]
+    for (start, end, _text), (a, b) in zip(heard, freezes, strict=True):
+        assert a <= start < end <= b + 1e-3
 
 
 def test_rotated_frames_come_out_upright_and_the_screen_text_is_read(described, videos: Path):

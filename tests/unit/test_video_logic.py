@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from describe_local.video import mux, narration, outputs, shots, vad
+from describe_local.video import extend, mux, narration, outputs, shots, vad
 from describe_local.video.frames import display_size
 from describe_local.video.narration import Cue, Findings, Line, Placer, Writer
 
@@ -173,11 +173,67 @@ def test_webvtt_round_trips_through_a_parser():
     assert parse_vtt(text) == [(1.0, 2.5, "A room."), (3661.25, 3663.0, "Text -> arrow and more.")]
 
 
+def _page(**changes) -> str:
+    page = outputs.Page(title="x", video="x.original.mp4", vtt="x.described.vtt", narration="x.description.mp3",
+                        language="en", cues=[Cue(1, 2, "<b>EXIT</b>", 1.0), Cue(65, 67, "A room.", 1.0, hold=2.5)],
+                        spans=[(0.3, 1.3), (1.6, 3.6)], dropped=[(4.0, "Missed.")], described_mp4="x.described.mp4")
+    for key, value in changes.items():
+        setattr(page, key, value)
+    return outputs.html_page(page)
+
+
 def test_html_page_has_the_descriptions_track_and_an_escaped_transcript():
-    page = outputs.html_page("x", "x.described.mp4", "x.described.vtt", "x.narration.m4a", "en",
-                             [Cue(1, 2, "<b>EXIT</b>", 1.0)], [(4.0, "Missed.")])
+    page = _page()
     assert '<track kind="descriptions" src="x.described.vtt"' in page
     assert "&lt;b&gt;EXIT&lt;/b&gt;" in page and "Missed." in page
+    assert "<b>" not in page.split('id="cues">')[1].split("</script>")[0]  # the cue table cannot close its script
+
+
+def test_transcript_links_name_the_moment_and_the_text():
+    page = _page()
+    assert '<a href="#t=65.0" data-cue="1"><span class="at">1 min 5 s</span> A room.</a>' in page
+    assert "(the video pauses for it)" in page
+
+
+def test_file_names_are_url_encoded_in_the_page():
+    page = _page(title="javascript:alert(1)", video="javascript:alert(1).original.mp4",
+                 described_mp4="javascript:alert(1).described.mp4")
+    assert 'src="javascript%3Aalert%281%29.original.mp4"' in page
+    assert 'href="javascript%3Aalert%281%29.described.mp4"' in page
+    assert 'src="javascript:' not in page and 'href="javascript:' not in page
+
+
+def test_the_page_says_how_many_audio_tracks_the_described_mp4_has():
+    assert "its first audio track, the one players choose, is the audio description" in _page()
+    assert "its only audio track is the narration" in _page(has_audio=False)
+    assert "second audio track" not in _page(has_audio=False)
+
+
+# -- extended description ------------------------------------------------------------------------------
+
+
+def test_clean_points_skip_places_where_a_b_frame_is_shown_after_a_later_decoded_frame():
+    # Decoding order I0 P3 B1 B2 P6 B4 B5: a hold may go before P3 (shows 1..) or before P6 (shows 4..).
+    points = extend.points_of([0, 3, 1, 2, 6, 4, 5], 1.0)
+    assert [(p.time, p.packet) for p in points] == [(1.0, 1), (4.0, 4)]
+    assert [(p.time, p.packet) for p in extend.points_of([0, 1, 2], 0.5)] == [(0.5, 1), (1.0, 2)]
+
+
+def test_holds_snap_to_the_nearest_clean_point_and_shift_what_follows():
+    points = extend.points_of([0, 3, 1, 2, 6, 4, 5], 1.0)
+    holds = extend.snap([extend.Hold(3.4, 2.0), extend.Hold(3.6, 1.0)], points)
+    assert holds == [extend.Hold(4.0, 2.0, 4), extend.Hold(4.0, 1.0, 4)]  # both at 4, one after the other
+    assert extend.extended_time(holds, 3.9) == 3.9 and extend.extended_time(holds, 5.0) == 8.0
+    assert [extend.packet_shift(holds, i) for i in range(7)] == [0, 0, 0, 0, 3.0, 3.0, 3.0]
+
+
+def test_a_line_with_no_pause_is_held_at_the_end_of_speech_inside_its_shot_in_full():
+    placer = Placer([(0.0, 0.5), (4.2, 4.4), (9.0, 9.2)], hold=True)
+    cue = placer.place(_line(3.0, 6.0, "A long line.", 2.0, "Short.", 0.8))
+    assert cue is not None and cue.held and cue.text == "A long line."
+    assert cue.start == 4.2 and cue.hold == pytest.approx(2.0 + 2 * narration.HOLD_PAD_S)
+    cut = placer.place(_line(6.0, 8.0, "Another.", 1.0))  # no end of speech in its shot: held at its cut
+    assert cut.start == 6.0 and cut.held
 
 
 def test_output_set_renames_all_at_the_end_or_leaves_nothing(tmp_path: Path):
