@@ -1,6 +1,7 @@
 """``describe-local models convert NAME`` (also ``describe-local convert NAME``): export an OFA caption
-model to ONNX, so that it captions without torch. ``models pull`` and ``models import`` call
-:func:`convert_installed` too, when torch is there."""
+model to ONNX, so that it captions faster and without torch. Converting needs no torch either (the graphs are
+written from the weights read as NumPy arrays); ``models pull`` and ``models import`` call :func:`convert_installed`
+too."""
 
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ log = logging.getLogger(__name__)
 HELP = "export an OFA caption model to ONNX (faster on CPUs, no torch needed to caption)"
 DESCRIPTION = ("Writes onnx/ into the model's folder: the encoder and one decoder step as ONNX graphs with "
                "their weights, the token embeddings, and a manifest with their sha256 (the store's manifest "
-               "is updated too). Needs torch and onnx (pip install 'describe-local[torch]'); the folder then "
-               "captions with ONNX Runtime alone. `models pull` and `models import` do this by themselves "
-               "when torch is installed.")
+               "is updated too). Needs the onnx package, not torch; the folder then captions with ONNX Runtime "
+               "alone. `models pull` and `models import` do this by themselves.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,25 +60,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def torch_missing() -> str | None:
-    """The module that converting needs and that is not installed (torch, onnx), or ``None``."""
+def converter_missing() -> str | None:
+    """The module that converting needs and that is not installed (onnx), or ``None``. No torch: the graphs
+    are written from NumPy."""
     import importlib.util
 
-    for name in ("torch", "onnx"):
-        if importlib.util.find_spec(name) is None:
-            return name
-    return None
+    return None if importlib.util.find_spec("onnx") is not None else "onnx"
+
+
+torch_missing = converter_missing  # its former name, which `models pull`/`import` still call
 
 
 def convert_installed(folder: Path, *, int8: bool = False, fp16: bool = False, precision: str | None = None) -> dict:
     """Convert the OFA model in ``folder`` and bring the store's manifest (when it has one) up to date."""
-    from describe_local.errors import TorchNotInstalled
+    from describe_local.errors import ModelNotInstalled
     from describe_local.store.formats import OFA_ONNX_DIR
     from describe_local.store.manifest import refresh_checksums
 
-    missing = torch_missing()
-    if missing:
-        raise TorchNotInstalled.for_(f"converting {folder.name} to ONNX needs torch and onnx", missing)
+    if converter_missing():
+        raise ModelNotInstalled(f"converting {folder.name} to ONNX needs the onnx package, which is not installed: "
+                                "install it with `pip install 'onnx>=1.16'`")
     from describe_local.see.caption.ofa_onnx.convert import convert
 
     manifest = convert(folder, int8=int8, fp16=fp16, precision=precision)

@@ -2,7 +2,7 @@
 
 Each check runs the command line in a fresh Python process and reads its
 ``sys.modules`` at the end. "Without torch" is a process where ``import torch``
-(and transformers, onnx) fail as on a machine without the ``torch`` extra:
+(and transformers) fail as on a machine without the ``torch`` extra:
 their ``sys.modules`` entries are ``None`` before anything runs.
 """
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import make_tiny_models  # noqa: E402
 
 HEAVY = ("torch", "transformers")
-WITHOUT_TORCH = "import sys\nfor _name in ('torch', 'transformers', 'onnx'):\n    sys.modules[_name] = None\n"
+WITHOUT_TORCH = "import sys\nfor _name in ('torch', 'transformers'):\n    sys.modules[_name] = None\n"
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +108,10 @@ def test_an_onnx_model_works_where_torch_cannot_be_imported(store, args):
 
 
 @pytest.mark.parametrize("args, what", [
-    (["models", "convert", "ofa-plain"], "converting ofa-plain to ONNX needs torch"),
     (["describe", "--no-audio", "--caption-model", "ofa-plain", "PHOTO"], "ofa-plain has no ONNX graphs"),
     (["ask", "--caption-model", "ofa-plain", "PHOTO", "what is this?"], "ofa-plain has no ONNX graphs"),
     (["describe", "--no-audio", "--caption-model", "blip-tiny", "PHOTO"], "blip-tiny needs torch and transformers"),
-], ids=["convert", "ofa-without-onnx", "ask-ofa-without-onnx", "transformers-model"])
+], ids=["ofa-without-onnx", "ask-ofa-without-onnx", "transformers-model"])
 def test_torch_only_requests_say_what_to_install(store, args, what):
     args = [str(store / "photo.png") if a == "PHOTO" else a for a in args]
     rc, modules, _, err = run_cli(store, args, without_torch=True)

@@ -26,35 +26,11 @@ from torch import nn
 from describe_local.errors import ModelNotInstalled
 from describe_local.see.caption.ofa.config import OFAConfig
 from describe_local.see.caption.ofa.model import OFAModel
+from describe_local.see.caption.ofa_onnx.source import normalise_names  # shared with the torch-free converter
 from describe_local.store.formats import INDEX_FILES, WEIGHT_FILES, index_shards
 from describe_local.store.formats import is_ofa_folder as is_ofa_folder  # re-exported: the folder test
 
 log = logging.getLogger(__name__)
-
-# Present in released checkpoints but unused by text generation.
-_UNUSED_PREFIXES = (
-    "decoder.embed_image_positions.",
-    "decoder.image_pos_ln.",
-    "decoder.code_layernorm_embedding.",
-    "decoder.image_rel_pos_table_list.",
-)
-_UNUSED_NAMES = (
-    "encoder.token_rp_bucket",
-    "encoder.image_rp_bucket",
-    "decoder.token_rp_bucket",
-    "decoder.image_rp_bucket",
-    "decoder.image_position_idx",
-    "encoder.version",
-    "decoder.version",
-)
-# The token embedding is shared by encoder, decoder and output; checkpoints keep
-# one or more of these names for it.
-_SHARED_EMBEDDING_NAMES = (
-    "encoder.embed_tokens.weight",
-    "decoder.embed_tokens.weight",
-    "shared.weight",
-)
-
 
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     """All tensors of the checkpoint in ``folder``, by their saved names."""
@@ -112,25 +88,6 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated download, a foreign pickle: say which file
         raise ModelNotInstalled(f"cannot read the OFA weights {path}: {exc}") from exc
-
-
-def normalise_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map saved names onto ours: drop a task-wrapper ``model.`` prefix and unused entries."""
-    if state and all(k.startswith("model.") for k in state):
-        state = {k.removeprefix("model."): v for k, v in state.items()}
-    kept = {}
-    for name, tensor in state.items():
-        if name in _UNUSED_NAMES or name.startswith(_UNUSED_PREFIXES):
-            continue
-        kept[name] = tensor
-    shared = next((kept[n] for n in _SHARED_EMBEDDING_NAMES if n in kept), None)
-    if shared is None and "decoder.output_projection.weight" in kept:
-        shared = kept["decoder.output_projection.weight"]
-    for name in _SHARED_EMBEDDING_NAMES:
-        kept.pop(name, None)
-    if shared is not None:
-        kept["encoder.embed_tokens.weight"] = shared
-    return kept
 
 
 def load_model(folder: Path, config: OFAConfig | None = None) -> OFAModel:

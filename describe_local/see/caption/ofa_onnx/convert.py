@@ -1,6 +1,8 @@
-"""Convert an OFA folder for the ONNX backend: graphs, embeddings, optional int8 and fp16, manifest (needs torch, onnx).
+"""Convert an OFA folder for the ONNX backend: graphs, embeddings, optional int8 and fp16, manifest (onnx, no torch).
 
-Input: an OFA checkpoint folder. Output: ``FOLDER/onnx/`` as
+Input: an OFA checkpoint folder. The graphs are written from its weights read
+as NumPy arrays (:mod:`.build`, :mod:`.source`): no torch is imported, so a
+lean install converts what it pulls or imports. Output: ``FOLDER/onnx/`` as
 :mod:`describe_local.store.formats` lays it out, replaced as a whole (written
 beside it, then renamed), with a manifest listing each file's sha256.
 
@@ -60,54 +62,49 @@ def save_with_data_file(source: Path, target: Path) -> list[Path]:
 
 
 def convert(folder: Path, *, int8: bool = False, fp16: bool = False, precision: str | None = None) -> dict:
-    """Export ``folder``'s checkpoint to ONNX (and int8, fp16 when asked); return the manifest written.
+    """Write ``folder``'s checkpoint as ONNX graphs (and int8, fp16 when asked); return the manifest written.
 
     ``precision`` is what the folder then runs on a CPU by default: "fp32", or
     "int8" (only with ``int8``); default fp32. The fp16 graphs are for CUDA.
     """
-    import torch
-
-    from describe_local.see.caption.ofa import OFA
-    from describe_local.see.caption.ofa.positions import MAX_POSITIONS
-    from describe_local.see.caption.ofa_onnx.export import export_graphs
+    from describe_local.see.caption.ofa.config import OFAConfig
+    from describe_local.see.caption.ofa_onnx.build import build_graphs
     from describe_local.see.caption.ofa_onnx.sessions import prepare_copies
+    from describe_local.see.caption.ofa_onnx.source import MAX_POSITIONS, Task, Weights
 
     folder = Path(folder)
     precision = precision or "fp32"
     if precision == "int8" and not int8:
         raise ValueError("precision int8 needs int8=True")
-    engine = OFA.load(folder, device="cpu", dtype=torch.float32)
-    config = engine.model.config
+    config = OFAConfig.load(folder)
+    config.check()
+    task = Task.read(folder, config)
+    weights = Weights(folder, config)
     work = folder / formats.OFA_ONNX_PARTIAL
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     busy = work / f"{formats.BUSY_MARKER}{os.getpid()}"  # `models verify --clean` leaves a live one be
     busy.touch()
     try:
-        with tempfile.TemporaryDirectory(dir=work) as raw:
-            graphs = export_graphs(engine.model, engine.task.resolution, Path(raw))
-            for name, path in graphs.items():
-                save_with_data_file(path, work / Path(formats.ofa_onnx_graph(name)).name)
-                if int8:
+        graphs = build_graphs(weights, task.resolution, work)
+        if int8:
+            with tempfile.TemporaryDirectory(dir=work) as raw:
+                for name, path in graphs.items():
                     quantize_int8(path, Path(raw) / f"{name}.int8.onnx")
                     save_with_data_file(Path(raw) / f"{name}.int8.onnx",
                                         work / Path(formats.ofa_onnx_graph(name, "int8")).name)
-            if fp16:  # the engine loaded and prepared in fp16, as it runs on a GPU
-                model = OFA.load(folder, device="cpu", dtype=torch.float16).model
-                half = export_graphs(model, engine.task.resolution, Path(raw) / "fp16")
-                for name, path in half.items():
-                    save_with_data_file(path, work / Path(formats.ofa_onnx_graph(name, "fp16")).name)
-        np.save(work / Path(formats.OFA_ONNX_EMBEDDINGS).name,
-                engine.model.encoder.embed_tokens.weight.detach().float().numpy())
+        if fp16:  # for CUDA: the same graphs, weights and arithmetic in fp16
+            build_graphs(weights, task.resolution, work, "fp16")
+        np.save(work / Path(formats.OFA_ONNX_EMBEDDINGS).name, weights("encoder.embed_tokens.weight"))
         busy.unlink()
         files = {f"{formats.OFA_ONNX_DIR}/{p.name}": sha256_of(p) for p in sorted(work.iterdir())}
         manifest = {
             "format": formats.OFA_ONNX_FORMAT,
             "precision": precision,
             "files": files,
-            "resolution": engine.task.resolution,
-            "prompt": engine.task.prompt,
-            "search": engine.task.search,
+            "resolution": task.resolution,
+            "prompt": task.prompt,
+            "search": task.search,
             "special": {"bos": config.bos_token_id, "pad": config.pad_token_id, "eos": config.eos_token_id},
             "max_text_tokens": min(config.max_position_embeddings, MAX_POSITIONS),
             "source_weights": _weights_stamp(folder),
