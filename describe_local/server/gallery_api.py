@@ -1,5 +1,10 @@
 """The known-faces gallery over HTTP: list, add a person with photos, remove. Admin only.
 
+A batch of photos is taken photo by photo: the good ones are added and each refused one is
+named with its reason (no face, several faces, not an image, too many pixels) in the answer,
+so that one bad photo among ten costs the user one photo, not ten. Only when none is added is
+the answer an error.
+
 Photos to add are written to a private staging folder, ``state_dir/staging``,
 for as long as the gallery checks and copies them; it is emptied after each
 enrolment, whatever happens, and at every start of the server in case the
@@ -46,10 +51,16 @@ class PeopleResponse(BaseModel):
     people: list[Person]
 
 
+class RefusedPhoto(BaseModel):
+    photo: str  # its file name as uploaded
+    reason: str  # in words: "no face found", "2 faces found", "not an image"
+
+
 class AddedResponse(BaseModel):
     name: str
     added: int
     photos: int
+    refused: list[RefusedPhoto] = []  # the photos of the batch not added, with why; left out when none
 
 
 class RemovedResponse(BaseModel):
@@ -100,11 +111,13 @@ _ADD_SCHEMA = multipart_schema(["name", "photos"], {
     "/people",
     status_code=201,
     response_model=AddedResponse,
+    response_model_exclude_defaults=True,  # ``refused`` only when a photo was
     openapi_extra=_ADD_SCHEMA,
-    responses={**_AUTH_RESPONSES, 422: {"description": "a photo was refused (no face, several faces)"}},
+    responses={**_AUTH_RESPONSES, 422: {"description": "every photo was refused (no face, several, not a photo)"}},
 )
 async def add_person(job: Annotated[Job, Depends(job_form(admin_only=True, needs=_faces_loaded))]) -> AddedResponse:
-    """Add a person (or more photos of one): every photo must show exactly one face."""
+    """Add a person (or more photos of one). Each photo must show exactly one face: those that do
+    are added, the others are listed in ``refused`` with the reason; none added is a 422."""
     state, form = job.state, job.form
     name = form.text("name")
     photos = form.files("photos") or form.files("photo")
@@ -112,11 +125,13 @@ async def add_person(job: Annotated[Job, Depends(job_form(admin_only=True, needs
         raise BadUpload("give the person's name (form field 'name')")
     if not photos:
         raise BadUpload("give at least one photo of the person (form field 'photos')")
-    added = await state.jobs.run(_enrol, state, name, photos)
-    log.info("gallery: added %d photo(s)", added)
+    added, refused = await state.jobs.run(_enrol, state, name, photos)
+    log.info("gallery: added %d photo(s), refused %d", added, len(refused))
     people = await run_in_threadpool(_list_people, state)
     person = next((p for p in people if p.name.casefold() == name.strip().casefold()), None)
-    return AddedResponse(name=person.name if person else name, added=added, photos=person.photos if person else added)
+    return AddedResponse(
+        name=person.name if person else name, added=added, photos=person.photos if person else added, refused=refused
+    )
 
 
 @router.delete("/people/{name}", response_model=RemovedResponse, responses=_AUTH_RESPONSES)
@@ -135,32 +150,61 @@ async def remove_person(name: str, let_in: Annotated[Ready, Depends(ready(admin_
 # -- in the worker thread: serialised with describing, so the recogniser never changes mid-photo.
 
 
-def _enrol(state: ServerState, name: str, photos: list[Part]) -> int:
+def _enrol(state: ServerState, name: str, photos: list[Part]) -> tuple[int, list[RefusedPhoto]]:
+    """Add each photo on its own; returns how many were added and those refused. Raises
+    :class:`GalleryError` when none was, or for what is not one photo's fault (the name, the folder)."""
     gallery = _gallery(state)
+    name = gallery.resolve_name(name)  # a name it refuses is said once, not once per photo
     gallery.folder.mkdir(parents=True, exist_ok=True)
     # The gallery adds from files: stage the uploads, owner-only, where start-up cleans.
     root = Path(state.settings.state_dir) / STAGING
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="enrol-", dir=root))
-    shown: dict[str, str] = {}
+    added = 0
+    refused: list[RefusedPhoto] = []
     try:
-        paths = []
+        staged: list[tuple[Path, str]] = []
         for i, part in enumerate(photos, 1):
             path = staging / _staged_name(part, i)
             path.write_bytes(part.data)
-            shown[str(path)] = part.filename or f"photo {i}"
-            paths.append(path)
-        try:
-            added = gallery.add(name, paths)
-        except GalleryError as exc:
-            message = str(exc)
-            for staged, original in shown.items():
-                message = message.replace(staged, original)
-            raise GalleryError(message) from None
+            staged.append((path, part.filename or f"photo {i}"))
+        for path, shown in staged:
+            try:
+                added += len(gallery.add(name, [path]))
+            except GalleryError as exc:
+                reason = _refusal(str(exc), path)
+                if reason is None:  # not this photo's fault: the next would fail the same way
+                    raise GalleryError(_with_upload_names(str(exc), staged)) from None
+                refused.append(RefusedPhoto(photo=shown, reason=reason))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _refresh_recognizer(state)
-    return len(added)
+        if added:
+            _refresh_recognizer(state)
+    if not added:
+        raise GalleryError(_none_added(name, refused))
+    return added, refused
+
+
+def _refusal(message: str, path: Path) -> str | None:
+    """Why the gallery refused the one photo at ``path``, from its message ("...: PATH: no face
+    found"), or None when the message is not about that photo."""
+    lead = f"{path}: "
+    if lead not in message:
+        return None
+    return message.rsplit(lead, 1)[1].strip() or None
+
+
+def _none_added(name: str, refused: list[RefusedPhoto]) -> str:
+    lead = "the photo was refused" if len(refused) == 1 else f"all {len(refused)} photos were refused"
+    each = "; ".join(f"{r.photo}: {r.reason}" for r in refused)
+    return f"nothing was added, {lead}: {each}. Each photo must show only {name}'s face"
+
+
+def _with_upload_names(message: str, staged: list[tuple[Path, str]]) -> str:
+    """``message`` with the staging paths (the server's own) replaced by the uploaded names."""
+    for path, shown in staged:
+        message = message.replace(str(path), shown)
+    return message
 
 
 def clean_staging(settings: Settings) -> int:

@@ -24,10 +24,12 @@ const dl = (() => {
     return span;
   }
 
-  function showError(text) {
+  // `plain: false` keeps a page's own message whole, commands included (plainWords is for the
+  // server's messages).
+  function showError(text, { plain = true } = {}) {
     const box = errorBox();
     box.textContent = "";
-    requestAnimationFrame(() => { box.textContent = plainWords(text); });
+    requestAnimationFrame(() => { box.textContent = plain ? plainWords(text) : String(text); });
   }
 
   function clearMessages() {

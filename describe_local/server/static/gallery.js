@@ -4,7 +4,10 @@
 (() => {
   const tokenForm = document.getElementById("token-form");
   const tokenInput = document.getElementById("admin-token");
+  const tokenError = document.getElementById("admin-token-error");
   const addForm = document.getElementById("add-form");
+  const addButton = document.getElementById("add-button");
+  const addLocked = document.getElementById("add-locked");
   const nameInput = document.getElementById("name");
   const photosInput = document.getElementById("photos");
   const list = document.getElementById("people");
@@ -13,6 +16,68 @@
   // Kept for this tab only: closing it forgets the token.
   tokenInput.value = sessionStorage.getItem("admin-token") || "";
   const token = () => tokenInput.value.trim();
+
+  // The page's own words about the token: they keep the commands that the server's messages
+  // lose (dl.plainWords), since only whoever runs the server can get a token.
+  const MISSING_TOKEN = "Enter the admin token first.";
+  const WRONG_TOKEN = "That admin token is wrong. Check it and enter it again, or get a new one: "
+    + "restart the server with describe-local serve --reset-admin-token.";
+
+  // "Add person" stays in the page and in the screen reader's reach without a token, marked
+  // unavailable (aria-disabled, not disabled, so that it can still say why when pressed) and
+  // described by the visible "Enter the admin token above first".
+  function updateAddButton() {
+    const locked = !token();
+    addButton.setAttribute("aria-disabled", String(locked));
+    addLocked.hidden = !locked;
+    if (locked) addButton.setAttribute("aria-describedby", "add-locked");
+    else addButton.removeAttribute("aria-describedby");
+  }
+
+  // No token: said once, by the field itself. Focus goes there, and the field is read with the
+  // message and the hint on where the token comes from; nothing is announced besides, which a
+  // screen reader would read over the field or say twice.
+  function askForToken() {
+    dl.clearMessages();
+    tokenError.textContent = MISSING_TOKEN;
+    tokenError.hidden = false;
+    tokenInput.setAttribute("aria-invalid", "true");
+    tokenInput.setAttribute("aria-describedby", "admin-token-error admin-token-hint");
+    tokenInput.focus();
+  }
+
+  function tokenLooksFine() {
+    tokenError.textContent = "";
+    tokenError.hidden = true;
+    tokenInput.removeAttribute("aria-invalid");
+    tokenInput.setAttribute("aria-describedby", "admin-token-hint");
+  }
+
+  // A refused token: the server's answer, announced as an alert; the field is marked.
+  function tokenRefused() {
+    tokenLooksFine();
+    tokenInput.setAttribute("aria-invalid", "true");
+    dl.showError(WRONG_TOKEN, { plain: false });
+  }
+
+  // A failed response: a 401 for a token that was sent is a wrong token.
+  async function showFailure(response) {
+    if (response.status === 401 && token()) {
+      tokenRefused();
+      return;
+    }
+    if (response.status === 401) {
+      askForToken();
+      return;
+    }
+    dl.showError(await dl.errorMessage(response));
+  }
+
+  tokenInput.addEventListener("input", () => {
+    updateAddButton();
+    if (token()) tokenLooksFine();  // a new token: no longer the missing or the wrong one
+  });
+  updateAddButton();
 
   function render(people) {
     list.replaceChildren(...people.map(({ name, photos }) => {
@@ -40,9 +105,10 @@
   async function refresh({ quiet = false } = {}) {
     const response = await fetch("/api/gallery/people", { headers: dl.authHeaders(token()), cache: "no-store" });
     if (!response.ok) {
-      dl.showError(await dl.errorMessage(response));
+      await showFailure(response);
       return false;
     }
+    tokenLooksFine();
     const data = await response.json();
     render(data.people);
     if (!quiet) {
@@ -54,6 +120,10 @@
 
   tokenForm.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (!token()) {
+      askForToken();
+      return;
+    }
     dl.clearMessages();
     sessionStorage.setItem("admin-token", token());
     try {
@@ -63,8 +133,24 @@
     }
   });
 
+  // "Added Ada: 2 photos, 3 in all. 2 photos were not added: cat.jpg, no face found; ..."
+  function addedSentence(data) {
+    const photos = (n) => `${n} photo${n === 1 ? "" : "s"}`;
+    let text = `Added ${data.name}: ${photos(data.added)}, ${data.photos} in all.`;
+    const refused = data.refused || [];
+    if (refused.length) {
+      const each = refused.map((r) => `${r.photo}, ${dl.plainWords(r.reason)}`).join("; ");
+      text += ` ${photos(refused.length)} ${refused.length === 1 ? "was" : "were"} not added: ${each}.`;
+    }
+    return text;
+  }
+
   addForm.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (!token()) {
+      askForToken();
+      return;
+    }
     dl.clearMessages();
     const name = nameInput.value.trim();
     if (!name) {
@@ -89,13 +175,16 @@
       });
       if (!response.ok) {
         dl.announce("");
-        dl.showError(await dl.errorMessage(response));
+        await showFailure(response);
         return;
       }
       const data = await response.json();
-      addForm.reset();
+      // Some photos refused: the name stays, for other photos of the same person.
+      if ((data.refused || []).length) photosInput.value = "";
+      else addForm.reset();
       await refresh({ quiet: true });
-      dl.announce(`Added ${data.name}: ${data.photos} photo${data.photos === 1 ? "" : "s"} in all.`);
+      // One announcement for the whole batch: what was added, and each refused photo with why.
+      dl.announce(addedSentence(data));
     } catch (_) {
       dl.announce("");
       dl.showError("Could not reach the server. Check the connection and try again.");
@@ -111,7 +200,7 @@
         headers: dl.authHeaders(token()),
       });
       if (!response.ok) {
-        dl.showError(await dl.errorMessage(response));
+        await showFailure(response);
         return;
       }
       await refresh({ quiet: true });
