@@ -91,43 +91,93 @@ def _names(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+_FILLER = re.compile(r"^(?:(?:a|an|the) (?:picture|photo|photograph|image|close-up) of |there (?:is|are) )", re.I)
+LATER_SENTENCES = 2  # after the first narration, a line says at most this many sentences (what changed)
+
+
+def _clean_caption(caption: str) -> str:
+    """A caption as a describer says it: without "a picture of" / "there is" in front."""
+    return _FILLER.sub("", caption.strip())
+
+
+def _people(count: int) -> str:
+    return "a person" if count == 1 else f"{count} people"
+
+
+def _similar(a: str, b: str) -> bool:
+    """Two texts read from the screen that are the same but for OCR noise ("@" for "©")."""
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.9
+
+
 class Writer:
-    """Turns each shot's findings into a :class:`Line`, merging repeats and introducing people once."""
+    """Turns each shot's findings into a :class:`Line` that says what changed, as a describer would.
+
+    The first line of a clip sets the scene in full; later ones say only what is new: a caption
+    unlike the last one said, people named as they come back into view (known people by the name the
+    gallery gives them, the same name every time), a change in the number of unknown faces, text on
+    the screen read once, when it first appears. A shot with nothing new is not narrated, and no line
+    repeats the one before it.
+    """
 
     def __init__(self) -> None:
         self._last_key: tuple[object, ...] | None = None
+        self._last_caption = ""
+        self._last_people: frozenset[str] = frozenset()
+        self._last_unknown = 0
+        self._last_full = ""
+        self._read: list[str] = []  # the on-screen texts read so far, normalized
         self.introduced: set[str] = set()
 
     def line(self, start: float, end: float, found: Findings) -> Line | None:
         """The line for a shot from ``start`` to ``end``, or ``None`` when it says nothing new
-        (nothing found, or the same as the shot before)."""
+        (nothing found, or nothing the listener has not heard)."""
         key = found.key()
         if self._last_key is not None and _same(key, self._last_key):
             return None
         self._last_key = key
+        first = not self._last_full
         if found.language != "en":
             # The describer translated its own sentences; names in them cannot be picked out.
             full = found.spoken.strip()
-            return Line(start, end, full, first_sentence(full)) if full else None
+            if not full or full == self._last_full:
+                return None
+            self._last_full = full
+            return Line(start, end, full, first_sentence(full))
         parts = []
-        if found.caption:
-            parts.append(_sentence(found.caption))
-        new = [name for name in found.people if name not in self.introduced]
+        caption = _clean_caption(found.caption or "")
+        if caption and caption.lower() != self._last_caption.lower():
+            parts.append(_sentence(caption))
+            self._last_caption = caption
+        people = frozenset(found.people)
+        back = [name for name in found.people if name not in self._last_people]  # new, or back in view
         self.introduced.update(found.people)
-        if new:
-            parts.append(_sentence(_names(new)))
-        elif not found.caption and not found.people and found.unknown_faces:
-            parts.append("A person." if found.unknown_faces == 1 else f"{found.unknown_faces} people.")
+        self._last_people = people
+        if back:
+            unknown = found.unknown_faces if found.unknown_faces != self._last_unknown else 0
+            others = "" if not unknown else " and another person" if unknown == 1 else f" and {unknown} other people"
+            parts.append(_sentence(_names(back) + others))
+        elif found.unknown_faces and found.unknown_faces != self._last_unknown and not caption:
+            count = found.unknown_faces
+            if people:  # beside someone named: "another person"
+                parts.append("Another person." if count == 1 else f"{count} other people.")
+            else:
+                parts.append(_sentence(_people(count)))
+        self._last_unknown = found.unknown_faces
         short = parts[0] if parts else ""
-        if found.text_found:
-            shown = re.sub(r"\s+", " ", found.text_found).strip()
-            parts.append(_sentence(f"On screen: {shown}"))
+        text = re.sub(r"\s+", " ", found.text_found or "").strip()
+        if text and not any(_similar(text.lower(), seen) for seen in self._read):
+            self._read.append(text.lower())
+            parts.append(_sentence(f"On screen: {text}"))
             # Without a caption or names, the short form is the text's first line.
-            first = found.text_found.strip().splitlines()[0].strip()
-            short = short or _sentence(f"On screen: {first}")
-        if not parts:
+            first_line = (found.text_found or "").strip().splitlines()[0].strip()
+            short = short or _sentence(f"On screen: {first_line}")
+        if not first:
+            parts = parts[:LATER_SENTENCES]
+        full = " ".join(parts)
+        if not full or full == self._last_full:
             return None
-        return Line(start, end, " ".join(parts), short)
+        self._last_full = full
+        return Line(start, end, full, short or full)
 
 
 class Placer:

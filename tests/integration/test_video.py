@@ -308,3 +308,60 @@ def test_bad_input_is_one_line_a_nonzero_exit_and_nothing_written(kind, tmp_path
     if kind in ("a JPEG named .mp4", "a PNG", "one frame"):
         assert "still image" in err, err
     assert not out.exists() or list(out.iterdir()) == []
+
+
+# -- narration worth hearing -------------------------------------------------------------------------------
+
+GALLERY = {"Barack Obama": ["knn_train__obama__obama.jpg", "knn_train__obama__obama2.jpg"],
+           "Joe Biden": ["knn_train__biden__biden.jpg"]}
+# Shots of the clip: photos the gallery does not hold (Obama, Biden, Obama again).
+SHOTS = ["obama-720p.jpg", "knn_train__biden__biden2.jpg", "tests_obama3.jpg"]
+
+
+def _photo_clip(photos: list[Path], path: Path, seconds: float = 2.5, fps: int = 10) -> None:
+    """An H.264 MP4 with one shot per photo (letterboxed onto 640 x 480), no sound."""
+    from PIL import Image
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+        for photo in photos:
+            picture = Image.open(photo).convert("RGB")
+            picture.thumbnail((640, 480))
+            canvas = Image.new("RGB", (640, 480))
+            canvas.paste(picture, ((640 - picture.width) // 2, (480 - picture.height) // 2))
+            frame = av.VideoFrame.from_image(canvas)
+            for _ in range(round(seconds * fps)):
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def test_a_known_person_is_named_from_the_gallery_each_time_they_come_back(videos: Path, tmp_path: Path):
+    from describe_local.pipeline import Describer
+    from describe_local.video.describe import describe_video
+    from tests.conftest import isolated_settings
+
+    photos = videos.parent / "faces" / "photos"
+    settings = isolated_settings(tmp_path)
+    for person, files in GALLERY.items():
+        (settings.known_faces / person).mkdir(parents=True)
+        for name in files:
+            (settings.known_faces / person / name).write_bytes((photos / name).read_bytes())
+    clip = tmp_path / "people.mp4"
+    _photo_clip([photos / name for name in SHOTS], clip)
+    (tmp_path / "out").mkdir()
+    with Describer.load(settings) as describer:
+        report = describe_video(clip, tmp_path / "out", describer)
+    assert len(report.shots) == 3
+    texts = [cue.text for cue in report.cues]
+    assert [("Barack Obama" in t, "Joe Biden" in t) for t in texts] == [(True, False), (False, True), (True, False)], \
+        texts
+    assert all(a != b for a, b in itertools.pairwise(texts)), texts
+
+
+def test_consecutive_cues_never_repeat_on_the_shared_clips(described):
+    for name in ("issue-195-aspect-ratio", "issue-134-rotate"):
+        texts = [cue.text for cue in described[name][0].cues]
+        assert all(a != b for a, b in itertools.pairwise(texts)), (name, texts)

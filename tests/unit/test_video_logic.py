@@ -108,6 +108,49 @@ def test_repeats_are_merged_and_people_introduced_once():
     assert writer.line(10, 12, Findings(text_found="Copyright 0 2013 Brandon Castellano")) is None  # OCR noise
 
 
+def test_the_same_unknown_person_is_not_announced_again_and_again():
+    """Three shots of one unknown face, the OCR reading noise differently each time: "A person." once."""
+    writer = Writer()
+    lines = [writer.line(i, i + 1, Findings(unknown_faces=1, text_found=noise))
+             for i, noise in enumerate(["", "l", "|!"])]
+    said = [line.full for line in lines if line is not None]
+    assert said[0] == "A person." and not any("person" in text for text in said[1:]), said
+
+
+def test_known_people_are_named_when_they_come_back_and_always_by_the_same_name():
+    writer = Writer()
+    said = [writer.line(i, i + 1, found) for i, found in enumerate([
+        Findings(people=("Barack Obama",)),
+        Findings(people=("Barack Obama",), unknown_faces=1),
+        Findings(people=("Joe Biden",)),
+        Findings(people=("Barack Obama", "Joe Biden")),
+    ])]
+    assert [line.full if line else None for line in said] == [
+        "Barack Obama.", "Another person.", "Joe Biden.", "Barack Obama."]
+
+
+def test_text_on_screen_is_read_once_when_it_first_appears():
+    writer = Writer()
+    said = [writer.line(i, i + 1, Findings(caption=caption, text_found=text)) for i, (caption, text) in enumerate([
+        ("a computer screen", "SEND SPIKE"), ("a man at a desk", ""), ("a computer screen", "SEND SPlKE"),
+        ("a computer screen", "Spike Sent")])]
+    assert [line.full if line else None for line in said] == [
+        "A computer screen. On screen: SEND SPIKE.", "A man at a desk.", "A computer screen.",
+        "On screen: Spike Sent."]
+
+
+def test_consecutive_lines_never_repeat_and_later_lines_are_shorter_than_the_first():
+    writer = Writer()
+    first = writer.line(0, 2, Findings(caption="a picture of a kitchen", people=("Ada",), unknown_faces=2,
+                                       text_found="OPEN"))
+    assert first.full == "A kitchen. Ada and 2 other people. On screen: OPEN."
+    later = writer.line(2, 4, Findings(caption="a street", people=("Bo",), unknown_faces=1, text_found="BUS"))
+    assert later.full == "A street. Bo and another person."  # at most two sentences after the first line
+    lines = [writer.line(4 + i, 5 + i, Findings(caption=c)) for i, c in enumerate(["a bus", "A bus.", "a bus"])]
+    texts = [line.full for line in lines if line]
+    assert texts == ["A bus."]
+
+
 def test_text_on_screen_has_a_short_form_of_its_first_line():
     line = Writer().line(0, 3, Findings(text_found="SEND SPIKE\nSpike sent\nOffline"))
     assert line is not None
