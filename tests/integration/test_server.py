@@ -239,10 +239,10 @@ def test_malformed_requests_do_not_take_the_server_down(client: httpx.Client, se
     host, port = server[0].host, server[0].port
     junk = [
         b"GARBAGE\r\n\r\n",
-        b"POST /api/describe HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
-        b"POST /api/describe HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+        b"POST /api/describe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"POST /api/describe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n"
         b"Content-Type: multipart/form-data; boundary=q\r\n\r\n--q\r\n",  # then hang up mid-body
-        b"GET /api/audio/%00%ff.mp3?expires=-1&sig=zz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/audio/%00%ff.mp3?expires=-1&sig=zz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     ]
     for raw in junk:
         with socket.create_connection((host, port), timeout=10) as sock:
