@@ -124,7 +124,7 @@ def html_page(page: Page) -> str:
     .switches {{ display: flex; flex-wrap: wrap; gap: 0.5rem 1.5rem; border: 1px solid #555; margin: 1rem 0;
                  padding: 0.5rem 1rem; }}
     .switches label {{ display: flex; align-items: center; gap: 0.5rem; min-height: 44px; }}
-    .switches input {{ width: 44px; height: 44px; margin: 0; }}
+    .switches input {{ flex: none; width: 44px; height: 44px; margin: 0; }}
     #now {{ background: #111; color: #fff; padding: 0.5rem 1rem; margin: 0; min-height: 3em; }}
     .at {{ font-weight: bold; }}
     a {{ color: #0645ad; }}
@@ -145,7 +145,7 @@ def html_page(page: Page) -> str:
     <audio id="narration" preload="auto" src="{link(page.narration)}"></audio>
     <fieldset class="switches">
       <legend>Audio description</legend>
-      <label><input type="checkbox" id="describe" checked> Audio description</label>
+      <label><input type="checkbox" id="describe" checked> Hear the audio description</label>
       <label><input type="checkbox" id="extended" checked> Pause the video for descriptions that need it</label>
       <label><input type="checkbox" id="show-text"> Show descriptions as text</label>
     </fieldset>
