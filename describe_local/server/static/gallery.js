@@ -133,14 +133,15 @@
     }
   });
 
-  // "Added Ada: 2 photos, 3 in all. 2 photos were not added: cat.jpg, no face found; ..."
+  // "Added Ada: 2 photos, 3 in all. 2 photos were not added. cat.jpg: no face found. ..."
+  // A sentence a refused photo, since a reason may have its own commas and semicolons.
   function addedSentence(data) {
     const photos = (n) => `${n} photo${n === 1 ? "" : "s"}`;
     let text = `Added ${data.name}: ${photos(data.added)}, ${data.photos} in all.`;
     const refused = data.refused || [];
     if (refused.length) {
-      const each = refused.map((r) => `${r.photo}, ${dl.plainWords(r.reason)}`).join("; ");
-      text += ` ${photos(refused.length)} ${refused.length === 1 ? "was" : "were"} not added: ${each}.`;
+      text += ` ${photos(refused.length)} ${refused.length === 1 ? "was" : "were"} not added.`;
+      for (const r of refused) text += ` ${r.photo}: ${dl.plainWords(r.reason).replace(/[.\s]+$/, "")}.`;
     }
     return text;
   }

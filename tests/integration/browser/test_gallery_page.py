@@ -199,9 +199,9 @@ def test_a_batch_adds_the_good_photos_and_names_each_refused_one_in_one_announce
     assert not any("staging" in r or "enrol-" in r for r in reasons.values())  # no server paths
 
     said = page.inner_text("#status")
-    assert said.startswith("Added Barack Obama: 2 photos, 2 in all. 4 photos were not added: "), said
-    for photo, reason in reasons.items():
-        assert f"{photo}, {reason}" in said, (photo, said)
+    assert said.startswith("Added Barack Obama: 2 photos, 2 in all. 4 photos were not added. "), said
+    for photo, reason in reasons.items():  # a sentence each
+        assert f" {photo}: {reason}." in said, (photo, said)
     # What a screen reader says unprompted: that the photos are being checked, then the one
     # announcement of the whole batch; no alert at all, not one per photo.
     assert heard(page) == ["status: Adding Barack Obama. Checking the photos for faces.", f"status: {said}"]
