@@ -101,7 +101,9 @@ def summary(results: dict) -> list[str]:
         lines.append(f"text {t['name']}: recall {_pct(s['recall'])} ({s['matched']}/{s['of']}){extra}")
     for row in results.get("speed", {}).get("rows", []):
         if "median" in row:
-            lines.append(f"speed {row['case']} {row['mode']}: {row['median']['total']:.0f} ms (AWS {row['aws_ms']} ms)")
+            versus = f"; {row['versus']}" if row.get("versus") else ""
+            lines.append(f"speed {row['case']} {row['mode']}: {row['median']['total']:.0f} ms "
+                         f"(AWS, {row.get('cloud_case', row['case'])}: {row['aws_ms']} ms{versus})")
     return lines
 
 

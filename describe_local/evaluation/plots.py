@@ -55,12 +55,20 @@ def speed_bars(rows: list[dict[str, Any]]) -> bytes:
         for name, ms in segments(row).items():
             ax.bar(x, ms, 0.8, bottom=bottom, color=COLOURS[name], label=name if x == 0 else None)
             bottom += ms
-        ax.bar(x + 0.85, row["aws_ms"], 0.8, color=COLOURS["aws"], label="AWS original" if x == 0 else None)
-        labels.append((x + 0.42, f"{row['case']}\n{row['mode']}"))
+        # A total the cloud's cannot be set against (no caption ran here) is drawn hatched and pale.
+        like = bool(row.get("comparable"))
+        ax.bar(x + 0.85, row["aws_ms"], 0.8, color=COLOURS["aws"], alpha=1.0 if like else 0.35,
+               hatch=None if like else "//", label=None if x else "AWS original" if like else
+               "AWS original (with a caption: not comparable)")
+        cloud = row.get("cloud_case", row["case"])
+        labels.append((x + 0.42, f"{row['case']}" + (f" (AWS: {cloud})" if cloud != row["case"] else "")
+                       + f"\n{row['mode']}"))
         x += 2.3
     ax.set_xticks([p for p, _ in labels], [t for _, t in labels], fontsize=8)
     ax.set_ylabel("median ms per photo")
-    ax.set_title("Time per description: this machine (left) and AWS (right)")
+    compared = any(r.get("comparable") for r in timed)
+    ax.set_title("Time per description: this machine (left) and AWS (right)" if compared else
+                 "Time per description on this machine (left); AWS (right) includes a caption not run here")
     ax.legend(fontsize=8, ncols=5, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)

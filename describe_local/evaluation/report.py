@@ -90,7 +90,8 @@ def _html_table(table: Table) -> str:
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-ALT = {"speed": "Bar chart: median time per description on this machine, by part, beside the AWS original's total",
+ALT = {"speed": "Bar chart: median time per description on this machine, by part, beside the AWS original's total "
+                 "(pale and hatched where the two cannot be compared)",
        "faces": "Line chart: identification accuracy and false-accept rate of each face set over the tolerance",
        "text": "Bar chart: the share of each photo's phrases or words that was read"}
 

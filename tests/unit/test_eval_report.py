@@ -169,3 +169,21 @@ def test_a_report_folder_that_cannot_be_made_is_an_output_error(tmp_path: Path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="cannot make the report folder"):
         report.write_report(_results(), tmp_path / "file" / "out")
+
+
+def test_the_commands_summary_says_when_a_speed_row_cannot_be_compared():
+    from describe_local.cli.eval import summary
+
+    lines = [line for line in summary({"speed": {"rows": speed.speed_table(_speed_records(), DATA)}})
+             if line.startswith("speed")]
+    assert lines[0] == ("speed 0 people sequential: 800 ms (AWS, 0 people: 1869 ms; cannot compare: no caption "
+                        "model ran; the cloud's totals include a caption)")
+    assert lines[-1] == "speed 6 people parallel: 1000 ms (AWS, 4 people: 3904 ms; 3.9x faster)"
+
+
+def test_the_speed_plot_draws_a_cloud_total_that_cannot_be_compared_apart():
+    pytest.importorskip("matplotlib", reason="the eval extra is not installed (pip install 'describe-local[eval]')")
+    from describe_local.evaluation import plots
+
+    rows = speed.speed_table(_speed_records(), DATA)
+    assert plots.speed_bars(rows) != plots.speed_bars([{**r, "comparable": True} for r in rows])
