@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,8 +80,8 @@ class Audit:
     def to_json(self) -> str:
         body = {"site": self.site, "max_chars": self.max_chars, "totals": self.totals,
                 "duplicates": [{"alt": alt, "images": n} for alt, n in self.duplicates],
-                "pages": [asdict(page) for page in self.pages]}
-        return json.dumps(body, ensure_ascii=False, indent=1) + "\n"
+                "pages": [{**vars(page), "images": [vars(image) for image in page.images]} for page in self.pages]}
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n"  # big sites: compact
 
 
 def audit_site(plans: Iterable[PagePlan], max_chars: int = 125, root: Path | None = None) -> Audit:

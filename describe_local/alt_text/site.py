@@ -19,7 +19,9 @@ outside the site's real folder is skipped (and said), never described (``alt_tex
 
 from __future__ import annotations
 
+import functools
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,27 +234,56 @@ def resolve(url: str, page: Path, root: Path, base_href: str | None = None, *, f
         return "empty src"
     if "\0" in path:
         return "a file name with a NUL character (not described)"
-    target = root / path.lstrip("/") if path.startswith("/") else page.parent / path
-    too_long = _too_long(target)
+    base = os.fspath(root) if path.startswith("/") else os.path.dirname(os.fspath(page))
+    # First by the path as written: a page must not "../" its way beside the site; then by
+    # where it really leads: a symbolic link must not take it there either. (Strings, not
+    # Paths, and each folder's real path once: a site has many more images than folders.)
+    written = os.path.normpath(os.path.join(_absolute(base), path.lstrip("/") if path.startswith("/") else path))
+    too_long = _too_long(written)
     if too_long:
         return too_long
-    # First by the path as written: a page must not "../" its way beside the site; then by
-    # where it really leads: a symbolic link must not take it there either.
-    written = Path(os.path.normpath(os.path.abspath(target)))
-    if not written.is_relative_to(os.path.normpath(os.path.abspath(root))):
+    root_written, root_real = _root(_absolute(os.fspath(root)))
+    if not _inside(written, root_written):
         return "outside the site folder"
     try:
-        real = Path(os.path.realpath(written))
-        if not real.is_relative_to(os.path.realpath(root)):
+        folder, name = os.path.split(written)
+        info = os.lstat(written)
+        real = os.path.realpath(written) if stat.S_ISLNK(info.st_mode) else os.path.join(_real_folder(folder), name)
+        if not _inside(real, root_real):
             return OUTSIDE_LINK
-        if not (real.is_file() or (folders and real.is_dir())):
+        if real != written:
+            info = os.stat(real)
+        if not (stat.S_ISREG(info.st_mode) or (folders and stat.S_ISDIR(info.st_mode))):
             return "not found"
-    except (OSError, ValueError) as exc:
-        return f"cannot be read: {getattr(exc, 'strerror', None) or exc}"
-    return real  # the file itself, so that a link swapped later cannot change what is described
+    except PermissionError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    except (OSError, ValueError):
+        return "not found"
+    return Path(real)  # the file itself, so that a link swapped later cannot change what is described
 
 
-def _too_long(path: Path) -> str | None:
+def _absolute(folder: str) -> str:
+    return folder if os.path.isabs(folder) else os.path.abspath(folder)
+
+
+@functools.lru_cache(maxsize=64)
+def _root(root: str) -> tuple[str, str]:
+    """A site folder (absolute) as written and as it really is."""
+    written = os.path.normpath(root)
+    return written, os.path.realpath(written)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+@functools.lru_cache(maxsize=8192)
+def _real_folder(folder: str) -> str:
+    """A folder's real path (links resolved), once per run and folder."""
+    return os.path.realpath(folder)
+
+
+def _too_long(path: Path | str) -> str | None:
     """Why ``path`` cannot be a file name on this system (a name over 255 bytes, a path over
     4096), or None."""
     encoded = os.fsencode(os.path.abspath(path))
