@@ -56,7 +56,11 @@ class FaceWorker:
 
     def _start(self) -> None:
         child = Child.start(FACTORY, name=NAME, idle_exit_s=self.idle_exit_s)
-        reply = child.receive()  # the models load now: fail at load time, not on a photo
+        try:
+            reply = child.receive()  # the models load now: fail at load time, not on a photo
+        except BaseException:  # Ctrl-C while it loads: take it down with us rather than leave it loading
+            child.close()
+            raise
         if not isinstance(reply, Ready):
             status = child.close()
             detail = reply.text if isinstance(reply, Failed) else f"it exited with status {status}"
