@@ -113,8 +113,9 @@ def _table_bias(g: Graph, table: str, buckets: str) -> str:
     return g.op("Transpose", g.op("Gather", table, buckets, axis=0), perm=[2, 0, 1])
 
 
-def encoder_graph(w: Weights, config: OFAConfig, resolution: int, dtype: type = np.float32) -> Graph:
-    g = Graph("encoder", dtype)
+def encoder_graph(w: Weights, config: OFAConfig, resolution: int, dtype: type = np.float32,
+                  data: Path | None = None) -> Graph:
+    g = Graph("encoder", dtype, data)
     dim, heads = config.d_model, Heads(config.encoder_attention_heads,
                                        config.d_model // config.encoder_attention_heads)
     grid = resnet_grid(resolution)
@@ -195,8 +196,8 @@ def encoder_graph(w: Weights, config: OFAConfig, resolution: int, dtype: type = 
     return g
 
 
-def decoder_graph(w: Weights, config: OFAConfig, dtype: type = np.float32) -> Graph:
-    g = Graph("decoder_step", dtype)
+def decoder_graph(w: Weights, config: OFAConfig, dtype: type = np.float32, data: Path | None = None) -> Graph:
+    g = Graph("decoder_step", dtype, data)
     dim, layers, heads = config.d_model, config.decoder_layers, config.decoder_attention_heads
     head_dim = dim // heads
     vocab = config.vocab_size
@@ -258,10 +259,14 @@ def build_graphs(weights: Weights, resolution: int, out_dir: Path, precision: st
     named as :mod:`describe_local.store.formats` lays them out, each with its data file; return their paths."""
     dtype = np.float16 if precision == "fp16" else np.float32
     paths = {}
-    for name, make in (("encoder", lambda: encoder_graph(weights, weights.config, resolution, dtype)),
-                       ("decoder_step", lambda: decoder_graph(weights, weights.config, dtype))):
+    for name in ("encoder", "decoder_step"):
         target = out_dir / Path(formats.ofa_onnx_graph(name, precision)).name
-        save(make(), target, formats.ofa_onnx_data_name(target.name))
+        data = target.with_name(formats.ofa_onnx_data_name(target.name))
+        if name == "encoder":
+            graph = encoder_graph(weights, weights.config, resolution, dtype, data)
+        else:
+            graph = decoder_graph(weights, weights.config, dtype, data)
+        save(graph, target)
         paths[name] = target
         log.info("wrote %s", target)
     return paths

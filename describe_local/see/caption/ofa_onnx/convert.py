@@ -77,7 +77,6 @@ def convert(folder: Path, *, int8: bool = False, fp16: bool = False, precision: 
     if precision == "int8" and not int8:
         raise ValueError("precision int8 needs int8=True")
     config = OFAConfig.load(folder)
-    config.check()
     task = Task.read(folder, config)
     weights = Weights(folder, config)
     work = folder / formats.OFA_ONNX_PARTIAL

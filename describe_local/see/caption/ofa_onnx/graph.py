@@ -2,8 +2,10 @@
 
 Values are referred to by name (a ``str``). Floating-point constants take the
 graph's dtype (float32, or float16 for the CUDA graphs), so that one builder
-writes both; the weights go into a data file beside the graph (ONNX's external
-data), as :func:`save` writes them.
+writes both. Weights go straight into a data file beside the graph (ONNX's
+external data) as they are made, so that converting holds about one weight at a
+time rather than the whole model twice over; large ones start at 64 KiB
+boundaries, where ONNX Runtime can map them from the file instead of copying.
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ import numpy as np
 
 OPSET = 17
 DimSpec = int | str
+EXTERNAL_MIN_BYTES = 1024  # smaller constants stay in the graph file
+ALIGN_BYTES, ALIGN_LARGE_BYTES, LARGE_BYTES = 64, 65536, 1 << 20
 
 
 class Graph:
     """The nodes, initializers, inputs and outputs of one ONNX graph being written."""
 
-    def __init__(self, name: str, dtype: type = np.float32) -> None:
+    def __init__(self, name: str, dtype: type = np.float32, data: Path | None = None) -> None:
+        """``data``: the file the weights are written to (its name is what the graph refers to)."""
         import onnx  # noqa: F401  (fails early, with the module's name, where onnx is missing)
 
         self.name = name
+        self.data_path = data
+        self._data = open(data, "wb") if data is not None else None  # noqa: SIM115  (closed by close())
         self.dtype = np.dtype(dtype)
         self.nodes: list = []
         self.initializers: list = []
@@ -64,17 +71,40 @@ class Graph:
             return name
         array = np.asarray(array)
         if array.dtype.kind == "f" and not keep_dtype:
-            array = array.astype(self.dtype)
+            array = array.astype(self.dtype, copy=False)
         small = array.size <= 16
         key = (array.dtype.str, array.shape, array.tobytes()) if small else None
         if key is not None and key in self._small:
             return self._small[key]
         name = name or self.fresh("const")
-        self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))  # 0-d stays 0-d
+        if self._data is not None and array.nbytes >= EXTERNAL_MIN_BYTES:
+            self.initializers.append(self._external(array, name))
+        else:
+            self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))  # 0-d stays 0-d
         if key is not None:
             self._small[key] = name
         self._named.add(name)
         return name
+
+    def _external(self, array: np.ndarray, name: str):
+        """A tensor whose bytes are appended to the data file (little-endian, as ONNX stores them)."""
+        from onnx import TensorProto, helper
+
+        align = ALIGN_LARGE_BYTES if array.nbytes >= LARGE_BYTES else ALIGN_BYTES
+        offset = -self._data.tell() % align
+        self._data.write(b"\0" * offset)
+        offset = self._data.tell()
+        self._data.write(memoryview(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))).cast("B"))
+        tensor = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype),
+                             dims=list(array.shape), data_location=TensorProto.EXTERNAL)
+        for key, value in (("location", self.data_path.name), ("offset", offset), ("length", array.nbytes)):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, str(value)
+        return tensor
+
+    def close(self) -> None:
+        if self._data is not None:
+            self._data.close()
 
     def ints(self, values: list[int]) -> str:
         """A 1-D int64 constant (shapes, axes, pads)."""
@@ -153,13 +183,15 @@ def _elem(dtype: type) -> int:
     return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
 
 
-def save(graph: Graph, target: Path, data_name: str) -> list[Path]:
-    """Write ``graph`` as ``target``, its weights in ``data_name`` beside it; return the files written."""
+def save(graph: Graph, target: Path) -> list[Path]:
+    """Write ``graph`` as ``target`` (its weights are in its data file already); return the files written."""
     import onnx
 
-    onnx.save_model(graph.model(), str(target), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=data_name, size_threshold=1024)
-    data = target.parent / data_name
-    data.chmod(target.stat().st_mode & 0o777)  # onnx makes it private; the graph is not
-    onnx.checker.check_model(str(target))  # by path: a model over 2 GB cannot be checked in memory
-    return [target, data]
+    graph.close()
+    onnx.save_model(graph.model(), str(target))
+    onnx.checker.check_model(str(target))  # by path: the checker then sees the data file, and no 2 GB limit
+    files = [target]
+    if graph.data_path is not None:
+        graph.data_path.chmod(target.stat().st_mode & 0o777)
+        files.append(graph.data_path)
+    return files
