@@ -116,7 +116,7 @@ def _address_key(name: str) -> str:
 
 
 def parse_proxies(trusted_proxies: str) -> list[IPNetwork]:
-    """``"10.0.0.2, 172.17.0.0/16"`` as networks (:class:`ConfigError` for one that is not)."""
+    """``"10.0.0.2, 172.16.0.0/12"`` as networks (:class:`ConfigError` for one that is not)."""
     networks = []
     for entry in (e.strip() for e in trusted_proxies.split(",")):
         if not entry:
@@ -125,7 +125,7 @@ def parse_proxies(trusted_proxies: str) -> list[IPNetwork]:
             networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
             raise ConfigError(f"setting trusted_proxies: {entry!r} is not an address or CIDR block "
-                              "(e.g. 10.0.0.2 or 172.17.0.0/16)") from None  # fmt: skip
+                              "(e.g. 10.0.0.2 or 172.16.0.0/12)") from None  # fmt: skip
     return networks
 
 
