@@ -196,3 +196,13 @@ def test_a_damaged_checkpoint_is_one_line_and_leaves_no_graphs(checkpoint, tmp_p
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "truncated" in lines[0] and "pytorch_model.bin" in lines[0], done.stderr
     assert not (folder / formats.OFA_ONNX_DIR).exists() and not (folder / formats.OFA_ONNX_PARTIAL).exists()
+
+
+def test_without_onnx_converting_says_what_to_install(checkpoint):
+    code = ("import sys\nsys.modules['onnx'] = None\nfrom describe_local.cli import main\n"
+            f"sys.exit(main(['convert', {str(checkpoint)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 4 and len(lines) == 1, done.stderr
+    assert "needs the onnx package" in lines[0] and "pip install" in lines[0], lines[0]
+    assert not (checkpoint / formats.OFA_ONNX_DIR).exists()

@@ -1,4 +1,4 @@
-"""Export our PyTorch OFA engine to two ONNX graphs (needs torch and onnx; run by ``describe-local models convert``).
+"""Export our PyTorch OFA engine to two ONNX graphs with torch.onnx (a cross-check; `models convert` uses .build).
 
 * ``encoder``: (text embeddings, prompt ids, pixels, decoder positions) -> the
   encoder output, every decoder layer's cross-attention keys and values, and
