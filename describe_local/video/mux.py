@@ -284,13 +284,15 @@ def write_video(source: Path, path: Path, tracks: Sequence[Track], *, store: Cli
         layout = "stereo" if original is not None and original.channels >= 2 else "mono"
         copied: dict[int, av.stream.Stream] = {picture.index: video}
         timed: list[_TimedTrack] = []
+        tracks = [t for t in tracks if t is Track.DESCRIBED or original is not None]  # the first is the default
         for number, track in enumerate(tracks):
             default = av.stream.Disposition.default if number == 0 else av.stream.Disposition(0)
             if track is Track.DESCRIBED:
                 stream = _encoder(out, rate, layout, language, described_title(language))
                 stream.disposition = default | av.stream.Disposition.visual_impaired
                 timed.append(_TimedTrack(_AacWriter(out, stream), holds, store))
-            elif original is not None:
+            else:
+                assert original is not None
                 if holds:  # padded in step with the picture: decoded and encoded again
                     stream = _encoder(out, rate, layout, "und", "")
                     timed.append(_TimedTrack(_AacWriter(out, stream), holds, None))

@@ -365,3 +365,17 @@ def test_consecutive_cues_never_repeat_on_the_shared_clips(described):
     for name in ("issue-195-aspect-ratio", "issue-134-rotate"):
         texts = [cue.text for cue in described[name][0].cues]
         assert all(a != b for a, b in itertools.pairwise(texts)), (name, texts)
+
+
+def test_a_video_without_sound_gets_one_default_described_track_in_any_order(videos: Path, describer, tmp_path: Path):
+    from describe_local.video.describe import describe_video
+
+    report = describe_video(videos / "testvideo.mp4", tmp_path, describer, extended=True, original_first=True)
+    assert report.cues and not any(c.held for c in report.cues)  # no dialogue: every line finds a pause
+    for name in ("testvideo.described.mp4", "testvideo.extended.mp4"):
+        with av.open(str(tmp_path / name)) as container:
+            (only,) = container.streams.audio
+            assert only.disposition & DESCRIBED_FLAGS == DESCRIBED_FLAGS, (name, only.disposition)
+    assert report.extended_duration == pytest.approx(report.duration, abs=1e-6)
+    html = (tmp_path / "testvideo.html").read_text(encoding="utf-8")
+    assert "its only audio track is the narration" in html and "second audio track" not in html
