@@ -86,7 +86,7 @@ def qr_svg_uri(text: str) -> str:
 
 def _steps(info: TrustInfo, url: str) -> str:
     e = html.escape
-    fingerprint = "<wbr>".join(e(pair) for pair in info.fingerprint.split(":"))
+    fingerprint = ":<wbr>".join(e(pair) for pair in info.fingerprint.split(":"))  # breaks at 320 px
     return f"""
     <p class="lead">Phones open the app over HTTPS only from a server they trust. This server signs its
       own certificates; trust its certificate once on each phone, in a few steps.</p>
