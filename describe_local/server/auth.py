@@ -6,6 +6,9 @@ The tokens are 192 random bits, so a plain SHA-256 is enough: a slow password
 hash protects guessable secrets, and these cannot be guessed. Guessing is
 still held back (:class:`Gate`): after ``token_failures_per_minute`` wrong
 tokens from one address, that address gets 429 for the rest of the minute.
+The address is the request's client: its socket's, or behind a proxy listed in
+``trusted_proxies`` the one that proxy reports (``guard.py`` sets it), so that
+one guesser behind a reverse proxy does not lock everyone else out.
 """
 
 from __future__ import annotations
