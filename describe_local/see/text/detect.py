@@ -48,6 +48,10 @@ BLOB_ASPECT = 1.3  # regions less elongated than this are blobs (a face, a butto
 # thickness is read as a curve.
 CURVE_MIN_BEND = 0.35
 
+# DBNet over a large picture runs in pieces sharing this many pixels with their neighbours; each keeps
+# its map up to the middle of the overlap, where the network saw 32 px of context either side.
+PIECE_OVERLAP = 64
+
 # A probability map for a picture: returns the map and the x, y factors from map to picture pixels.
 ProbabilityMap = Callable[[np.ndarray, float], tuple[np.ndarray, float, float]]
 
@@ -268,6 +272,49 @@ def merge_regions(first: list[Region], closer: list[Region], tile: tuple[int, in
     kept = [r for r in first if not seen_again(r)]
     fresh = [c for c in closer if not any(_overlap(c, r) > 0.8 for r in kept)]
     return kept + fresh
+
+
+Window = tuple[int, int, int, int]  # x0, y0, x1, y1
+
+
+def pieces(width: int, height: int, max_pixels: int) -> list[tuple[Window, Window]]:
+    """How to run DBNet on a ``width`` x ``height`` picture in pieces of at most ``max_pixels`` pixels.
+
+    Each piece: the window DBNet sees and the window of the map it keeps
+    (these tile the picture). Of the splits into columns and rows whose
+    pieces fit, the one with the fewest pixels in all (overlaps counted)
+    wins, then the fewest pieces. ``max_pixels`` 0 (or a picture that fits):
+    one piece. Sides stay multiples of 32 where the picture's are.
+    """
+    if max_pixels <= 0 or width * height <= max_pixels:
+        return [((0, 0, width, height), (0, 0, width, height))]
+    nx, ny = width // PIECE_OVERLAP + 1, height // PIECE_OVERLAP + 1  # when none fits: the smallest there are
+    best: tuple[int, int] | None = None
+    for cx in range(1, nx + 1):
+        for cy in range(1, ny + 1):
+            area = _piece_side(width, cx) * _piece_side(height, cy)
+            if area <= max_pixels:
+                cost = (cx * cy * area, cx * cy)
+                if best is None or cost < best:
+                    best, (nx, ny) = cost, (cx, cy)
+                break  # more rows only add overlap
+    return [((x0, y0, x1, y1), (kx0, ky0, kx1, ky1))
+            for y0, y1, ky0, ky1 in _spans(height, ny) for x0, x1, kx0, kx1 in _spans(width, nx)]
+
+
+def _piece_side(length: int, count: int) -> int:
+    """The side of ``count`` pieces overlapping by PIECE_OVERLAP along ``length`` (a multiple of 32)."""
+    if count == 1:
+        return length
+    return min(length, -(-(length + (count - 1) * PIECE_OVERLAP) // (count * 32)) * 32)
+
+
+def _spans(length: int, count: int) -> list[tuple[int, int, int, int]]:
+    """``count`` pieces along ``length``, evenly spread: (start, end, kept start, kept end) each."""
+    side = _piece_side(length, count)
+    starts = [round(i * (length - side) / max(1, count - 1)) for i in range(count)]
+    cuts = [0] + [(starts[i + 1] + starts[i] + side) // 2 for i in range(count - 1)] + [length]
+    return [(start, start + side, cuts[i], cuts[i + 1]) for i, start in enumerate(starts)]
 
 
 def order_quad(quad: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from describe_local.images import Photo
 from describe_local.see.text import filters, order
 from describe_local.see.text.detect import Region, closer_look, first_pass
 from describe_local.see.text.language import LanguageGuesser
+from describe_local.see.text.models import TextModel, model_set
 from describe_local.see.text.result import TextLine, TextReading, Word
 from describe_local.see.text.scene import RawLine, SceneEngine, release_memory
 from describe_local.see.text.tesseract import PACK_TO_ISO, Tesseract, installed_packs, join_words
@@ -96,10 +97,15 @@ class TextReader:
         scene = None
         if engine != "tesseract":
             try:
-                scene = SceneEngine(settings.ocr_threads)
+                models = model_set(settings.ocr_model)
+            except ValueError:
+                names = ", ".join(m.value for m in TextModel)
+                raise ConfigError(f"setting 'ocr_model': {settings.ocr_model!r} is not one of {names}") from None
+            try:
+                scene = SceneEngine(settings.ocr_threads, models, settings.ocr_det_pixels)
             except ImportError as exc:
                 raise OcrNotInstalled(
-                    f"PP-OCR cannot load ({first_line(exc)}): pip install 'rapidocr-onnxruntime>=1.4,<1.5'"
+                    f"PP-OCR cannot load ({first_line(exc)}): pip install onnxruntime opencv-python-headless"
                 ) from None
         guesser = LanguageGuesser.load([PACK_TO_ISO[p] for p in packs], settings.text_language_min_confidence)
         return cls(

@@ -1,7 +1,8 @@
-"""PP-OCR on ONNX Runtime: PP-OCRv4 detection (DBNet) and recognition, the v2 direction classifier.
+"""PP-OCR on ONNX Runtime: detection (DBNet), recognition and the v2 direction classifier.
 
-The three ONNX files ship inside the ``rapidocr-onnxruntime`` wheel; this
-module runs them itself rather than through ``RapidOCR``, because the stage
+The three ONNX files of a model set (``models.py``: PP-OCRv4 from the
+``rapidocr-onnxruntime`` wheel by default) ship inside a wheel; this
+module runs them itself rather than through the wheel's own code, because the stage
 needs what that class hides: a detection resolution chosen per photo and
 tiles (``detect.py``), curved lines, the recognizer's per-character positions
 (for word boxes and for the spaces the model leaves out), one direction for
@@ -14,23 +15,17 @@ read, with its corners in the photo's pixels in the text's own frame.
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from describe_local.errors import OcrNotInstalled
-from describe_local.see.text.detect import Region
+from describe_local.see.text.detect import Region, pieces
+from describe_local.see.text.models import MODEL_SETS, ModelSet, TextModel
 
 log = logging.getLogger(__name__)
-
-DET_MODEL = "ch_PP-OCRv4_det_infer.onnx"
-REC_MODEL = "ch_PP-OCRv4_rec_infer.onnx"
-CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
 
 REC_HEIGHT = 48
 # PaddleOCR pads every line to at least 320 px wide; 192 read the same phrases
@@ -72,28 +67,24 @@ class RawLine:
     other: tuple[np.ndarray, int, np.ndarray] | None = field(default=None, repr=False)  # crop, turned, quad
 
 
-def model_dir() -> Path:
-    """The ONNX files' folder in the installed rapidocr-onnxruntime wheel, found without importing
-    the package (its ``__init__`` loads yaml and an engine of its own)."""
-    spec = importlib.util.find_spec("rapidocr_onnxruntime")
-    if spec is None or not spec.submodule_search_locations:
-        raise OcrNotInstalled("the PP-OCR models are not installed: pip install 'rapidocr-onnxruntime>=1.4,<1.5'")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
-    missing = [m for m in (DET_MODEL, REC_MODEL, CLS_MODEL) if not (folder / m).is_file()]
-    if missing:
-        raise OcrNotInstalled(
-            f"PP-OCR model file(s) {', '.join(missing)} missing in {folder}: reinstall rapidocr-onnxruntime"
-        )
-    return folder
-
-
 class SceneEngine:
-    """The three PP-OCR sessions, loaded once (about 16 MB of weights); safe to use from several threads."""
+    """A model set's three PP-OCR sessions, loaded once; safe to use from several threads.
 
-    def __init__(self, threads: int = 1) -> None:
+    ``det_pixels``: DBNet runs on pieces of at most this many pixels (0: the
+    whole picture at once), its maps stitched (:func:`detect.pieces`): its
+    activations grow with the picture (270 MB on 960 x 960), the stitched
+    map is 4 bytes a pixel. ``rec_columns``: the recognizer's batches hold at
+    most this many columns in all (its attention spans a line's width).
+    """
+
+    def __init__(self, threads: int = 1, models: ModelSet | None = None, det_pixels: int = 0,
+                 rec_columns: int = REC_BATCH_WIDTH) -> None:
         import onnxruntime as ort
 
-        folder = model_dir()
+        self.models = models or MODEL_SETS[TextModel.V4]
+        self.det_pixels = det_pixels
+        self.rec_columns = max(rec_columns, REC_HEIGHT)
+        folder = self.models.folder()
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
@@ -106,12 +97,14 @@ class SceneEngine:
         # stages on few cores, where spinning cost a third more CPU for the same photos.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
-        self.det = ort.InferenceSession(str(folder / DET_MODEL), options, providers=providers)
-        self.rec = ort.InferenceSession(str(folder / REC_MODEL), options, providers=providers)
-        self.cls = ort.InferenceSession(str(folder / CLS_MODEL), options, providers=providers)
-        characters = self.rec.get_modelmeta().custom_metadata_map["character"].splitlines()
+        self.det = ort.InferenceSession(str(folder / self.models.det), options, providers=providers)
+        self.rec = ort.InferenceSession(str(folder / self.models.rec), options, providers=providers)
+        self.cls = ort.InferenceSession(str(folder / self.models.cls), options, providers=providers)
+        characters = self.models.alphabet(self.rec.get_modelmeta().custom_metadata_map)
         self.alphabet = ["", *characters, " "]  # CTC blank first and a space last, as PaddleOCR decodes
         self.spellable = frozenset(characters) | {" "}
+        mean, deviation = (np.array(v, dtype=np.float32) for v in self.models.det_norm)
+        self._det_scale, self._det_shift = 1.0 / (255.0 * deviation), mean / deviation
 
     def probability_map(self, bgr: np.ndarray, scale: float) -> tuple[np.ndarray, float, float]:
         """DBNet's text probability for ``bgr`` resized by ``scale`` (sides rounded to multiples of 32);
@@ -120,8 +113,17 @@ class SceneEngine:
         out_w = max(32, round(w * scale / 32) * 32)
         out_h = max(32, round(h * scale / 32) * 32)
         resized = cv2.resize(bgr, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-        tensor = (resized.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[np.newaxis]
-        pred = self.det.run(None, {self.det.get_inputs()[0].name: tensor})[0][0, 0]
+        name = self.det.get_inputs()[0].name
+        pred = np.empty((out_h, out_w), dtype=np.float32)
+        for (x0, y0, x1, y1), (kx0, ky0, kx1, ky1) in pieces(out_w, out_h, self.det_pixels):
+            tensor = (resized[y0:y1, x0:x1].astype(np.float32) * self._det_scale - self._det_shift)
+            piece = self.det.run(None, {name: tensor.transpose(2, 0, 1)[np.newaxis]})[0][0, 0]
+            pred[ky0:ky1, kx0:kx1] = piece[ky0 - y0:ky1 - y0, kx0 - x0:kx1 - x0]
+            del tensor, piece
+            if self.det_pixels:
+                # Each piece's activations go back before the next: glibc would keep them (its mmap
+                # threshold rises with each large free) and the next piece's land beside them.
+                release_memory()
         return pred, w / out_w, h / out_h
 
     def crop(self, bgr: np.ndarray, regions: list[Region]) -> list[RawLine]:
@@ -213,11 +215,11 @@ class SceneEngine:
         ratios = [min(REC_MAX_RATIO, c.shape[1] / max(1, c.shape[0])) for c in crops]
         order = [int(i) for i in np.argsort(ratios, kind="stable")]  # similar widths in a batch: less padding
         while order:
-            # As many lines as fit REC_BATCH_WIDTH columns in all: long lines go a few at a time,
+            # As many lines as fit ``rec_columns`` columns in all: long lines go a few at a time,
             # which bounds the activations' memory (6 lines 1280 wide take 250 MB).
             chunk = [order.pop(0)]
             while order and len(chunk) < REC_BATCH:
-                if (len(chunk) + 1) * max(REC_MIN_RATIO, ratios[order[0]]) * REC_HEIGHT > REC_BATCH_WIDTH:
+                if (len(chunk) + 1) * max(REC_MIN_RATIO, ratios[order[0]]) * REC_HEIGHT > self.rec_columns:
                     break
                 chunk.append(order.pop(0))
             width = math.ceil(REC_HEIGHT * max(REC_MIN_RATIO, *(ratios[i] for i in chunk)))
@@ -249,8 +251,8 @@ def release_memory() -> None:
 
     DBNet's activations on a 960 px photo take 170 MB for a moment; glibc keeps
     such freed blocks in the process (RSS stayed 500 MB above its start over
-    the shared data) unless asked to trim. Once per photo: trimming after each
-    DBNet run too cost a tenth more time (the next run faults its pages in again).
+    the shared data) unless asked to trim. Once per photo, and after each DBNet
+    piece where DBNet runs in pieces (:class:`SceneEngine`).
     """
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
