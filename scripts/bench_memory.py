@@ -15,11 +15,13 @@ Two measurements, each in fresh processes (the figures of a cold run):
   face child's resident set (its own process).
 
 ``--compare REV`` measures a git revision too (exported with ``git archive`` to a temporary
-folder and imported from there), alternating runs of the two so that the machine's load falls
-on both alike; ``--env NAME=VALUE`` measures the working tree with a variable set instead.
+folder and imported from there); ``--without COMMIT`` the working tree with that commit's
+changes undone (the fairest "before" while others change other files); ``--env NAME=VALUE``
+the working tree with a variable set. Runs of the configurations alternate, so that the
+machine's load falls on each alike.
 
     .venv/bin/python scripts/bench_memory.py --caption-model /tmp/h4/ofa-tiny
-    .venv/bin/python scripts/bench_memory.py --caption-model /tmp/h4/ofa-tiny --audio --compare HEAD~5 --runs 3
+    .venv/bin/python scripts/bench_memory.py --caption-model /tmp/h4/ofa-tiny --audio --without COMMIT --runs 3
 """
 
 from __future__ import annotations
@@ -238,6 +240,18 @@ def export_revision(rev: str, into: Path) -> Path:
     return into
 
 
+def working_tree_without(commits: list[str], into: Path) -> Path:
+    """The working tree's package with ``commits``' changes to it undone (the same tree, before them)."""
+    import shutil
+
+    shutil.copytree(ROOT / "describe_local", into / "describe_local", ignore=shutil.ignore_patterns("__pycache__"))
+    for commit in reversed(commits):
+        diff = subprocess.run(["git", "-C", str(ROOT), "diff", f"{commit}~1", commit, "--", "describe_local"],
+                              check=True, capture_output=True).stdout
+        subprocess.run(["patch", "-R", "-p1", "-s", "-d", str(into)], input=diff, check=True)
+    return into
+
+
 def describe_command(args: argparse.Namespace, out: Path) -> list[str]:
     command = [str(PYTHON), "-m", "describe_local", "describe", "-o", str(out / "out.mp3")]
     if not args.audio:
@@ -267,6 +281,9 @@ def main() -> int:
     parser.add_argument("--audio", action="store_true", help="with speech (default: --no-audio)")
     parser.add_argument("--runs", type=int, default=3, help="cold describes per configuration (median shown)")
     parser.add_argument("--compare", metavar="REV", help="also measure this git revision (the 'before')")
+    parser.add_argument("--without", action="append", default=[], metavar="COMMIT",
+                        help="also measure the working tree with this commit's changes undone (repeatable: "
+                             "one configuration without all of them), e.g. the fix being measured")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="also measure the working tree with this variable set (repeatable, one config)")
     parser.add_argument("--no-budget", action="store_true", help="the whole-tree figures only")
@@ -285,6 +302,11 @@ def main() -> int:
             folder.mkdir()
             export_revision(args.compare, folder)
             configs.insert(0, Config(f"{args.compare}", pythonpath=str(folder)))
+        if args.without:
+            folder = Path(tmp) / "without"
+            folder.mkdir()
+            working_tree_without(args.without, folder)
+            configs.insert(0, Config("without " + ",".join(c[:9] for c in args.without), pythonpath=str(folder)))
         if args.env:
             configs.append(Config("now " + " ".join(args.env), env=dict(e.split("=", 1) for e in args.env)))
         out = Path(tmp) / "out"
