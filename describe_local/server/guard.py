@@ -180,6 +180,8 @@ class Guard:
         if self.allowed:
             return host_allowed(host, self.allowed)
         name = _address_key(host_name(host))
+        if not name:  # HTTP/1.0 without a Host: no browser sends that, so no page can rebind it
+            return True
         server = scope.get("server") or ("",)
         return name in self.own or name.endswith(".localhost") or name == _address_key(str(server[0]).lower())
 
