@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from describe_local.errors import OutputError
 from describe_local.video.narration import Cue
 from describe_local.video.player import PLAYER_JS
 
@@ -189,7 +190,12 @@ class OutputSet:
         return tmp
 
     def commit(self) -> list[Path]:
-        """Rename every temporary file to its final name; the final paths."""
+        """Rename every temporary file to its final name; the final paths. Renames none (and raises
+        :class:`OutputError`) when one of them was never written."""
+        missing = [final.name for final, tmp in self._pending.items() if not tmp.is_file()]
+        if missing:
+            self.discard()
+            raise OutputError(f"could not write {', '.join(missing)} in {self.folder}; nothing was written")
         for final, tmp in self._pending.items():
             os.replace(tmp, final)
         done = list(self._pending)

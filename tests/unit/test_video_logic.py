@@ -292,6 +292,17 @@ def test_output_set_renames_all_at_the_end_or_leaves_nothing(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vtt", "b.html"]
 
 
+def test_output_set_refuses_to_commit_when_a_file_was_never_written(tmp_path: Path):
+    from describe_local.errors import OutputError
+
+    files = outputs.OutputSet(tmp_path)
+    files.temp("a.vtt").write_text("x")
+    files.temp("b.m4a")  # a muxer that never opened its file
+    with pytest.raises(OutputError, match="could not write b.m4a"):
+        files.commit()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_clip_store_mixes_only_the_part_of_a_clip_in_the_chunk():
     store = mux.ClipStore(1000)
     store.add(1.0, np.full(500, 16384, np.int16))
