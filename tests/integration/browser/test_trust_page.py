@@ -65,3 +65,19 @@ def test_the_trust_page_at_320_px(browser: Any, trust_server, axe_source: str, s
         assert download.value.suggested_filename == "describe-local-ca.crt"
     finally:
         context.close()
+
+
+def test_the_qr_code_shows_under_the_pages_own_policy(browser: Any, trust_server):
+    """The code is a data: image, which the page's Content-Security-Policy must let through."""
+    server, _ = trust_server
+    context = browser.new_context(viewport={"width": 320, "height": 640}, service_workers="block")
+    page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    try:
+        page.goto(f"{server.url}/trust")
+        page.wait_for_load_state("load")
+        assert page.evaluate("() => document.querySelector('img.trust-qr').naturalWidth") > 0
+        assert not refused, refused
+    finally:
+        context.close()
