@@ -55,6 +55,7 @@
 
   // A refused token: the server's answer, announced as an alert; the field is marked.
   function tokenRefused() {
+    sessionStorage.removeItem("admin-token");
     tokenLooksFine();
     tokenInput.setAttribute("aria-invalid", "true");
     dl.showError(WRONG_TOKEN, { plain: false });
@@ -109,6 +110,7 @@
       return false;
     }
     tokenLooksFine();
+    sessionStorage.setItem("admin-token", token());  // kept once the server took it
     const data = await response.json();
     render(data.people);
     if (!quiet) {
@@ -125,7 +127,6 @@
       return;
     }
     dl.clearMessages();
-    sessionStorage.setItem("admin-token", token());
     try {
       await refresh();
     } catch (_) {

@@ -155,6 +155,7 @@ def test_a_missing_and_a_wrong_token_say_different_things(page: Any, live_server
     assert ax.node("#admin-token").get("invalid") == "true"
     assert "Enter the admin token first" not in ax.node("#admin-token")["description"]
     assert heard(page) == [f"alert: {wrong}"]  # said once
+    assert page.evaluate("sessionStorage.getItem('admin-token')") is None  # a wrong token is not kept
     audit(page, axe_source, f"the gallery page at 320 px ({scheme}, wrong token)")
 
     page.fill("#admin-token", token)
@@ -163,6 +164,7 @@ def test_a_missing_and_a_wrong_token_say_different_things(page: Any, live_server
     assert page.inner_text("#error") == ""
     assert ax.node("#admin-token").get("invalid") in (None, "false")
     assert heard(page)[-1].startswith("status: ")
+    assert page.evaluate("sessionStorage.getItem('admin-token')") == token  # kept for this tab
 
 
 def test_a_batch_adds_the_good_photos_and_names_each_refused_one_in_one_announcement(
