@@ -125,15 +125,19 @@ def ensure_certificates(folder: Path, names: list[str], now: dt.datetime | None 
     else made anew: the authority when it expires within a month or its constraints do not cover
     ``names``; the server's when it expires within a month, names less than ``names``, or the
     authority is new."""
-
     now = now or dt.datetime.now(dt.UTC)
     ca_path, ca_key_path = folder / "ca.pem", folder / "ca-key.pem"
     chain, key = folder / "cert.pem", folder / "key.pem"
     loaded = _load(ca_path, ca_key_path)
-    reason = "there was none" if loaded is None else _ca_unfit(loaded[0], names, now)
+    if loaded is not None:
+        reason = _ca_unfit(loaded[0], names, now)
+    elif chain.is_file():  # an older version's: self-signed, and it could vouch for any site
+        reason = "the certificate kept was not limited to this machine"
+    else:
+        reason = "there was none"
     made_ca = reason is not None
     if made_ca:
-        if loaded is not None or chain.is_file():
+        if reason != "there was none":
             log.warning("making a new HTTPS authority (%s); phones must trust the new one", reason)
         folder.mkdir(parents=True, exist_ok=True)
         ca_key, ca_cert = _make_ca(names, now)

@@ -232,7 +232,7 @@ def test_the_authority_vouches_only_for_this_machine(tmp_path: Path, caplog: pyt
     assert "phones must trust the new one" in caplog.text and "10.0.0.5" in caplog.text
 
 
-def test_a_certificate_from_before_the_authority_is_replaced(tmp_path: Path):
+def test_a_certificate_from_before_the_authority_is_replaced(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     """A state folder from an older version holds a self-signed certificate that may vouch for any
     site: the next start makes the limited authority, and a server certificate it signs."""
     import subprocess as sp
@@ -244,7 +244,9 @@ def test_a_certificate_from_before_the_authority_is_replaced(tmp_path: Path):
             "-subj", "/CN=old", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
             "-addext", "basicConstraints=critical,CA:TRUE"], check=True, capture_output=True)  # fmt: skip
     old = (tmp_path / "cert.pem").read_bytes()
-    made = ensure_certificates(tmp_path, ["localhost", "127.0.0.1"])
+    with caplog.at_level("WARNING", logger="describe_local.server.certificate"):
+        made = ensure_certificates(tmp_path, ["localhost", "127.0.0.1"])
+    assert "not limited to this machine" in caplog.text and "phones must trust the new one" in caplog.text
     assert made.made_ca and made.chain.read_bytes() != old
     _leaf, ca = x509.load_pem_x509_certificates(made.chain.read_bytes())
     assert ca.extensions.get_extension_for_class(x509.NameConstraints).critical
