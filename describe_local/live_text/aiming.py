@@ -6,7 +6,8 @@ are tried:
 
 * a line touching an edge of the frame is cut off there: move the phone that way (the edge
   that cuts the most lines wins);
-* lines under :data:`SMALL_LINE` of the frame's height are too small to read well: move closer;
+* lines under :data:`SMALL_LINE` of the frame's height, read with a mean confidence under
+  :data:`SURE`, are too small to read well: move closer;
 * lines found but read with a mean confidence under :data:`UNSURE` are blurred: hold still.
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 EDGE = 0.015  # a box within this share of the frame's side from an edge touches it
 SMALL_LINE = 0.035  # of the frame's height: ~17 px in a 480 px frame, the size PP-OCR starts to miss letters
 UNSURE = 0.6  # mean line confidence below this: the letters are smeared
+SURE = 0.9  # small text read with this mean confidence or more is read well enough: no need to come closer
 
 
 class Aim(enum.StrEnum):
@@ -88,8 +90,9 @@ def aim(lines: Sequence[SeenLine], width: int, height: int) -> Aim | None:
             counts[edge] = counts.get(edge, 0) + 1
     if counts:
         return max(counts, key=lambda edge: counts[edge])
-    if statistics.median(line.box[3] - line.box[1] for line in lines) < SMALL_LINE * height:
+    confidence = statistics.fmean(line.confidence for line in lines)
+    if confidence < SURE and statistics.median(line.box[3] - line.box[1] for line in lines) < SMALL_LINE * height:
         return Aim.CLOSER
-    if statistics.fmean(line.confidence for line in lines) < UNSURE:
+    if confidence < UNSURE:
         return Aim.STEADY
     return None

@@ -3,7 +3,8 @@
 A :class:`LiveTextSession` gets the lines the text stage read in each frame (and, while a page
 is being captured, whether the page is in view) and answers with the lines to speak now and
 at most one piece of guidance. Guidance is held back while lines are being spoken (estimated
-from their length) and comes at most every :data:`GUIDE_EVERY_S`; "No text" only after
+from their length) and comes at most every :data:`GUIDE_EVERY_S` (the same again only after
+:data:`SAME_AGAIN_S`); "No text" only after
 :data:`NO_TEXT_AFTER_S` of frames without any, and then at most every :data:`NO_TEXT_EVERY_S`.
 
 :class:`LiveTextSessions` keeps the sessions of all clients, bounded in number and idle time,
@@ -26,6 +27,7 @@ from describe_local.live_text.page import PageView
 from describe_local.live_text.tracker import LineTracker
 
 GUIDE_EVERY_S = 2.5
+SAME_AGAIN_S = 8.0  # the same guidance again only after this long: it was heard, the listener is moving
 NO_TEXT_AFTER_S = 3.0
 NO_TEXT_EVERY_S = 6.0
 CHARS_PER_S = 15.0  # a screen reader at its default rate, about 180 words a minute
@@ -54,6 +56,7 @@ class LiveTextSession:
     _last_text: float = field(init=False)
     _last_guided: float = -math.inf
     _last_no_text: float = -math.inf
+    _last_aim: Aim | None = None
     _speaking_until: float = -math.inf
 
     def __post_init__(self) -> None:
@@ -64,6 +67,7 @@ class LiveTextSession:
         """The answer to a frame of ``width`` x ``height`` in which the text stage read ``lines``."""
         now = self.clock()
         in_view = [line for line in lines if whole(line, width, height)]
+        self.tracker.seen([line.text for line in lines if line not in in_view])
         new = self.tracker.new_lines([line.text for line in in_view])
         if lines:
             self._last_text = now
@@ -74,9 +78,10 @@ class LiveTextSession:
         if wanted is None and not lines and now - self._last_text >= NO_TEXT_AFTER_S:
             wanted = Aim.NO_TEXT
         if (wanted is None or now < self._speaking_until or now - self._last_guided < GUIDE_EVERY_S
+                or (wanted is self._last_aim and now - self._last_guided < SAME_AGAIN_S)
                 or (wanted is Aim.NO_TEXT and now - self._last_no_text < NO_TEXT_EVERY_S)):
             return FrameAnswer(in_view, [], None, page)
-        self._last_guided = now
+        self._last_guided, self._last_aim = now, wanted
         if wanted is Aim.NO_TEXT:
             self._last_no_text = now
         return FrameAnswer(in_view, [], wanted, page)

@@ -21,7 +21,7 @@ SAME_LINE = 0.75
 # A reading that is part of a heard line, or a heard line with a little more: the same line,
 # when the shorter is at least this share of the longer.
 SAME_PART = 0.6
-FORGET_S = 8.0  # a heard line out of view this long may be spoken again
+FORGET_S = 15.0  # a heard line not seen this long may be spoken again (OCR misses a line now and then)
 MIN_LETTERS = 2  # shorter readings are noise (a stray mark read as "l")
 
 _NOT_LETTERS = re.compile(r"[\W_]+", re.UNICODE)
@@ -54,12 +54,22 @@ class LineTracker:
     """The lines spoken so far, each with when it was last in view.
 
     ``new_lines(texts)`` takes the lines read in one frame and returns those not heard (in the
-    order given), remembering them; lines already heard are marked as still in view.
+    order given), remembering them; lines already heard are marked as still in view. ``seen``
+    marks heard lines as in view from a part of them (a line cut off by the frame's edge).
     """
 
     forget_s: float = FORGET_S
     clock: Callable[[], float] = time.monotonic
     _heard: list[_Heard] = field(default_factory=list)
+
+    def seen(self, texts: list[str]) -> None:
+        """Mark heard lines like ``texts`` (read in part, e.g. cut at the frame's edge) as still in view."""
+        now = self.clock()
+        for text in texts:
+            key = normalised(text)
+            for heard in self._heard:
+                if len(key) >= MIN_LETTERS and (similar(key, heard.key) or key in heard.key):
+                    heard.last_seen = now
 
     def new_lines(self, texts: list[str]) -> list[str]:
         now = self.clock()

@@ -10,7 +10,7 @@ from PIL import Image
 from describe_local.errors import FrameInFlight
 from describe_local.live_text import Aim, LiveTextSession, LiveTextSessions, SeenLine, page_view
 from describe_local.live_text.aiming import aim
-from describe_local.live_text.session import GUIDE_EVERY_S, NO_TEXT_AFTER_S
+from describe_local.live_text.session import GUIDE_EVERY_S, NO_TEXT_AFTER_S, SAME_AGAIN_S
 from describe_local.live_text.tracker import FORGET_S, LineTracker, similar, normalised
 
 
@@ -39,6 +39,9 @@ def test_a_line_that_comes_back_after_a_while_is_said_again_but_not_while_it_sta
     for _ in range(5):  # in view for a long time: never again
         clock.now += FORGET_S - 1
         assert tracker.new_lines(["EXIT"]) == []
+    tracker.seen(["EX"])  # cut at the frame's edge: still in view
+    clock.now += FORGET_S - 1
+    assert tracker.new_lines(["EXIT"]) == []
     clock.now += FORGET_S + 1  # out of view for longer than that
     assert tracker.new_lines(["EXIT"]) == ["EXIT"]
 
@@ -62,7 +65,8 @@ def test_text_cut_at_an_edge_says_to_move_that_way(box, way):
 
 
 def test_small_or_smeared_text_and_text_well_in_view():
-    assert aim([line("tiny", (100, 100, 160, 110))], 640, 480) is Aim.CLOSER
+    assert aim([line("tiny", (100, 100, 160, 110), confidence=0.7)], 640, 480) is Aim.CLOSER
+    assert aim([line("tiny", (100, 100, 160, 110))], 640, 480) is None  # small, but read well
     assert aim([line("blur", (100, 100, 400, 150), confidence=0.4)], 640, 480) is Aim.STEADY
     assert aim([line("MARKET", (100, 100, 400, 150))], 640, 480) is None
     assert aim([], 640, 480) is None
@@ -82,6 +86,8 @@ def test_guidance_waits_for_the_lines_to_be_heard_comes_at_most_every_few_second
     clock.now += 0.5
     assert session.answer([whole, cut], 640, 480).guidance is None  # not again so soon
     clock.now += GUIDE_EVERY_S
+    assert session.answer([whole, cut], 640, 480).guidance is None  # the same again: only after a while
+    clock.now += SAME_AGAIN_S
     assert session.answer([whole, cut], 640, 480).guidance is Aim.LEFT
     clock.now += 1.0
     assert session.answer([], 640, 480).guidance is None  # text went a moment ago

@@ -46,6 +46,7 @@ const dlCamera = (() => {
     stop();
     const hadFocus = document.activeElement === shutter || document.activeElement === document.body;
     camera.hidden = true;
+    for (const needs of document.querySelectorAll("[data-needs-camera]")) needs.hidden = true;
     cameraOff.hidden = false;
     cameraOff.append(chooseBox); // both file buttons together, first in the page
     reason.textContent = "";
@@ -90,14 +91,15 @@ const dlCamera = (() => {
     return starting;
   }
 
-  // The current frame as a JPEG blob, or null.
-  function frame() {
+  // The current frame as a JPEG blob (its long side at most `maxSide`), or null.
+  function frame(maxSide = Infinity, quality = JPEG_QUALITY) {
     if (!live()) return Promise.resolve(null);
+    const scale = Math.min(1, maxSide / Math.max(video.videoWidth, video.videoHeight));
     const canvas = document.createElement("canvas");
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
+    canvas.width = Math.round(video.videoWidth * scale);
+    canvas.height = Math.round(video.videoHeight * scale);
     canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
-    return new Promise((resolve) => { canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY); });
+    return new Promise((resolve) => { canvas.toBlob(resolve, "image/jpeg", quality); });
   }
 
   async function take() {
@@ -138,6 +140,18 @@ const dlCamera = (() => {
 
   return {
     focusTake,
+    frame,
+    // The camera opened (if it can be) and giving frames: true, or false where it cannot be.
+    async ready() {
+      if (!live()) {
+        if (stream && !starting) stop();
+        if (!starting) start();
+        if (starting) await starting;
+      }
+      return live();
+    },
+    available() { return !off; },
+    stop,
     // `handler(file, how)` gets each photo taken; `how` is "took".
     onPhoto(handler) { onPhoto = handler; },
   };

@@ -3,7 +3,7 @@
 // the API, the audio and shared photos (POST /share) are never cached.
 "use strict";
 
-const CACHE = "describe-local-v3";
+const CACHE = "describe-local-v4";
 const SHELL = [
   "/",
   "/gallery",
@@ -14,6 +14,7 @@ const SHELL = [
   "/static/player.js",
   "/static/ask.js",
   "/static/camera.js",
+  "/static/live.js",
   "/static/describe.js",
   "/static/gallery.js",
   "/static/icons/icon.svg",
