@@ -1,15 +1,18 @@
-"""Drop the debug information some wheels ship in their native libraries (about 100 MB).
+"""Drop what the venv's wheels ship for their developers only: debug information and test suites.
 
 ctranslate2's extension alone carries 63 MB of DWARF debug sections; PyAV, Pillow, PyYAML,
 regex and pyclipper carry a few MB each. Nothing reads them at run time (only a debugger
 does), and Debian strips them from its own packages the same way: ``strip --strip-debug``
 keeps the symbol tables and every loaded section. Each file is stripped into a copy that
-replaces it; then every extension module of each touched package is imported in a fresh
-interpreter, and a package that no longer imports is reinstalled from pip's cache.
+replaces it. NumPy, Shapely and regex also ship their own test suites (``tests`` packages,
+17 MB), and onnx its backend conformance cases (17 MB of ``.pb`` files its test runner reads):
+nothing imports them but their own tests, so they go too. Then every extension module and
+top-level module of each touched package is imported in a fresh interpreter, and a package
+that no longer imports what it did is reinstalled from pip's cache.
 
     python scripts/slim_venv.py [SITE_PACKAGES]
 
-Without ``strip`` (Debian's binutils) nothing changes and one line says so.
+Without ``strip`` (Debian's binutils) the debug information stays and one line says so.
 """
 
 from __future__ import annotations
@@ -102,27 +105,65 @@ def importable(python: str, modules: list[str]) -> set[str]:
     return set(done.stdout.split())
 
 
-def slim(site: Path, python: str = sys.executable, strip: str | None = None) -> int:
-    """Strip every library under ``site`` that carries debug sections; returns the bytes saved."""
+# Test data that is not a ``tests`` package: onnx's backend conformance cases, read by its test runner only.
+TEST_DATA = ("onnx/backend/test/data",)
+KEEP = ("pip", "setuptools")  # the installers themselves are left whole
+
+
+def test_suites(site: Path) -> list[Path]:
+    """Packages' own test suites under ``site``: ``tests`` folders inside a package, and :data:`TEST_DATA`."""
+    found = [p for p in sorted(site.glob("*/**/tests"))
+             if p.is_dir() and (p.parent / "__init__.py").is_file() and p.relative_to(site).parts[0] not in KEEP]
+    found += [site / rel for rel in TEST_DATA if (site / rel).is_dir()]
+    return [p for p in found if not any(other in p.parents for other in found)]
+
+
+def top_level_modules(dist: metadata.Distribution) -> list[str]:
+    """The packages and modules ``dist`` puts at the top of site-packages."""
+    names = set()
+    for rel in dist.files or []:
+        parts = Path(str(rel)).parts
+        if len(parts) == 1 and parts[0].endswith(".py"):
+            names.add(parts[0][:-3])
+        elif len(parts) > 1 and parts[0].isidentifier() and parts[0] != "__pycache__":
+            names.add(parts[0])
+    return sorted(names)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def slim(site: Path, python: str = sys.executable, strip: str | None = None) -> tuple[int, int]:
+    """Strip every library under ``site`` that carries debug sections and remove the packages'
+    test suites; returns the bytes saved by each."""
     strip = strip or shutil.which("strip")
     if strip is None:
         log.warning("strip not found (Debian: apt-get install binutils): the debug information stays")
-        return 0
-    files = [p for p in sorted(site.rglob("*.so*")) if p.is_file() and not p.is_symlink() and debug_sections(p)]
-    before = sum(p.stat().st_size for p in files)
+    files = [p for p in sorted(site.rglob("*.so*")) if p.is_file() and not p.is_symlink() and debug_sections(p)] \
+        if strip else []
+    suites = test_suites(site)
     owned = owners(site)
-    dists = {d.metadata["Name"]: d for d in (owned.get(p.resolve()) for p in files) if d is not None}
-    modules = {name: extension_modules(dist) for name, dist in dists.items()}
+    touched = [owned.get(p.resolve()) for p in files]
+    touched += [next((owned[f.resolve()] for f in d.rglob("*") if f.resolve() in owned), None) for d in suites]
+    dists = {d.metadata["Name"]: d for d in touched if d is not None}
+    modules = {name: extension_modules(dist) + top_level_modules(dist) for name, dist in dists.items()}
     imported = {name: importable(python, found) for name, found in modules.items()}
+    before = sum(p.stat().st_size for p in files), sum(_size(d) for d in suites)
     for path in files:
-        strip_debug(path, strip)
+        strip_debug(path, strip or "strip")
+    for folder in suites:
+        shutil.rmtree(folder)
     for name, dist in sorted(dists.items()):
         lost = imported[name] - importable(python, modules[name])
         if lost:
-            log.warning("%s no longer imports once stripped (%s): reinstalling it", name, ", ".join(sorted(lost)))
+            log.warning("%s no longer imports once slimmed (%s): reinstalling it", name, ", ".join(sorted(lost)))
             subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
                             "--force-reinstall", f"{name}=={dist.version}"], check=True)
-    return before - sum(p.stat().st_size for p in files if p.is_file())
+    return (before[0] - sum(p.stat().st_size for p in files if p.is_file()),
+            before[1] - sum(_size(d) for d in suites if d.exists()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     site = Path(args[0]) if args else Path(sysconfig.get_paths()["purelib"])
     started = time.monotonic()
-    saved = slim(site)
-    log.info("debug information dropped: %.0f MB (%.1f s)", saved / 1e6, time.monotonic() - started)
+    debug, tests = slim(site)
+    log.info("dropped %.0f MB of debug information and %.0f MB of test suites (%.1f s)", debug / 1e6, tests / 1e6,
+             time.monotonic() - started)
     return 0
 
 

@@ -97,3 +97,17 @@ def test_files_that_are_not_elf_have_no_debug_sections(tmp_path: Path) -> None:
     (tmp_path / "short.so").write_bytes(b"\x7fELF")
     assert slim_venv.debug_sections(tmp_path / "notes.so") == []
     assert slim_venv.debug_sections(tmp_path / "short.so") == []
+
+
+def test_only_packages_own_test_suites_are_found(tmp_path: Path) -> None:
+    for rel in ("numpy/__init__.py", "numpy/tests/test_a.py", "numpy/_core/__init__.py", "numpy/_core/tests/x.py",
+                "numpy/testing/__init__.py", "shapely/__init__.py", "shapely/tests/geometry/test_b.py",
+                "tests/__init__.py", "notapackage/tests/test_c.py", "pip/_vendor/colorama/__init__.py",
+                "pip/_vendor/colorama/tests/test_d.py", "onnx/__init__.py", "onnx/backend/test/__init__.py",
+                "onnx/backend/test/runner/__init__.py", "onnx/backend/test/data/node/case.pb"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    found = sorted(p.relative_to(tmp_path).as_posix() for p in slim_venv.test_suites(tmp_path))
+    # numpy.testing is public API, a top-level "tests" and a folder outside any package are not a
+    # package's own suite, pip is left whole, and onnx keeps its backend test runner (only its data goes).
+    assert found == ["numpy/_core/tests", "numpy/tests", "onnx/backend/test/data", "shapely/tests"]
