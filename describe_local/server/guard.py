@@ -109,10 +109,17 @@ def own_names(bound_host: str) -> frozenset[str]:
 
 
 def _address_key(name: str) -> str:
+    """An address written one way (an IPv4 address a dual-stack socket reports as ``::ffff:a.b.c.d``
+    as itself); a name as it is."""
     try:
-        return str(ipaddress.ip_address(name))
+        return str(_ip(name))
     except ValueError:
         return name
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    ip = ipaddress.ip_address(text)
+    return ip.ipv4_mapped or ip if isinstance(ip, ipaddress.IPv6Address) else ip
 
 
 def parse_proxies(trusted_proxies: str) -> list[IPNetwork]:
@@ -147,7 +154,7 @@ def forwarded_client(peer: str, forwarded_for: str, proxies: list[IPNetwork]) ->
 
 def _trusted(address: str, proxies: list[IPNetwork]) -> bool:
     try:
-        ip = ipaddress.ip_address(address)
+        ip = _ip(address)
     except ValueError:
         return False
     return any(ip.version == net.version and ip in net for net in proxies)

@@ -27,6 +27,8 @@ def test_the_default_answers_own_names_and_the_address_reached():
     assert guard.answers(scope, "app.localhost") and guard.answers(scope, "")  # no Host: no browser
     assert not guard.answers(scope, "192.168.1.6:8000") and not guard.answers(scope, "evil.example")
     assert not guard.answers(scope, "0.0.0.0:8000")  # "any address" is no name to answer to
+    # Listening on "::", an IPv4 connection's own address comes as ::ffff:a.b.c.d.
+    assert guard.answers({"server": ("::ffff:192.168.1.5", 8000)}, "192.168.1.5:8000")
     named = Guard(app=None, bound_host="describe.home")  # type: ignore[arg-type]
     assert named.answers({"server": ("10.0.0.2", 80)}, "DESCRIBE.home:80")
     listed = Guard(app=None, allowed_hosts="describe.home")  # type: ignore[arg-type]
@@ -39,6 +41,7 @@ def test_the_client_is_the_rightmost_hop_that_is_no_trusted_proxy():
     assert forwarded_client("10.0.0.2", "203.0.113.7", proxies) == "203.0.113.7"
     assert forwarded_client("10.0.0.2", "1.2.3.4, 203.0.113.7", proxies) == "203.0.113.7"  # made-up left part
     assert forwarded_client("10.0.0.2", "203.0.113.7, 172.17.0.9", proxies) == "203.0.113.7"  # proxy chain
+    assert forwarded_client("::ffff:10.0.0.2", "203.0.113.7", proxies) == "203.0.113.7"  # a dual-stack socket
     assert forwarded_client("10.0.0.2", "[2001:db8::1]", proxies) == "2001:db8::1"
     assert forwarded_client("10.0.0.2", "", proxies) == "10.0.0.2"  # nothing said: the proxy itself
     assert forwarded_client("10.0.0.2", "junk", proxies) == "10.0.0.2"
