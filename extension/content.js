@@ -4,8 +4,11 @@
 // file name ("IMG_0042.jpg"), asks the background for alt text, sets it, and marks what it set
 // with data-describe-local-alt (the alt it wrote), so that a screen reader speaks it and an
 // author can tell it from their own. alt="" is left alone: it marks an image as decorative.
-// Images added or changed later are seen too. The keyboard shortcut (see manifest.json) asks
-// for the image that has focus, whatever its alt, and says the description in a live region.
+// Images added or changed later are seen too, and images that load lazily when they come into
+// view (an IntersectionObserver watches those not ready yet). Images that failed while the
+// server was down are tried again when the background says it answers again. The keyboard
+// shortcut (see manifest.json) asks for the image that has focus, whatever its alt, and says
+// the alt and then only what the long description adds to it, in a live region.
 (() => {
   "use strict";
 
@@ -16,7 +19,21 @@
   const IMAGE_FILE = /^[^\s/\\]+\.(?:jpe?g|png|gif|webp|avif|bmp|tiff?|heic|heif|svg)$/i;
   const CAMERA_NAME = /^(?:img|dsc|dscn|dscf|pxl|mvimg|photo|image|screenshot)[\s_-]*\d[\w\s-]*$/i;
   const described = new WeakMap(); // img -> the URL it was described (or is being described) for
+  const failed = new Set(); // images whose description failed: tried again on "retry"
+  const watched = new WeakSet(); // images the IntersectionObserver waits for
+  const inView = new WeakSet(); // images it has seen come into view
+  // Words that carry no content: "There are three people in the image." adds nothing to "Three people."
+  const FILLER = new Set(("a an the there is are was were in on of at with and image picture photo it its this "
+    + "that text reading shows showing").split(" "));
   let lastHovered = null;
+  const lazy = "IntersectionObserver" in globalThis ? new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (!entry.isIntersecting) continue;
+      lazy.unobserve(entry.target);
+      inView.add(entry.target); // seen in view once: not watched again (a tiny image stays tiny)
+      consider(entry.target);
+    }
+  }, { rootMargin: "200px" }) : null;
 
   function sourceOf(img) {
     return img.currentSrc || img.src || "";
@@ -82,32 +99,54 @@
     described.set(img, src);
     let reply;
     try {
-      reply = await api.runtime.sendMessage({ type: "describe", src });
+      reply = await api.runtime.sendMessage({ type: "describe", src, onDemand });
     } catch {
       reply = { ok: false, error: "the extension could not be reached" };
     }
     if (sourceOf(img) !== src) return; // the image changed meanwhile: it is seen again
     if (!reply?.ok) {
       described.delete(img);
+      if (reply?.serverDown && !onDemand) failed.add(img);
       if (onDemand) say(`No description: ${reply?.error ?? "unknown error"}.`);
       return;
     }
+    failed.delete(img);
     if (reply.alt && needsAlt(img)) {
       img.setAttribute("alt", reply.alt);
       img.setAttribute(MARK, reply.alt);
     }
     if (onDemand) {
-      say(reply.alt ? [reply.alt, reply.longDescription].filter(Boolean).join(" ") : "I found nothing to describe in this image.");
+      say(reply.alt ? [reply.alt, ...beyond(reply.alt, reply.longDescription)].join(" ")
+        : "I found nothing to describe in this image.");
     }
+  }
+
+  function contentWords(text) {
+    return (text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).filter((word) => !FILLER.has(word));
+  }
+
+  // The sentences of the long description that say something the alt did not.
+  function beyond(alt, long) {
+    const said = new Set(contentWords(alt));
+    const sentences = (long || "").match(/[^.!?…]+(?:[.!?…]+['"’”)]*|$)/g) ?? [];
+    return sentences.map((s) => s.trim()).filter((s) => s && !contentWords(s).every((word) => said.has(word)));
   }
 
   function consider(img) {
     if (!(img instanceof HTMLImageElement) || hiddenFromScreenReaders(img) || !needsAlt(img)) return;
     if (!img.complete || img.naturalWidth === 0) {
       img.addEventListener("load", () => consider(img), { once: true });
+      waitForView(img); // loading="lazy": it loads (and is seen) when it comes near the view
       return;
     }
     if (visibleAndBigEnough(img)) describe(img);
+    else waitForView(img); // no size yet (a lazy loader's placeholder): seen again when in view
+  }
+
+  function waitForView(img) {
+    if (!lazy || watched.has(img) || inView.has(img)) return;
+    watched.add(img);
+    lazy.observe(img);
   }
 
   function scan(root) {
@@ -129,6 +168,12 @@
   }
 
   api.runtime.onMessage.addListener((message) => {
+    if (message?.type === "retry") { // the server answers again
+      const again = [...failed];
+      failed.clear();
+      again.forEach((img) => { described.delete(img); consider(img); });
+      return false;
+    }
     if (message?.type !== "describe-focused") return false;
     const img = focusedImage();
     if (img) describe(img, { onDemand: true });

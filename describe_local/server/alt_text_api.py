@@ -6,6 +6,9 @@ as JSON, with no audio. The same limits, token rules, queue and error codes as
 ones), 413 over the upload limit, 415 for what is not an image, 422 for a bad field, 503 busy
 or loading, 504 over the time budget. People are counted, not named, unless ``names`` is true.
 
+``GET /api/alt-text/token`` tells the extension's options page whether the token it was given
+is taken for describing (401 if not), and whether it is the admin token (which it should not keep).
+
 Included by ``server/app.py``: ``app.include_router(alt_text_api.router)``.
 """
 
@@ -20,7 +23,7 @@ from fastapi import APIRouter, Depends
 from describe_local.alt_text.wording import DEFAULT_MAX_CHARS, MAX_CHARS_RANGE, alt_text
 from describe_local.errors import BadField
 from describe_local.results import DescribeOptions
-from describe_local.server.deps import Job, job_form
+from describe_local.server.deps import Job, State, describe_token, job_form
 from describe_local.server.redact import redact_tree, server_folders
 from describe_local.server.uploads import Form, multipart_schema, one_photo
 
@@ -83,6 +86,26 @@ async def alt_text_for_image(job: Annotated[Job, Depends(job_form())]) -> AltTex
     log.info("alt text for an image in %.0f ms", result.timings_ms.get("total", 0.0))
     return AltTextResponse(alt=made.alt, long_description=made.long_description, partial=made.partial,
                            text_found=result.text_found, errors=errors, timings_ms=result.timings_ms)
+
+
+@dataclass
+class TokenCheck:
+    """The token given was taken (or none is needed); ``admin``: it is the admin token."""
+
+    needs_token: bool
+    admin: bool
+
+
+@router.get(
+    "/alt-text/token",
+    response_model=TokenCheck,
+    summary="Check a describe token",
+    responses={401: {"description": "the token is not taken"},
+               429: {"description": "too many wrong tokens from this address (see Retry-After)"}},
+)
+def check_token(state: State, admin: Annotated[bool, Depends(describe_token)]) -> TokenCheck:
+    """Whether describing would take this request's token (401 when not); no image needed."""
+    return TokenCheck(needs_token=state.settings.require_token_for_describe, admin=admin)
 
 
 def _max_chars(form: Form) -> int:

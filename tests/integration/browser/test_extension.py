@@ -174,7 +174,7 @@ def test_the_extension_gives_images_alt_text_from_the_server(browser, with_exten
     options = context.new_page()
     options.goto(f"chrome-extension://{extension_id}/options.html")
     options.get_by_label("Server address").fill(server_url)
-    options.get_by_label("Access token (if your server needs one)").fill(token)
+    options.get_by_label("Describe token (if your server asks for one)").fill(token)
     options.get_by_role("button", name="Save").click()
     expect(options.get_by_role("status")).to_have_text("Saved.")
     options.get_by_role("button", name="Test the connection").click()
@@ -224,5 +224,6 @@ def test_the_extension_gives_images_alt_text_from_the_server(browser, with_exten
     assert sum(method == "POST" for _, method in requested) == 5
     images = {f"{page_url.rsplit('/', 1)[0]}/{n}" for n in PHOTOS} | {f"{other_origin}/signs.png"}
     for url, method in requested:
-        assert (url, method) in {(f"{server_url}/api/alt-text", "POST"), (f"{server_url}/api/health", "GET")} or (
+        assert (url, method) in {(f"{server_url}/api/alt-text", "POST"), (f"{server_url}/api/health", "GET"),
+                                 (f"{server_url}/api/alt-text/token", "GET")} or (
             url in images and method == "GET"), url
