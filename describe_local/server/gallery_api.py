@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -113,11 +114,14 @@ _ADD_SCHEMA = multipart_schema(["name", "photos"], {
     response_model=AddedResponse,
     response_model_exclude_defaults=True,  # ``refused`` only when a photo was
     openapi_extra=_ADD_SCHEMA,
-    responses={**_AUTH_RESPONSES, 422: {"description": "every photo was refused (no face, several, not a photo)"}},
+    responses={**_AUTH_RESPONSES, 422: {"description": "every photo was refused: `detail`, and `refused`"}},
 )
-async def add_person(job: Annotated[Job, Depends(job_form(admin_only=True, needs=_faces_loaded))]) -> AddedResponse:
+async def add_person(
+    job: Annotated[Job, Depends(job_form(admin_only=True, needs=_faces_loaded))],
+) -> AddedResponse | JSONResponse:
     """Add a person (or more photos of one). Each photo must show exactly one face: those that do
-    are added, the others are listed in ``refused`` with the reason; none added is a 422."""
+    are added, the others are listed in ``refused`` with the reason. None added is a 422 whose
+    ``detail`` names each, with ``refused`` as in a 201."""
     state, form = job.state, job.form
     name = form.text("name")
     photos = form.files("photos") or form.files("photo")
@@ -127,6 +131,10 @@ async def add_person(job: Annotated[Job, Depends(job_form(admin_only=True, needs
         raise BadUpload("give at least one photo of the person (form field 'photos')")
     added, refused = await state.jobs.run(_enrol, state, name, photos)
     log.info("gallery: added %d photo(s), refused %d", added, len(refused))
+    if not added:  # the error, with each photo's reason as a value too (the page words them)
+        error = GalleryError(_none_added(name, refused))
+        return JSONResponse({"detail": str(error), "refused": [r.model_dump() for r in refused]},
+                            status_code=error.http_status)
     people = await run_in_threadpool(_list_people, state)
     person = next((p for p in people if p.name.casefold() == name.strip().casefold()), None)
     return AddedResponse(
@@ -152,7 +160,7 @@ async def remove_person(name: str, let_in: Annotated[Ready, Depends(ready(admin_
 
 def _enrol(state: ServerState, name: str, photos: list[Part]) -> tuple[int, list[RefusedPhoto]]:
     """Add each photo on its own; returns how many were added and those refused. Raises
-    :class:`GalleryError` when none was, or for what is not one photo's fault (the name, the folder)."""
+    :class:`GalleryError` for what is not one photo's fault (the name, the folder)."""
     gallery = _gallery(state)
     name = gallery.resolve_name(name)  # a name it refuses is said once, not once per photo
     gallery.folder.mkdir(parents=True, exist_ok=True)
@@ -180,8 +188,6 @@ def _enrol(state: ServerState, name: str, photos: list[Part]) -> tuple[int, list
         shutil.rmtree(staging, ignore_errors=True)
         if added:
             _refresh_recognizer(state)
-    if not added:
-        raise GalleryError(_none_added(name, refused))
     return added, refused
 
 

@@ -84,6 +84,9 @@ def test_a_batch_with_no_good_photo_is_refused_whole_naming_each(
     detail = response.json()["detail"]
     assert detail.startswith("nothing was added, all 2 photos were refused: "), detail
     assert f"{TWO_FACES[1]}: 2 faces found; {NO_FACE[1]}: no face found" in detail, detail
+    assert response.json()["refused"] == [  # the same, as values
+        {"photo": TWO_FACES[1], "reason": "2 faces found"}, {"photo": NO_FACE[1], "reason": "no face found"}
+    ]
     assert client.get("/api/gallery/people", headers=admin).json() == {"people": []}
     assert staged(server) == []
 

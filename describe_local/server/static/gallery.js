@@ -134,17 +134,69 @@
     }
   });
 
+  const photoCount = (n) => `${n} photo${n === 1 ? "" : "s"}`;
+
+  // "cat.jpg: no face found. notes.jpg: not an image." A sentence a photo: a reason may have
+  // its own commas and semicolons.
+  function refusedSentences(refused) {
+    return refused.map((r) => `${r.photo}: ${dl.plainWords(r.reason).replace(/[.\s]+$/, "")}.`).join(" ");
+  }
+
   // "Added Ada: 2 photos, 3 in all. 2 photos were not added. cat.jpg: no face found. ..."
-  // A sentence a refused photo, since a reason may have its own commas and semicolons.
-  function addedSentence(data) {
-    const photos = (n) => `${n} photo${n === 1 ? "" : "s"}`;
-    let text = `Added ${data.name}: ${photos(data.added)}, ${data.photos} in all.`;
-    const refused = data.refused || [];
-    if (refused.length) {
-      text += ` ${photos(refused.length)} ${refused.length === 1 ? "was" : "were"} not added.`;
-      for (const r of refused) text += ` ${r.photo}: ${dl.plainWords(r.reason).replace(/[.\s]+$/, "")}.`;
+  function addedSentence(done) {
+    let text = `Added ${done.name}: ${photoCount(done.added)}, ${done.photos} in all.`;
+    if (done.refused.length) {
+      const were = done.refused.length === 1 ? "was" : "were";
+      text += ` ${photoCount(done.refused.length)} ${were} not added. ${refusedSentences(done.refused)}`;
     }
     return text;
+  }
+
+  function postPhotos(name, files) {
+    const body = new FormData();
+    body.append("name", name);
+    for (const file of files) body.append("photos", file, file.name);
+    return fetch("/api/gallery/people", { method: "POST", body, headers: dl.authHeaders(token()) });
+  }
+
+  // Takes one answer of the server into `done`; false for an answer that is not about the
+  // photos (a wrong token, a busy server, a refused name), which ends the adding.
+  async function takeAnswer(done, response, file) {
+    const data = await response.json().catch(() => ({}));
+    if (response.ok) {
+      Object.assign(done, { name: data.name, photos: data.photos });
+      done.added += data.added;
+      done.refused.push(...(data.refused || []));
+      return true;
+    }
+    if (response.status === 422 && Array.isArray(data.refused)) {  // every photo refused
+      done.refused.push(...data.refused);
+      return true;
+    }
+    if (response.status === 413 && file) {  // this photo alone is over the upload limit
+      done.refused.push({ photo: file.name, reason: data.detail || "too large" });
+      return true;
+    }
+    return false;
+  }
+
+  // All the photos in one request; if together they are over the server's upload limit, one
+  // photo a request, so that only a photo over it on its own is refused. The result is the
+  // whole batch's: how many were added and each refused photo with why; or the answer that
+  // stopped it.
+  async function addPhotos(name, files) {
+    const done = { name, added: 0, photos: 0, refused: [] };
+    const response = await postPhotos(name, files);
+    if (response.status === 413 && files.length > 1) {
+      for (const file of files) {
+        const one = await postPhotos(name, [file]);
+        if (!await takeAnswer(done, one.clone(), file)) return { done, stopped: one };
+      }
+      return { done };
+    }
+    const single = files.length === 1 ? files[0] : null;
+    if (!await takeAnswer(done, response.clone(), single)) return { done, stopped: response };
+    return { done };
   }
 
   addForm.addEventListener("submit", async (event) => {
@@ -160,33 +212,32 @@
       nameInput.focus();
       return;
     }
-    if (!photosInput.files.length) {
+    const files = Array.from(photosInput.files);
+    if (!files.length) {
       dl.showError("Choose at least one photo of the person.");
       photosInput.focus();
       return;
     }
-    const body = new FormData();
-    body.append("name", name);
-    for (const file of photosInput.files) body.append("photos", file, file.name);
     dl.announce(`Adding ${name}. Checking the photos for faces.`);
     try {
-      const response = await fetch("/api/gallery/people", {
-        method: "POST",
-        body,
-        headers: dl.authHeaders(token()),
-      });
-      if (!response.ok) {
-        dl.announce("");
-        await showFailure(response);
+      const { done, stopped } = await addPhotos(name, files);
+      if (done.added) await refresh({ quiet: true });
+      if (stopped) {
+        dl.announce(done.added ? addedSentence(done) : "");
+        await showFailure(stopped);
         return;
       }
-      const data = await response.json();
+      if (!done.added) {
+        // One alert for the whole batch, naming each photo and why.
+        dl.announce("");
+        dl.showError(`Nothing was added. ${refusedSentences(done.refused)}`, { plain: false });
+        return;
+      }
       // Some photos refused: the name stays, for other photos of the same person.
-      if ((data.refused || []).length) photosInput.value = "";
+      if (done.refused.length) photosInput.value = "";
       else addForm.reset();
-      await refresh({ quiet: true });
       // One announcement for the whole batch: what was added, and each refused photo with why.
-      dl.announce(addedSentence(data));
+      dl.announce(addedSentence(done));
     } catch (_) {
       dl.announce("");
       dl.showError("Could not reach the server. Check the connection and try again.");
