@@ -113,7 +113,7 @@ def describe_video(source: Path, out_dir: Path, describer: Any, options: Describ
             spoken = {text: describer.speak(text, found.language, options) for text in {line.full, line.short} if text}
             line.durations = {text: speech.seconds for text, speech in spoken.items()}
             cue = placer.place(line)
-            if cue is None:  # only with hold off (--allow-overlap always places)
+            if cue is None:  # not with hold on (every line is placed, in a pause or held); kept for the report
                 report.dropped.append((line.start, line.full))
                 log.info("no pause for %r at %.1f s", line.full, line.start)
                 continue
