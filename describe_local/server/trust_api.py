@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from describe_local.errors import NoCertificate
+from describe_local.server.certificate import fingerprint_pem, pem_to_der
 from describe_local.server.guard import PAGE_CSP
 
 router = APIRouter(include_in_schema=False)
@@ -59,14 +60,16 @@ async def trust_page(request: Request) -> HTMLResponse:
 
 @router.get(f"/trust/{CA_FILE_NAME}")
 async def trust_download(request: Request) -> Response:
-    from describe_local.server.certificate import fingerprint_pem, pem_to_der
-
     info = _trust(request)
     if info is None or info.ca is None:
         raise NoCertificate("this server has no certificate authority of its own to offer; start it with "
                             "`describe-local serve --https`")  # fmt: skip
-    pem = info.ca.read_bytes()
-    if fingerprint_pem(pem) != info.fingerprint:  # replaced by another start: not what the page shows
+    try:
+        pem = info.ca.read_bytes()
+        same = fingerprint_pem(pem) == info.fingerprint
+    except (OSError, ValueError):
+        same = False
+    if not same:  # removed, or replaced by another start: not what the page shows
         raise NoCertificate("the certificate changed since this server started; restart it and reload the page")
     return Response(pem_to_der(pem), media_type=CA_MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{CA_FILE_NAME}"'})  # fmt: skip
