@@ -173,7 +173,7 @@ def test_a_missing_and_a_wrong_token_say_different_things(page: Any, live_server
 
 
 def test_a_batch_adds_the_good_photos_and_names_each_refused_one_in_one_announcement(
-    page: Any, live_server, axe_source: str, shared_data: Path, tmp_path: Path, scheme: str
+    page: Any, live_server, axe_source: str, shared_data: Path, tmp_path: Path, scheme: str, screenshots: Path
 ):
     _, token = live_server
     notes = tmp_path / "notes.jpg"
@@ -225,6 +225,7 @@ def test_a_batch_adds_the_good_photos_and_names_each_refused_one_in_one_announce
     assert page.input_value("#name") == "Barack Obama"
     assert page.eval_on_selector("#photos", "el => el.files.length") == 0
     audit(page, axe_source, f"the gallery page at 320 px ({scheme}, a batch with refusals)")
+    page.screenshot(path=str(screenshots / f"gallery-batch-{scheme}-320.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
 
     # Every photo refused (one request): nothing is added, and one alert names each with why.
