@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,7 @@ print(json.dumps(sorted(sizes.items(), key=lambda kv: -kv[1])))
 class Measure:
     commit: str
     setup_s: float
+    setup_cpu_s: float  # user + system time of scripts/setup and its children: what load does not stretch
     setup_status: int
     venv_mb: float
     models_mb: float
@@ -102,21 +104,25 @@ def measure(source: Path, clone: Path, photo: Path | None) -> Measure:
     subprocess.run(["git", "clone", "-q", str(source), str(clone)], check=True)
     commit = subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True, check=True).stdout.strip()
+    load_before = os.getloadavg()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     setup = subprocess.run([str(clone / "scripts" / "setup")], cwd=clone, check=False)
     setup_s = time.monotonic() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     python = clone / ".venv" / "bin" / "python"
     sizes = json.loads(subprocess.run([str(python), "-c", SIZES], capture_output=True, text=True,
                                       check=True).stdout)
     venv_mb = folder_mb(clone / ".venv")
     opencv_mb = next((size for name, size in sizes if name == OPENCV), 0) / MIB
     result = Measure(
-        commit=commit, setup_s=round(setup_s, 1), setup_status=setup.returncode,
+        commit=commit, setup_s=round(setup_s, 1), setup_cpu_s=round(cpu_s, 1), setup_status=setup.returncode,
         venv_mb=round(venv_mb, 1), models_mb=round(folder_mb(clone / "models"), 1),
         packages_mb=[(name, round(size / MIB, 1)) for name, size in sizes[:15]],
         venv_without_opencv_mb=round(venv_mb - opencv_mb, 1),
         imports={module: import_result(python, module) for module in ABSENT},
-        load_average=os.getloadavg(),
+        load_average=load_before,
     )
     if photo is not None:
         started = time.monotonic()
@@ -129,9 +135,9 @@ def measure(source: Path, clone: Path, photo: Path | None) -> Measure:
 
 
 def report(m: Measure) -> str:
-    lines = [f"commit {m.commit}, load average {m.load_average[0]:.2f}",
+    lines = [f"commit {m.commit}, load average {m.load_average[0]:.2f} when set-up began ({os.cpu_count()} cores)",
              f"set-up: {m.setup_s:.1f} s (target <= {MAX_SETUP_S:g} s with a warm package cache), "
-             f"status {m.setup_status}",
+             f"{m.setup_cpu_s:.1f} s of CPU (user + system), status {m.setup_status}",
              f"venv: {m.venv_mb:.0f} MiB (du -sm; target <= {MAX_VENV_MB:g}); without {OPENCV}: "
              f"{m.venv_without_opencv_mb:.0f} MiB; models/: {m.models_mb:.0f} MiB",
              "largest packages (MiB of their files):"]
