@@ -157,3 +157,20 @@ def test_without_an_authority_the_trust_page_says_how_to_get_one(make_server):
         assert "<img" not in page.text
         missing = c.get("/trust/describe-local-ca.crt")
     assert missing.status_code == 404 and "serve --https" in missing.json()["detail"]
+
+
+def test_an_authority_replaced_after_the_start_is_not_offered(base_settings, describer, tmp_path: Path):
+    """Another start made a new authority: this server would offer one that is not what its page shows."""
+    from describe_local.settings import Settings
+
+    settings = Settings.load(environ={}, **{**base_settings.as_dict(), "state_dir": tmp_path})
+    certs = ensure_certificates(tmp_path / "tls", certificate_names("127.0.0.1"))
+    app = create_app(settings, describer)
+    app.state.trust = TrustInfo(certs.ca, certs.fingerprint, "2036-01-01")
+    with ServerThread(app) as server:
+        assert httpx.get(f"{server.url}/trust/describe-local-ca.crt", timeout=10).status_code == 200
+        certs.ca.write_bytes(b"not a certificate")
+        changed = httpx.get(f"{server.url}/trust/describe-local-ca.crt", timeout=10)
+        assert changed.status_code == 404 and "restart it" in changed.json()["detail"]
+        certs.ca.unlink()
+        assert httpx.get(f"{server.url}/trust/describe-local-ca.crt", timeout=10).status_code == 404
