@@ -61,8 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         # Ctrl-C at any moment, the subcommands' imports and the clean-up included: one line.
         # The children (face detection, --jobs workers) are in their own process group and quiet.
-        with contextlib.suppress(ValueError):  # not the main thread: nothing to ignore
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the line short
         _print_error("Stopped.")
         return 130
 
