@@ -5,8 +5,9 @@ Two measurements, each in fresh processes (the figures of a cold run):
 
 * **tree**: ``describe-local describe PHOTO`` as the user runs it, timed; every process of its
   tree (the CLI, the face child, Tesseract, ...) read from ``/proc/PID/status`` every few ms.
-  ``peak`` is the largest sum of the tree's resident sets seen at one moment; ``sum of VmHWM``
-  adds each process's own high-water mark (an upper bound: the peaks need not coincide).
+  The tree's peak is the largest sum, at one sample, of the high-water marks of the processes
+  then alive (an upper bound of what they held together; processes that never met, one
+  Tesseract run after another, are not added up), beside the largest sum of resident sets seen.
   ``ru_maxrss`` is not used: it survives ``exec`` and so would report a parent's peak.
 * **budget**: one Python process that loads and runs the stages one at a time, reading its
   own resident set after each step and resetting its high-water mark (``/proc/self/clear_refs``)
@@ -75,10 +76,18 @@ def children_of(pid: int) -> list[int]:
             except OSError:
                 continue
             for kid in kids:
-                if kid not in found:
-                    found.append(kid)
+                if kid not in found and _cmdline(kid) != _cmdline(parent):  # a fork not yet exec'd is
+                    found.append(kid)  # a copy of its parent's pages, not memory of its own
                     todo.append(kid)
     return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
 
 
 def command_name(pid: int) -> str:
@@ -87,8 +96,8 @@ def command_name(pid: int) -> str:
     except OSError:
         return "?"
     words = [w.decode(errors="replace") for w in raw if w]
-    if "describe_local.child" in words:
-        return "child " + words[words.index("describe_local.child") + 1].split(":")[0].rsplit(".", 1)[-1]
+    if "describe_local.child" in words:  # e.g. "child see.faces.worker", "child collection.worker"
+        return "child " + words[words.index("describe_local.child") + 1].split(":")[0].removeprefix("describe_local.")
     return Path(words[0]).name if words else "?"
 
 
@@ -96,7 +105,7 @@ def command_name(pid: int) -> str:
 class TreeRun:
     wall_s: float
     peak_mb: float  # the largest sum of resident sets at one sample
-    hwm_sum_mb: float  # each process's own VmHWM, summed
+    hwm_sum_mb: float  # the largest sum, at one sample, of the VmHWM of the processes then alive
     per_process: dict[str, float] = field(default_factory=dict)  # name -> VmHWM MB (largest of that name)
     returncode: int = 0
 
@@ -105,20 +114,22 @@ def run_tree(command: list[str], env: dict[str, str], cwd: Path) -> TreeRun:
     """Run ``command``, sampling its process tree until it ends."""
     hwm: dict[int, int] = {}
     names: dict[int, str] = {}
-    peak = 0
+    peak = hwm_alive = 0
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     while process.poll() is None:
         pids = [process.pid, *children_of(process.pid)]
-        total = 0
+        total = alive = 0
         for pid in pids:
             total += status_kb(pid, "VmRSS")
             high = status_kb(pid, "VmHWM")
+            alive += high
             if high:
                 hwm[pid] = max(hwm.get(pid, 0), high)
                 if pid not in names or names[pid] in ("?", "python"):
                     names[pid] = command_name(pid)
         peak = max(peak, total)
+        hwm_alive = max(hwm_alive, alive)
         time.sleep(SAMPLE_S)
     wall = time.perf_counter() - start
     stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
@@ -128,7 +139,7 @@ def run_tree(command: list[str], env: dict[str, str], cwd: Path) -> TreeRun:
     for pid, high in hwm.items():
         name = "describe (main)" if pid == process.pid else names.get(pid, "?")
         per[name] = max(per.get(name, 0.0), high / 1024)
-    return TreeRun(wall, peak / 1024, sum(hwm.values()) / 1024, per, process.returncode)
+    return TreeRun(wall, peak / 1024, hwm_alive / 1024, per, process.returncode)
 
 
 # -- the budget: runs inside a fresh interpreter (``--inner-budget``) ------------------------------
@@ -258,11 +269,13 @@ def describe_command(args: argparse.Namespace, out: Path) -> list[str]:
         command.append("--no-audio")
     if args.caption_model:
         command += ["--caption-model", args.caption_model]
-    return [*command, str(args.photo)]
+    if args.jobs:
+        command += ["--jobs", str(args.jobs)]
+    return [*command, *map(str, args.photo)]
 
 
 def budget_of(config: Config, args: argparse.Namespace) -> dict:
-    command = [str(PYTHON), __file__, "--inner-budget", "--photo", str(args.photo)]
+    command = [str(PYTHON), __file__, "--inner-budget", "--photo", str(args.photo[0])]
     if args.caption_model:
         command += ["--caption-model", args.caption_model]
     if args.audio:
@@ -276,7 +289,9 @@ def budget_of(config: Config, args: argparse.Namespace) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photo", type=Path, default=DOGS)
+    parser.add_argument("--photo", type=Path, nargs="+", default=[DOGS],
+                        help="photos or folders to describe in one run (default: dogs.jpg); the budget reads the first")
+    parser.add_argument("--jobs", type=int, help="describe with --jobs N (worker processes: 'child collection.worker')")
     parser.add_argument("--caption-model", help="a caption model name or folder (default: none installed)")
     parser.add_argument("--audio", action="store_true", help="with speech (default: --no-audio)")
     parser.add_argument("--runs", type=int, default=3, help="cold describes per configuration (median shown)")
@@ -290,10 +305,13 @@ def main() -> int:
     parser.add_argument("--inner-budget", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner_budget:
-        inner_budget(args.photo, args.caption_model, args.audio)
+        inner_budget(args.photo[0], args.caption_model, args.audio)
         return 0
-    if not args.photo.exists():
-        raise SystemExit(f"no photo at {args.photo}")
+    missing = [str(p) for p in args.photo if not p.exists()]
+    if missing:
+        raise SystemExit(f"no photo at {', '.join(missing)}")
+    if not args.photo[0].is_file():
+        args.no_budget = True  # the step-by-step budget describes one photo
 
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         configs = [Config("now")]
@@ -320,7 +338,9 @@ def main() -> int:
     load = os.getloadavg()
     mode = ("with audio" if args.audio else "--no-audio") + (f", caption {args.caption_model}" if args.caption_model
                                                              else ", no caption model")
-    print(f"cold describe {args.photo.name} ({mode}), {args.runs} runs each, median; "
+    what = args.photo[0].name if len(args.photo) == 1 else f"{len(args.photo)} paths"
+    mode += f", --jobs {args.jobs}" if args.jobs else ""
+    print(f"cold describe {what} ({mode}), {args.runs} runs each, median; "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores")
     print(f"{'':34}" + "".join(f"{c.label[:22]:>24}" for c in configs))
 
@@ -330,7 +350,8 @@ def main() -> int:
     med = {label: runs[label] for label in runs}
     line("wall time (s)", [f"{statistics.median(r.wall_s for r in med[c.label]):.2f}" for c in configs])
     line("tree peak, sampled sum (MB)", [f"{statistics.median(r.peak_mb for r in med[c.label]):.0f}" for c in configs])
-    line("tree sum of VmHWM (MB)", [f"{statistics.median(r.hwm_sum_mb for r in med[c.label]):.0f}" for c in configs])
+    line("tree peak, VmHWM of those alive (MB)",
+         [f"{statistics.median(r.hwm_sum_mb for r in med[c.label]):.0f}" for c in configs])
     names = sorted({n for c in configs for r in med[c.label] for n in r.per_process})
     for name in names:
         line(f"  VmHWM {name}", [f"{statistics.median(r.per_process.get(name, 0.0) for r in med[c.label]):.0f}"
