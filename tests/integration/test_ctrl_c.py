@@ -58,7 +58,13 @@ def photos(shared_data: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def faces_installed() -> None:
-    pytest.importorskip("dlib", reason="dlib is not installed: no face detection child to interrupt")
+    from describe_local.errors import ModelNotInstalled
+    from describe_local.see.faces.detect import FaceModels
+
+    try:
+        FaceModels.load()
+    except ModelNotInstalled as exc:
+        pytest.skip(f"no face detection child to interrupt: {exc}")
 
 
 @pytest.mark.parametrize("moment", MOMENTS)
