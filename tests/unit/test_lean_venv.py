@@ -111,3 +111,12 @@ def test_only_packages_own_test_suites_are_found(tmp_path: Path) -> None:
     # numpy.testing is public API, a top-level "tests" and a folder outside any package are not a
     # package's own suite, pip is left whole, and onnx keeps its backend test runner (only its data goes).
     assert found == ["numpy/_core/tests", "numpy/tests", "onnx/backend/test/data", "shapely/tests"]
+
+
+@pytest.mark.skipif(shutil.which("strip") is None, reason="strip (Debian's binutils) is not installed")
+def test_a_file_strip_refuses_is_left_as_it_was(tmp_path: Path) -> None:
+    broken = tmp_path / "libbroken.so"
+    broken.write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 57)  # an ELF header and nothing behind it
+    with pytest.raises(subprocess.CalledProcessError):
+        slim_venv.strip_debug(broken, shutil.which("strip") or "strip")
+    assert broken.read_bytes()[:4] == b"\x7fELF" and not list(tmp_path.glob("*.stripping"))
