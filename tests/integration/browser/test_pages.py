@@ -203,7 +203,7 @@ def test_focus_is_visible_on_the_photo_control(page: Any, live_server):
             break
         page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "photo"
-    outline = page.eval_on_selector(".big-button", "el => getComputedStyle(el).outlineStyle + ' ' + "
+    outline = page.eval_on_selector("label[for=photo]", "el => getComputedStyle(el).outlineStyle + ' ' + "
                                     "getComputedStyle(el).outlineWidth")  # fmt: skip
     assert outline == "solid 4px"
 
