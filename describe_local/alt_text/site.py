@@ -135,8 +135,9 @@ class PageReport:
     error: str | None = None
 
 
-def plan_page(page: Path, root: Path) -> PagePlan:
-    """Read and scan ``page`` (inside the site folder ``root``) and find each image's file."""
+def plan_page(page: Path, root: Path, *, files: bool = True) -> PagePlan:
+    """Read and scan ``page`` (inside the site folder ``root``) and find each image's file;
+    ``files=False`` (an audit): only the path each image names, without looking at the disk."""
     plan = PagePlan(page, root)
     try:
         with open(page, "rb") as fh:
@@ -153,8 +154,19 @@ def plan_page(page: Path, root: Path) -> PagePlan:
         plan.error = str(exc)
         plan.decoded = None
         return plan
-    plan.found = [choose_image(tag, page, root) for tag in plan.tags]
+    plan.found = [choose_image(tag, page, root) if files else named_path(tag, page, root) for tag in plan.tags]
     return plan
+
+
+def named_path(tag: ImgTag, page: Path, root: Path) -> Path | str:
+    """The path an image's ``src`` names (absolute, not looked up), or why it names none; what
+    tells images apart in an audit, at no cost in file-system calls."""
+    parts = urlsplit(urljoin(tag.base_href, tag.src or "") if tag.base_href else (tag.src or ""))
+    if parts.scheme or parts.netloc or not parts.path:
+        return "not a local image"
+    path = unquote(parts.path)
+    base = os.fspath(root) if path.startswith("/") else os.path.dirname(os.fspath(page))
+    return Path(os.path.normpath(os.path.join(_absolute(base), path.lstrip("/"))))
 
 
 def decide_site(plans: list[PagePlan], choices: Choices) -> None:
@@ -287,6 +299,8 @@ def _too_long(path: Path | str) -> str | None:
     """Why ``path`` cannot be a file name on this system (a name over 255 bytes, a path over
     4096), or None."""
     encoded = os.fsencode(os.path.abspath(path))
+    if len(encoded) <= NAME_MAX:  # the usual case: neither limit can be reached
+        return None
     if len(encoded) >= PATH_MAX:
         return f"its path is longer than the file system allows ({len(encoded)} bytes; not described)"
     longest = max((len(part) for part in encoded.split(b"/")), default=0)

@@ -175,7 +175,7 @@ def run_audit(args: argparse.Namespace, jobs: list[Job]) -> int:
 
     plans = []
     for page, root, _ in jobs:
-        plan = plan_page(page, root)
+        plan = plan_page(page, root, files=False)
         plan.raw, plan.decoded = b"", None  # only the scan is needed: keep memory low on big sites
         plans.append(plan)
     roots = {root for _, root, _ in jobs}
