@@ -86,10 +86,12 @@ class ImageReport:
 
 @dataclass
 class PlanOptions:
-    """The run's choices for writing: the decision tree's, and ``mark`` (``data-alt-generated``)."""
+    """The run's choices for writing: the decision tree's, ``mark`` (``data-alt-generated``), and
+    the languages the describer can translate into (``Describer.languages()``), for the report."""
 
     choices: Choices = field(default_factory=Choices)
     mark: bool = False
+    translations: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -322,7 +324,7 @@ def finish_page(plan: PagePlan, described: Mapping[Path, AltText | str],
     if not plan.decisions:
         decide_site([plan], options.choices)
     if plan.lang and plan.lang.split("-")[0].lower() != ENGLISH:
-        report.note = f"the page's language is {plan.lang}; its alts are written in English"
+        report.note = language_note(plan.lang, options.translations)
     edits: list[Edit] = []
     written: list[ImageReport] = []
     for tag, decision in zip(plan.tags, plan.decisions, strict=True):
@@ -345,6 +347,16 @@ def finish_page(plan: PagePlan, described: Mapping[Path, AltText | str],
         item.offset = offset
     report.changed = True
     return data, report
+
+
+def language_note(lang: str, translations: frozenset[str]) -> str:
+    """Why a page in ``lang`` gets English alts: no translation installed, or none for alt text yet."""
+    code = lang.split("-")[0].lower()
+    if code in translations:
+        return (f"the page's language is {lang}; its alts are written in English (a translation to {code} is "
+                "installed, but alt text is not translated yet)")
+    return (f"the page's language is {lang}; its alts are written in English (no translation to {code} is "
+            f"installed: describe-local models pull or import one)")
 
 
 def _image_report(tag: ImgTag, decision: Decision, described: Mapping[Path, AltText | str]) -> ImageReport:

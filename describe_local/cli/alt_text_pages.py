@@ -86,7 +86,8 @@ def run_pages(describer: Describer, args: argparse.Namespace, jobs: list[Job], c
     described: dict[Path, AltText | str] = {}
     for path, result in described_images(describer, announced(images, args.progress, args.quiet), args):
         described[path] = shown(result) if isinstance(result, DescribeLocalError) else result[0]
-    options = PlanOptions(choices, mark=args.mark)
+    translations = frozenset(info.code for info in describer.languages() if info.translation_installed)
+    options = PlanOptions(choices, mark=args.mark, translations=translations - {"en"})
     reports: list[PageReport] = []
     needed: set[str] = set()
     code = 0

@@ -157,6 +157,7 @@ def test_the_page_language_is_reported_when_the_alts_are_in_english(tmp_path):
     photo(tmp_path / "a.jpg")
     _, report = run_site(tmp_path, {"fr.html": '<html lang="fr-CA"><img src="a.jpg"></html>'})["fr.html"]
     assert report.lang == "fr-CA" and "fr-CA" in report.note and "English" in report.note
+    assert "no translation to fr is installed" in report.note
     _, english = run_site(tmp_path, {"en.html": '<html lang="en-GB"><img src="a.jpg"></html>'})["en.html"]
     assert english.note is None
 
@@ -196,3 +197,11 @@ def test_the_audit_counts_every_issue_worst_page_first_and_changes_nothing(tmp_p
     assert all((tmp_path / name).read_bytes() == data for name, data in before.items())
     html = render_part(audit, audit.pages, 1, 1)
     assert html.index("bad.html") < html.index("mid.html") and '<html lang="en">' in html
+
+
+def test_the_language_note_says_whether_a_translation_is_installed():
+    from describe_local.alt_text.site import language_note
+
+    assert "no translation to es is installed" in language_note("es-MX", frozenset())
+    assert "a translation to es is installed, but alt text is not translated yet" in language_note(
+        "es", frozenset({"es"}))
