@@ -18,12 +18,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from describe_local.errors import ModelNotInstalled, first_line
-from describe_local.images import Photo
+
+if TYPE_CHECKING:  # not imported at run time: the face child needs no image decoders (PIL, HEIF: 6 MB)
+    from describe_local.images import Photo
 
 ENCODING_SIZE = 128
 FACE_MODEL_FOLDER = "dlib-faces"  # in the model store
@@ -56,6 +58,9 @@ class FaceModels:
 
     @classmethod
     def load(cls) -> FaceModels:
+        from describe_local.memory import settle_allocator
+
+        settle_allocator()  # dlib's image pyramids go back to the system after each photo (face child: 99 MB, not 125)
         try:
             import dlib
         except ImportError as exc:
