@@ -316,6 +316,7 @@ def test_the_alt_text_api(named_describer, make_settings, tmp_path: Path, shared
         assert {"200", "401", "413", "415", "422", "503", "504"} <= set(spec["responses"])
         assert "photo" in spec["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
         assert "AltTextResponse" in json.dumps(spec["responses"]["200"])
+        assert client.get("/api/alt-text/token").json() == {"needs_token": False, "admin": False}
 
     locked = make_settings(tmp_path / "locked", require_token_for_describe=True, max_upload_bytes=100_000)
     token = TokenStore.open(locked.state_dir).reset(DESCRIBE)
@@ -329,3 +330,13 @@ def test_the_alt_text_api(named_describer, make_settings, tmp_path: Path, shared
         too_big = client.post("/api/alt-text", files={"photo": ("p.jpg", people)},
                               headers={"Authorization": f"Bearer {token}"})
         assert too_big.status_code == 413
+        # The extension's options page checks a token without an image: taken, refused, or the admin's.
+        from describe_local.server.auth import ADMIN
+
+        admin = TokenStore.open(locked.state_dir).reset(ADMIN)
+        check = "/api/alt-text/token"
+        assert client.get(check, headers={"Authorization": f"Bearer {token}"}).json() == {
+            "needs_token": True, "admin": False}
+        assert client.get(check, headers={"Authorization": f"Bearer {admin}"}).json()["admin"] is True
+        assert client.get(check, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get(check).status_code == 401
