@@ -290,7 +290,7 @@ def app_with_alt_text(settings, describer):
 def test_the_alt_text_api(named_describer, make_settings, tmp_path: Path, shared_data: Path):
     from fastapi.testclient import TestClient
 
-    from describe_local.server.auth import DESCRIBE, TokenStore
+    from describe_local.server.auth import ADMIN, DESCRIBE, TokenStore
 
     people = (shared_data / PHOTOS["people.jpg"]).read_bytes()
     with TestClient(app_with_alt_text(make_settings(tmp_path / "open"), named_describer)) as client:
@@ -320,6 +320,7 @@ def test_the_alt_text_api(named_describer, make_settings, tmp_path: Path, shared
 
     locked = make_settings(tmp_path / "locked", require_token_for_describe=True, max_upload_bytes=100_000)
     token = TokenStore.open(locked.state_dir).reset(DESCRIBE)
+    admin = TokenStore.open(locked.state_dir).reset(ADMIN)
     with TestClient(app_with_alt_text(locked, named_describer)) as client:
         small = (shared_data / "faces/photos/knn_test__obama1.jpg").read_bytes()
         assert len(small) < 100_000 < len(people)
@@ -331,9 +332,6 @@ def test_the_alt_text_api(named_describer, make_settings, tmp_path: Path, shared
                               headers={"Authorization": f"Bearer {token}"})
         assert too_big.status_code == 413
         # The extension's options page checks a token without an image: taken, refused, or the admin's.
-        from describe_local.server.auth import ADMIN
-
-        admin = TokenStore.open(locked.state_dir).reset(ADMIN)
         check = "/api/alt-text/token"
         assert client.get(check, headers={"Authorization": f"Bearer {token}"}).json() == {
             "needs_token": True, "admin": False}
