@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
 """Benchmark ``describe-local video`` on the clips in ../shared/data/video.
 
-For each clip: shots found, narration cues placed and dropped, total time, real-time factor
-(time / clip length) and peak RSS, each clip in a fresh child process so peaks do not mix. Then the
-25 s clip concatenated five times over in one file (with PyAV, packets copied): its peak RSS should
-match the single clip's (memory flat with length). Runs without a caption model (an empty store).
+For each clip: shots found, narration cues placed in pauses, held (spoken with the video paused)
+and dropped, total time, real-time factor (time / clip length) and peak RSS, each clip in a fresh
+child process so peaks do not mix; once as ``describe-local video`` runs by default and once with
+``--extended``. Then the 25 s clip concatenated five times over in one file (with PyAV, packets
+copied): its peak RSS should match the single clip's (memory flat with length). Runs without a
+caption model (an empty store).
 
-    .venv/bin/python scripts/bench_video.py [--repeat 5]
+``--baseline DIR`` also runs each clip with the ``describe_local`` package found in DIR (e.g. an
+earlier commit: ``git archive COMMIT describe_local | tar -x -C DIR``), alternating with this one,
+so that both are measured under the same load.
+
+    .venv/bin/python scripts/bench_video.py [--repeat 5] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -51,7 +58,7 @@ def concatenate(source: Path, target: Path, times: int) -> None:
             again.close()
 
 
-def run_one(path: Path) -> dict:
+def run_one(path: Path, extended: bool) -> dict:
     """Describe ``path`` in this process; the figures as a dict."""
     import resource
     import time
@@ -70,46 +77,60 @@ def run_one(path: Path) -> dict:
         t0 = time.perf_counter()
         with Describer.load(settings) as describer:
             loaded = time.perf_counter() - t0
-            report = describe_video(path, root / "out", describer)
+            report = describe_video(path, root / "out", describer, **({"extended": True} if extended else {}))
+    held = sum(bool(getattr(cue, "hold", 0)) for cue in report.cues)
     return {
         "clip": path.name, "length_s": round(report.duration, 2), "shots": len(report.shots),
-        "cues": len(report.cues), "dropped": len(report.dropped), "load_s": round(loaded, 2),
+        "cues": len(report.cues) - held, "held": held, "dropped": len(report.dropped), "load_s": round(loaded, 2),
         "time_s": round(report.seconds, 2), "rtf": round(report.seconds / max(report.duration, 1e-3), 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
-def child(path: Path) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--one", str(path)], capture_output=True, text=True,
-                            cwd=ROOT, check=False)
+def child(path: Path, package: Path = ROOT, extended: bool = False, label: str = "now") -> dict:
+    command = [sys.executable, __file__, "--one", str(path), "--package", str(package)]
+    result = subprocess.run(command + (["--extended"] if extended else []), capture_output=True, text=True,
+                            cwd=package, check=False)
     if result.returncode:
         raise SystemExit(f"{path.name} failed:\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    row["run"] = label + (" --extended" if extended else "")
+    return row
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--package", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--extended", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=5, help="how many times over the long clip is concatenated")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="a folder holding another describe_local package, measured alongside")
     args = parser.parse_args()
     if args.one:
-        sys.path.insert(0, str(ROOT))
-        print(json.dumps(run_one(args.one)))
+        sys.path.insert(0, str(args.package))
+        print(json.dumps(run_one(args.one, args.extended)))
         return 0
     if not VIDEOS.is_dir():
         print(f"no videos at {VIDEOS}", file=sys.stderr)
         return 1
-    rows = [child(p) for p in sorted(VIDEOS.glob("*.mp4"))]
+    rows = []
+    for clip in sorted(VIDEOS.glob("*.mp4")):
+        if args.baseline:
+            rows.append(child(clip, args.baseline.resolve(), label="baseline"))
+        rows.append(child(clip))
+        rows.append(child(clip, extended=True))
     with tempfile.TemporaryDirectory() as tmp:
         long = Path(tmp) / f"{Path(LONG_CLIP).stem}-x{args.repeat}.mp4"
         concatenate(VIDEOS / LONG_CLIP, long, args.repeat)
         rows.append(child(long))
-    print(f"{'clip':34} {'len s':>6} {'shots':>5} {'cues':>4} {'drop':>4} {'load s':>6} {'time s':>6} "
-          f"{'RTF':>5} {'peak RSS MB':>11}")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{'clip':34} {'run':15} {'len s':>6} {'shots':>5} {'cues':>4} {'held':>4} {'drop':>4} {'load s':>6} "
+          f"{'time s':>6} {'RTF':>5} {'peak RSS MB':>11}")
     for r in rows:
-        print(f"{r['clip']:34} {r['length_s']:6.1f} {r['shots']:5d} {r['cues']:4d} {r['dropped']:4d} "
-              f"{r['load_s']:6.1f} {r['time_s']:6.1f} {r['rtf']:5.2f} {r['peak_rss_mb']:11d}")
-    single = next(r for r in rows if r["clip"] == LONG_CLIP)
+        print(f"{r['clip']:34} {r['run']:15} {r['length_s']:6.1f} {r['shots']:5d} {r['cues']:4d} {r['held']:4d} "
+              f"{r['dropped']:4d} {r['load_s']:6.1f} {r['time_s']:6.1f} {r['rtf']:5.2f} {r['peak_rss_mb']:11d}")
+    single = next(r for r in rows if r["clip"] == LONG_CLIP and r["run"] == "now")
     print(f"RSS growth, {args.repeat}x the clip vs once: {rows[-1]['peak_rss_mb'] - single['peak_rss_mb']:+d} MB")
     return 0
 
