@@ -40,9 +40,9 @@ class CleanPoint:
 def clean_points(source: Path) -> list[CleanPoint]:
     """Every place in ``source``'s picture stream where a hold can go (read from packet headers; nothing
     is decoded)."""
-    from describe_local.video.frames import picture_stream
+    from describe_local.video.frames import ffmpeg_name, picture_stream
 
-    with av.open(str(source), metadata_errors="replace") as container:
+    with av.open(ffmpeg_name(source), metadata_errors="replace") as container:
         stream = picture_stream(container)
         if stream is None:
             return []

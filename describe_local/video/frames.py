@@ -73,10 +73,16 @@ class SmallFrame:
         return _display(image, self._rotation, self._sar, MAX_FRAME_SIDE)
 
 
+def ffmpeg_name(path: Path) -> str:
+    """``path`` as FFmpeg must be given it: absolute, so that a name such as ``javascript:x.mp4`` is a
+    file, not a protocol FFmpeg does not know."""
+    return os.path.abspath(path)
+
+
 def open_video(path: Path) -> av.container.InputContainer:
     """``path`` opened for reading; :class:`VideoError` for a file that is not a video with pictures."""
     try:
-        container = av.open(str(path), metadata_errors="replace")
+        container = av.open(ffmpeg_name(path), metadata_errors="replace")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise VideoError(f"{path.name} is not a video PyAV can read ({_why(exc)})") from None
     if picture_stream(container) is None:

@@ -25,6 +25,7 @@ import numpy as np
 from describe_local.audio import resample
 from describe_local.languages import language_name
 from describe_local.video.extend import Hold, packet_shift
+from describe_local.video.frames import ffmpeg_name, picture_stream
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def write_clips(store: ClipStore, path: Path, language: str) -> list[tuple[float
     """Every clip once, in order, :data:`CLIP_GAP_S` apart, as an MP3 (every browser plays it);
     each clip's (from, to) seconds in the file, for the page to play it at its cue."""
     spans = []
-    with av.open(str(path), "w", format="mp3") as container:
+    with av.open(ffmpeg_name(path), "w", format="mp3") as container:
         writer = _AacWriter(container, _encoder(container, store.rate, "mono", language,
                                                 described_title(language), codec="libmp3lame"))
         gap = np.zeros((round(CLIP_GAP_S * store.rate), 1), np.float32)
@@ -190,7 +191,7 @@ def write_clips(store: ClipStore, path: Path, language: str) -> list[tuple[float
 
 def write_narration(store: ClipStore, duration: float, path: Path, language: str) -> None:
     """The narration alone, silence between clips, ``duration`` seconds long, as AAC in ``path`` (.m4a)."""
-    with av.open(str(path), "w", format="ipod") as container:
+    with av.open(ffmpeg_name(path), "w", format="ipod") as container:
         writer = _AacWriter(container, _encoder(container, store.rate, "mono", language, AUDIO_TITLE))
         total = max(duration, *(c.end(store.rate) for c in store.clips)) if store.clips else duration
         step = int(CHUNK_S * store.rate)
@@ -273,9 +274,8 @@ def write_video(source: Path, path: Path, tracks: Sequence[Track], *, store: Cli
     the default. :data:`Track.DESCRIBED` needs ``store`` (clips timed on the output's timeline) and is
     flagged for the visually impaired; :data:`Track.ORIGINAL` keeps the source's language. With
     ``holds`` (snapped to clean points) the picture freezes at each and both tracks get silence there."""
-    with av.open(str(source), metadata_errors="replace") as src, av.open(str(path), "w", format="mp4") as out:
-        from describe_local.video.frames import picture_stream
-
+    with (av.open(ffmpeg_name(source), metadata_errors="replace") as src,
+          av.open(ffmpeg_name(path), "w", format="mp4") as out):
         picture = picture_stream(src)
         assert picture is not None  # probed before
         video = out.add_stream_from_template(picture)

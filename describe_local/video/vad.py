@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from describe_local.errors import ModelNotInstalled
+from describe_local.video.frames import ffmpeg_name
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def audio_16k(path: Path) -> Iterator[np.ndarray]:
     Nothing when the file has no audio; a packet that fails to decode is skipped (its time is lost,
     so later speech would shift: it is filled with silence of the packet's length instead).
     """
-    with av.open(str(path), metadata_errors="replace") as container:
+    with av.open(ffmpeg_name(path), metadata_errors="replace") as container:
         if not container.streams.audio:
             return
         stream = container.streams.audio[0]

@@ -380,3 +380,18 @@ def test_a_video_without_sound_gets_one_default_described_track_in_any_order(vid
     assert report.extended_duration == pytest.approx(report.duration, abs=1e-6)
     html = (tmp_path / "testvideo.html").read_text(encoding="utf-8")
     assert "its only audio track is the narration" in html and "second audio track" not in html
+
+
+def test_a_video_named_like_a_url_scheme_is_read_and_linked_as_a_file(videos: Path, tmp_path: Path, capsys):
+    """``javascript:alert(1).mp4`` is a file name: FFmpeg must not take it for a protocol, nor the page's
+    links for a URL scheme."""
+    from urllib.parse import unquote
+
+    clip = tmp_path / "javascript:alert(1).mp4"
+    clip.symlink_to(videos / "testvideo.mp4")
+    out = tmp_path / "out"
+    assert main(["video", str(clip), "-o", str(out)]) == 0, capsys.readouterr().err
+    html = (out / "javascript:alert(1).html").read_text(encoding="utf-8")
+    links = re.findall(r'(?:src|href)="([^"#][^"]*)"', html)
+    assert links and all(link.startswith("javascript%3Aalert%281%29.") for link in links), links
+    assert all((out / unquote(link)).is_file() for link in links), links
