@@ -2,7 +2,8 @@
 """Benchmark ``describe-local video`` on the clips in ../shared/data/video.
 
 For each clip: shots found, narration cues placed in pauses, held (spoken with the video paused)
-and dropped, total time, real-time factor (time / clip length) and peak RSS, each clip in a fresh
+and dropped, total time, real-time factor (time / clip length; and CPU seconds / clip length, which
+other load on the machine moves less) and peak RSS, each clip in a fresh
 child process so peaks do not mix; once as ``describe-local video`` runs by default and once with
 ``--extended``. Then the 25 s clip concatenated five times over in one file (with PyAV, packets
 copied): its peak RSS should match the single clip's (memory flat with length). Runs without a
@@ -77,12 +78,16 @@ def run_one(path: Path, extended: bool) -> dict:
         t0 = time.perf_counter()
         with Describer.load(settings) as describer:
             loaded = time.perf_counter() - t0
+            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             report = describe_video(path, root / "out", describer, **({"extended": True} if extended else {}))
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
     held = sum(bool(getattr(cue, "hold", 0)) for cue in report.cues)
     return {
         "clip": path.name, "length_s": round(report.duration, 2), "shots": len(report.shots),
         "cues": len(report.cues) - held, "held": held, "dropped": len(report.dropped), "load_s": round(loaded, 2),
         "time_s": round(report.seconds, 2), "rtf": round(report.seconds / max(report.duration, 1e-3), 3),
+        "cpu_rtf": round(cpu / max(report.duration, 1e-3), 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
@@ -126,10 +131,11 @@ def main() -> int:
         rows.append(child(long))
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'clip':34} {'run':15} {'len s':>6} {'shots':>5} {'cues':>4} {'held':>4} {'drop':>4} {'load s':>6} "
-          f"{'time s':>6} {'RTF':>5} {'peak RSS MB':>11}")
+          f"{'time s':>6} {'RTF':>5} {'CPU RTF':>7} {'peak RSS MB':>11}")
     for r in rows:
         print(f"{r['clip']:34} {r['run']:15} {r['length_s']:6.1f} {r['shots']:5d} {r['cues']:4d} {r['held']:4d} "
-              f"{r['dropped']:4d} {r['load_s']:6.1f} {r['time_s']:6.1f} {r['rtf']:5.2f} {r['peak_rss_mb']:11d}")
+              f"{r['dropped']:4d} {r['load_s']:6.1f} {r['time_s']:6.1f} {r['rtf']:5.2f} {r['cpu_rtf']:7.2f} "
+              f"{r['peak_rss_mb']:11d}")
     single = next(r for r in rows if r["clip"] == LONG_CLIP and r["run"] == "now")
     print(f"RSS growth, {args.repeat}x the clip vs once: {rows[-1]['peak_rss_mb'] - single['peak_rss_mb']:+d} MB")
     return 0
