@@ -37,6 +37,7 @@ from describe_local.results import (
     Answer,
     DescribeOptions,
     Description,
+    Picture,
     Said,
     Seen,
     Speech,
@@ -48,7 +49,7 @@ from describe_local.say import compose
 from describe_local.say.plan import LanguageInfo, SpeechPlanner
 from describe_local.say.speaker import Narration, Speaker
 from describe_local.say.speech import Segment
-from describe_local.see import CaptionStage, FaceStage, QuestionAnswerer, TextStage, quality
+from describe_local.see import CaptionStage, FaceStage, QuestionAnswerer, TextStage, picture, quality
 from describe_local.see.faces.watch import GalleryWatch
 from describe_local.see.loading import ANALYSIS_STAGES, close_stage, load_stages
 from describe_local.see.runner import Outcome, StageRunner, record
@@ -325,13 +326,25 @@ class Describer:
 
     def _parts(self, photo: Photo, options: DescribeOptions, stages: tuple[str, ...],
                clock: Stopwatch) -> Iterator[Said | Description]:
+        kind, kind_said = Picture.PHOTO, None
+        if stages == ANALYSIS_STAGES and self.settings.check_picture_kind:
+            with clock.step("picture"):
+                measured = picture.measure(photo)
+                kind = picture.judge(measured)
+                kind_said = picture.sentence(kind, measured)
+            if kind is not Picture.PHOTO:  # read, not captioned; a blank one has nothing to find
+                stages = () if kind is Picture.BLANK else ("text",)
+                options = dataclasses.replace(options, all_text=True)
         seen, waits = self._start(photo, stages, clock, options.sequential)
+        seen.picture = kind
+        if kind is Picture.BLANK:
+            seen.guidance = []  # "very dark" says less than "blank (all black)"
         del photo  # the running stages hold it: it is freed as the last one ends, not after the speech
         advice = len(seen.guidance)
         teller = compose.Teller(self.settings.spoken_text_lines, options.all_text, stages == ("text",),
                                 self._told_off)
         narration = Narration(self._speaker, options, clock)
-        opening = teller.opening(seen.guidance)
+        opening = [*teller.picture(kind_said), *teller.opening(seen.guidance)]
         for stage in compose.PARTS:
             if stage in waits:
                 record(seen, stage, waits[stage](), clock)

@@ -29,6 +29,15 @@ class Status(enum.StrEnum):
 _OFF_PREFIX = "not installed: "
 
 
+class Picture(enum.StrEnum):
+    """What kind of picture a photo is: a photo of the world, or one a caption would make a scene up for."""
+
+    PHOTO = "photo"
+    SCREENSHOT = "screenshot"
+    PAGE = "page"  # a page of print: a scan, a document
+    BLANK = "blank"  # one even tone
+
+
 @dataclass(frozen=True)
 class StageState:
     """One stage's state on one photo: decided where it is known (the stage runner, the
@@ -99,6 +108,7 @@ class Seen:
     reading: Any = None  # the text stage's reading (lines, language, mode, engine), or None
     guidance: list[str] = field(default_factory=list)  # photo quality advice
     stages: dict[str, StageState] = field(default_factory=dict)  # each stage asked for
+    picture: Picture = Picture.PHOTO  # a screenshot, a page or a blank is read (or said blank), not captioned
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,7 @@ class Findings:
     # Each analysis stage's state ("caption", "faces", "text") on this photo, as a value.
     stages: dict[str, StageState] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # derived from ``stages``; plus "output" when writing failed
+    picture: Picture = Picture.PHOTO  # photo, screenshot, page or blank: only a photo is captioned
 
     def findings(self) -> dict[str, Any]:
         """Only the :class:`Findings` fields, as a dict (for a response that adds its own)."""

@@ -98,6 +98,8 @@ class Settings:
     max_image_aspect: float = _within(20.0, 1.0, 10_000.0)  # refused when one side is over this many times the other
     max_decode_mb: int = _within(512, 16, 1_000_000)  # refused when decoding would need more MB (from the header)
     max_photo_side: int = _within(4096, 256, 65_536)  # photos shrink to this long side as they decode (faces: 1600)
+    # Screenshots and pages are read and blank pictures said blank, not given a made-up scene caption.
+    check_picture_kind: bool = True
 
     # Language and speech.
     lang: str = "en"

@@ -81,6 +81,11 @@ class Teller:
         """Photo quality advice, said first (it does not count as something said about the photo)."""
         return [Sentence("guidance", advice) for advice in guidance]
 
+    def picture(self, said: str | None) -> list[Sentence]:
+        """What kind of picture it is, where it is not a photo ("This looks like a screenshot."):
+        said first, and a finding (a blank picture needs nothing more)."""
+        return self._said([Sentence("picture", said)], found=True) if said else []
+
     def part(self, stage: str, seen: Seen) -> list[Sentence]:
         """The sentences of ``stage``'s findings in ``seen`` (a stage not asked for says nothing)."""
         state = seen.stages.get(stage)

@@ -163,7 +163,7 @@ class Narration:
             text_language=reading.language if reading is not None else None,
             text_lines=reading.lines_as_dicts() if reading is not None else [],
             language=self.language or "en", notes=self.notes, guidance=seen.guidance,
-            stages=seen.stages, voice=self.voice,
+            stages=seen.stages, voice=self.voice, picture=seen.picture,
         )
         result.stage_errors()
         if self.speech_error:

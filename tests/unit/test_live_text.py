@@ -11,7 +11,7 @@ from describe_local.errors import FrameInFlight
 from describe_local.live_text import Aim, LiveTextSession, LiveTextSessions, SeenLine, page_view
 from describe_local.live_text.aiming import aim
 from describe_local.live_text.session import GUIDE_EVERY_S, NO_TEXT_AFTER_S, SAME_AGAIN_S
-from describe_local.live_text.tracker import FORGET_S, LineTracker, similar, normalised
+from describe_local.live_text.tracker import FORGET_S, LineTracker, normalised, similar
 
 
 class Clock:

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -83,8 +84,18 @@ class Text:
 
 
 def _png(size: tuple[int, int] = (40, 30)) -> bytes:
+    """A small photo: noise, as a camera's sensor gives (an even colour would be a blank picture)."""
     buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(buffer, format="PNG")
+    pixels = np.random.default_rng(0).integers(60, 200, size=(size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _dark_png() -> bytes:
+    """A photo taken in the dark: mean luma about 20, with the sensor's noise (not one even tone)."""
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(1).integers(0, 40, size=(48, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -317,9 +328,7 @@ def test_read_speaks_all_the_text_and_nothing_else(settings, describer_for):
 
 
 def test_a_dark_photo_is_said_to_be_dark_first(describer_for):
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (3, 3, 3)).save(buffer, format="PNG")
-    result = describer_for(caption=Caption()).describe(buffer.getvalue(), NO_AUDIO)
+    result = describer_for(caption=Caption()).describe(_dark_png(), NO_AUDIO)
     assert result.guidance == ["The photo is very dark."]
     assert result.text.startswith("The photo is very dark. A dog on a sofa.")
 
@@ -374,7 +383,5 @@ def test_read_text_ends_its_sentence_before_the_count_of_lines_left(describer_fo
 
 
 def test_advice_alone_is_not_taken_for_a_description(describer_for):
-    dark = io.BytesIO()
-    Image.new("RGB", (64, 48), (2, 2, 2)).save(dark, format="PNG")
-    result = describer_for(faces=Faces([]), text=Text("")).describe(dark.getvalue(), NO_AUDIO)
+    result = describer_for(faces=Faces([]), text=Text("")).describe(_dark_png(), NO_AUDIO)
     assert result.guidance and result.text.endswith("I could not find anything to describe in this photo.")

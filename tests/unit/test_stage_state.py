@@ -93,7 +93,7 @@ def test_serve_warns_of_the_stage_that_is_off(described, caplog: pytest.LogCaptu
 def test_video_reports_the_failed_stage_per_shot_not_the_one_that_is_off(described):
     describer, _ = described
     report = video.VideoReport("clip.mp4", 3.0)
-    picture = Image.fromarray(np.full((30, 40, 3), 120, np.uint8))
+    picture = Image.fromarray(np.random.default_rng(0).integers(60, 200, (30, 40, 3), dtype=np.uint8))
     video._findings(describer, Shot(0.0, 3.0, picture, 1.0), DescribeOptions(), report)
     assert report.errors == [f"shot at 0.0 s: text: {TEXT_DETAIL}"]
 
