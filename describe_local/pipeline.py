@@ -327,7 +327,7 @@ class Describer:
     def _parts(self, photo: Photo, options: DescribeOptions, stages: tuple[str, ...],
                clock: Stopwatch) -> Iterator[Said | Description]:
         kind, kind_said = Picture.PHOTO, None
-        if stages == ANALYSIS_STAGES and self.settings.check_picture_kind:
+        if stages == ANALYSIS_STAGES and self.settings.check_picture_kind and options.check_picture:
             with clock.step("picture"):
                 measured = picture.measure(photo)
                 kind = picture.judge(measured)

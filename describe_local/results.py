@@ -95,6 +95,7 @@ class DescribeOptions:
     audio: bool = True
     sequential: bool = False
     all_text: bool = False  # speak all the text read, not the first lines (``spoken_text_lines``)
+    check_picture: bool = True  # a screenshot, page or blank is said so and read, not captioned (a video's frames: no)
 
 
 @dataclass(kw_only=True)

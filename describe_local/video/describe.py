@@ -83,7 +83,8 @@ def describe_video(source: Path, out_dir: Path, describer: Any, options: Describ
     """Describe ``source`` into ``out_dir`` (see the module's docstring) in the language and voice of
     ``options``; ``describer`` must be loaded with speech. Raises ``VideoError`` for a file that is
     not a video with pictures; nothing is left in ``out_dir`` when anything fails."""
-    options = dataclasses.replace(options or DescribeOptions(), audio=False)  # spoken line by line below
+    options = dataclasses.replace(options or DescribeOptions(), audio=False,  # spoken line by line below
+                                  check_picture=False)  # a title card is a frame of the film, not a screenshot
     started = time.perf_counter()
     tell = progress or (lambda _what, _done: None)
     info = frames.probe(source)
