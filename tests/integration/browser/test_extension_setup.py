@@ -3,7 +3,8 @@ the real describer: the options page opens on install; "Test the connection" tri
 and token typed (an address without http:// gets it); the toolbar badge says "off" while the
 server is down, "ok" when it answers, and in a tab how many images were described; images that
 failed are described when the server comes back; a lazily loaded image is described when it is
-scrolled into view; the shortcut says the alt and only what the long description adds."""
+scrolled into view, and one loaded while hidden when it appears; the shortcut says the alt and
+only what the long description adds."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ LAZY_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Lazy</title></head>
 <body><main><h1>Photos</h1>
 <img id="first" src="people.jpg" width="300" height="200">
+<section id="more" hidden><img id="revealed" src="signs.png" width="300" height="200"></section>
 <div style="height: 5000px"></div>
 <img id="lazy" loading="lazy" src="poster.png" width="300" height="200">
 </main></body></html>
@@ -58,7 +60,7 @@ def poll(get: Any, wanted: Any, timeout_s: float = 60.0) -> Any:
 @pytest.fixture(scope="module")
 def lazy_site(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[str]:
     root = tmp_path_factory.mktemp("lazy-site")
-    for name in ("people.jpg", "poster.png"):
+    for name in ("people.jpg", "poster.png", "signs.png"):
         shutil.copyfile(shared_data / PHOTOS[name], root / name)
     (root / "lazy.html").write_text(LAZY_PAGE)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
@@ -155,5 +157,12 @@ def test_the_badge_retry_when_the_server_is_back_and_lazy_images(with_extension,
         page.wait_for_function("document.getElementById('describe-local-live')?.textContent.length > 0")
         assert page.evaluate("document.getElementById('describe-local-live').textContent") == "Three people."
         assert worker.evaluate(badge, tab) == "2"  # asked for on demand: not counted again
+
+        # An image loaded while hidden (a tab, a carousel, a lazy section) is described when it appears.
+        assert page.get_attribute("#revealed", "data-describe-local-alt") is None
+        page.evaluate("document.getElementById('more').hidden = false")
+        page.wait_for_selector("#revealed[data-describe-local-alt]", state="attached")
+        assert "SPEED LIMIT" in page.get_attribute("#revealed", "alt")
+        assert poll(lambda: worker.evaluate(badge, tab), "3") == "3"
     finally:
         server.stop()
