@@ -12,7 +12,7 @@ Measured on a copy shrunk (nearest pixel, so that no averaging hides sensor nois
 - ``colours``: distinct colours on a 128 x 128 grid of samples: a rendered page uses a few
   hundred (its text's anti-aliasing), a photo thousands;
 - ``flat_blocks`` and ``background``: for screenshots saved as JPEG, which blurs exact equality:
-  the share of 8 x 8 blocks with no texture, and the share of pixels within a hair of the most
+  the share of 4 x 4 blocks with no texture, and the share of pixels within a hair of the most
   common grey level (a page's background);
 - ``chroma``: the share of clearly coloured pixels; a page of print has none.
 
@@ -33,7 +33,7 @@ from describe_local.results import Picture
 if TYPE_CHECKING:
     from describe_local.images import Photo
 
-JUDGED_SIDE = 1024
+JUDGED_SIDE = 512  # enough to see a screen's flat background; the check costs a few ms
 BLANK_STD = 6.0  # luma standard deviation under this: one even tone (the shared photos: 23 and up)
 FLAT_PAIRS = 0.7  # and ...
 FEW_COLOURS = 1500  # ... together: drawn, not photographed
@@ -41,7 +41,7 @@ FEW_COLOURS = 1500  # ... together: drawn, not photographed
 # and still few colours.
 JPEG_BACKGROUND = 0.6
 JPEG_FLAT_BLOCKS = 0.35
-JPEG_FEW_COLOURS = 2500
+JPEG_FEW_COLOURS = 3500
 PAGE_CHROMA = 0.002  # share of clearly coloured pixels under this: print, not a screen
 PAGE_COLOURS = 300  # and this few colours: black on white (with the scanner's greys)
 
@@ -58,21 +58,22 @@ def measure(photo: Photo) -> dict[str, float]:
     if scale < 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(size, Image.Resampling.NEAREST)
-    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
-    grey = rgb.mean(axis=2)
-    pairs = np.abs(np.diff(rgb, axis=1)).max(axis=2) == 0 if rgb.shape[1] > 1 else np.zeros(1, bool)
-    samples = np.asarray(image.convert("RGB").resize((128, 128), Image.Resampling.NEAREST)).reshape(-1, 3)
-    colours = len(np.unique(samples[:, 0].astype(np.int32) << 16 | samples[:, 1].astype(np.int32) << 8
-                            | samples[:, 2]))
-    hist = np.bincount(np.clip(grey, 0, 255).astype(np.int64).ravel(), minlength=256)
+    rgb = np.asarray(image.convert("RGB"))
+    packed = rgb[..., 0].astype(np.int32) << 16 | rgb[..., 1].astype(np.int32) << 8 | rgb[..., 2]
+    grey = np.asarray(image.convert("L"), dtype=np.float32)
+    pairs = packed[:, 1:] == packed[:, :-1] if packed.shape[1] > 1 else np.zeros(1, bool)
+    rows = np.linspace(0, packed.shape[0] - 1, 128).astype(int)
+    cols = np.linspace(0, packed.shape[1] - 1, 128).astype(int)
+    colours = len(np.unique(packed[np.ix_(rows, cols)]))
+    hist = np.bincount(grey.astype(np.int64).ravel(), minlength=256)
     background = np.convolve(hist, np.ones(5), mode="same").max() / grey.size
-    height, width = (grey.shape[0] // 8) * 8, (grey.shape[1] // 8) * 8
+    height, width = (grey.shape[0] // 4) * 4, (grey.shape[1] // 4) * 4
     if height and width:
-        blocks = grey[:height, :width].reshape(height // 8, 8, width // 8, 8).std(axis=(1, 3))
+        blocks = grey[:height, :width].reshape(height // 4, 4, width // 4, 4).std(axis=(1, 3))
         flat_blocks = float((blocks < 1.5).mean())
     else:
         flat_blocks = 0.0
-    chroma = float(((rgb.max(axis=2) - rgb.min(axis=2)) > 40).mean())
+    chroma = float(((rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)) > 40).mean())
     mean = rgb.reshape(-1, 3).mean(axis=0)
     return {"luma_std": float(grey.std()), "flat_pairs": float(pairs.mean()), "colours": float(colours),
             "background": float(background), "flat_blocks": flat_blocks, "chroma": chroma,
