@@ -226,7 +226,8 @@ def test_pages_and_images_are_not_mixed_and_pages_need_a_destination(tmp_path: P
     (tmp_path / "a.html").write_text("<img src=x.jpg>")
     (tmp_path / "x.jpg").write_bytes(b"")
     for args in (["a.html"], ["a.html", "x.jpg", "-o", "out"], ["a.html", "-o", "out", "--in-place"],
-                 ["x.jpg", "--in-place"], ["x.jpg", "--max-chars", "5"]):
+                 ["x.jpg", "--in-place"], ["x.jpg", "--max-chars", "5"], ["x.jpg", "--audit"], ["x.jpg", "--mark"],
+                 ["a.html", "--audit", "--in-place"], ["a.html", "--copy-all", "--in-place"]):
         done = run_cli("alt-text", *(str(tmp_path / a) if a.endswith((".html", ".jpg")) else a for a in args),
                        env=cli_env)
         assert done.returncode == 2 and done.stderr.startswith("describe-local: error:"), (args, done.stderr)
