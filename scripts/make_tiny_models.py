@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write tiny random caption models in the real on-disk formats, for tests and benchmarks.
 
-    python scripts/make_tiny_models.py OUT_DIR [--only ofa-tiny,vit-gpt2,...]
+    python scripts/make_tiny_models.py OUT_DIR [--only ofa-tiny,vit-gpt2,florence-2-base,...]
 
 * ``ofa-*``: OFA checkpoints laid out as the Hugging Face ``OFA-Sys/ofa-*``
   folders are (``config.json``, ``pytorch_model.bin`` with the released weight
@@ -11,6 +11,9 @@
   in tests); it has the same format and special tokens.
 * transformers image-to-text models (ViT-GPT2, BLIP, GIT), saved with
   ``save_pretrained`` from tiny random configs, with their processors.
+* ``florence-2-base``: a random Florence-2 of Florence-2-base's sizes (0.23 B
+  parameters) as ``transformers``' own Florence-2 reads it (``model.safetensors``,
+  BART tokenizer files, ``Florence2Processor`` files).
 
 Nothing here touches the network. The random weights depend only on the seed.
 The module is importable (no describe_local import at module level) so that
@@ -337,6 +340,84 @@ def _quiet_special_tokens(model, tokenizer) -> None:
     output.weight[eos] *= 0.3
 
 
+# Florence-2 as the hub repositories hold it for ``transformers``' own implementation
+# (``model_type`` florence2: a DaViT vision tower, a projector, BART): sizes of
+# Florence-2-base, random weights.
+# ``florence-2-tiny`` has the same architecture and vocabulary at small widths, for fast tests.
+FLORENCE_SIZES = {
+    "florence-2-base": (
+        dict(embed_dim=[128, 256, 512, 1024], depths=[1, 1, 9, 1], num_heads=[4, 8, 16, 32],
+             num_groups=[4, 8, 16, 32], window_size=12, projection_dim=768),
+        dict(d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12,
+             decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072),
+    ),
+    "florence-2-tiny": (
+        dict(embed_dim=[16, 32, 48, 64], depths=[1, 1, 2, 1], num_heads=[1, 2, 3, 4], num_groups=[1, 2, 3, 4],
+             window_size=12, projection_dim=64),
+        dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+             decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128),
+    ),
+}
+FLORENCE_MODELS = tuple(FLORENCE_SIZES)
+# The tokens Florence-2 adds to BART's 50265: 1000 quantised coordinates, its task
+# markers, then the image placeholder (1025 in all).
+FLORENCE_TASK_TOKENS = ("<od>", "</od>", "<ocr>", "</ocr>", "<cap>", "</cap>", "<ncap>", "</ncap>", "<dcap>",
+                        "</dcap>", "<grounding>", "</grounding>", "<seg>", "</seg>", "<sep>", "<region_cap>",
+                        "</region_cap>", "<region_to_desc>", "</region_to_desc>", "<proposal>", "</proposal>",
+                        "<poly>", "</poly>", "<and>")
+FLORENCE_GENERATION = dict(num_beams=3, no_repeat_ngram_size=3, early_stopping=True, forced_bos_token_id=0,
+                           forced_eos_token_id=2, decoder_start_token_id=2, bos_token_id=0, eos_token_id=2,
+                           pad_token_id=1, max_length=20)
+
+
+def write_florence(folder: Path, name: str = "florence-2-base", *, seed: int = 0, scale: float = 2.0,
+                   eos_scale: float = 25.0) -> Path:
+    """Write a random Florence-2 checkpoint folder (Florence-2-base's sizes) with its processor files.
+
+    ``config.json``, ``model.safetensors``, ``generation_config.json``, the BART
+    tokenizer files (a toy BPE padded to BART's 50265 entries, plus Florence-2's
+    1025 added tokens) and ``preprocessor_config.json`` / ``processor_config.json``
+    for :class:`transformers.Florence2Processor` (768 x 768, ImageNet mean and
+    spread, 577 image tokens).
+    """
+    import transformers as tf
+
+    if name not in FLORENCE_SIZES:
+        raise ValueError(f"unknown Florence-2 size {name!r}")
+    vision, text_sizes = FLORENCE_SIZES[name]
+    folder = Path(folder)
+    write_tokenizer(folder, full_size=True)
+    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()[1:]
+    added = [f"<loc_{i}>" for i in range(1000)] + list(FLORENCE_TASK_TOKENS)
+    tokenizer = tf.BartTokenizer(vocab=vocab, merges=[tuple(line.split()) for line in lines if line],
+                                 extra_special_tokens={"image_token": "<image>"})
+    tokenizer.add_tokens(added)
+    assert len(tokenizer) == 51290, len(tokenizer)
+    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+    text = dict(text_sizes, vocab_size=len(tokenizer), max_position_embeddings=1024, activation_function="gelu",
+                scale_embedding=False, dropout=0.1, attention_dropout=0.1, activation_dropout=0.1,
+                **FLORENCE_GENERATION)
+    config = tf.Florence2Config(text_config=text, vision_config=vision, image_token_id=image_token_id,
+                                **{k: v for k, v in FLORENCE_GENERATION.items() if k.endswith("token_id")})
+    torch.manual_seed(seed)
+    model = tf.Florence2ForConditionalGeneration(config).eval()
+    state = model.state_dict()
+    randomize({k: v for k, v in state.items() if "pos_idx_to_embed" not in k}, seed, scale)
+    _quiet_special_tokens(model, tokenizer)
+    with torch.no_grad():  # words, not filler or coordinates; and </s> likely enough to end some captions early
+        table = model.get_output_embeddings().weight
+        table[[i for t, i in tokenizer.get_vocab().items() if t.startswith(("<unused_", "<loc_"))]] = 0.0
+        table[tokenizer.eos_token_id] *= eos_scale
+    model.save_pretrained(folder)
+    tf.GenerationConfig(**FLORENCE_GENERATION).save_pretrained(folder)
+    images = tf.CLIPImageProcessorPil(size={"height": 768, "width": 768}, do_center_crop=False,
+                                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    images.image_seq_length = 577
+    tf.Florence2Processor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder to write the model folders into")
@@ -344,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--full-vocab", action="store_true", help="OFA with the released 59457-token embedding")
     args = parser.parse_args(argv)
+    # Florence-2 only when named: florence-2-base is 0.9 GB
     names = [n for n in args.only.split(",") if n] or [*OFA_CONFIGS, *TRANSFORMERS_MODELS]
     for name in names:
         target = args.out / name
@@ -351,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
             write_ofa(target, name, seed=args.seed, full_vocab=args.full_vocab)
         elif name in TRANSFORMERS_MODELS:
             write_transformers_captioner(target, name, args.seed)
+        elif name in FLORENCE_MODELS:
+            write_florence(target, name, seed=args.seed)
         else:
             parser.error(f"unknown model {name!r}")
         print(target)

@@ -38,6 +38,7 @@ _BACKENDS: dict[str, Backend] = {}
 # pipeline does not pay for torch or transformers until a caption model exists.
 _BACKEND_MODULES = (
     "describe_local.see.caption.onnx_backend",  # first: a converted OFA folder runs without torch
+    "describe_local.see.caption.florence_onnx.backend",  # a converted Florence-2 folder, before transformers'
     "describe_local.see.caption.ofa_backend",
     "describe_local.see.caption.transformers_backend",
 )
