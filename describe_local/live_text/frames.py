@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from describe_local.errors import OcrNotInstalled
@@ -29,4 +30,5 @@ def read_frame(describer: Describer, frame: bytes, session: LiveTextSession, pag
     reading = seen.reading if state is None or state.status is Status.OK else None
     lines = [SeenLine(line.text, tuple(line.box), line.confidence) for line in reading.lines] if reading else []
     width, height = photo.size
-    return session.answer(lines, width, height, page_view(photo.image) if page else None)
+    answer = session.answer(lines, width, height, page_view(photo.image) if page else None)
+    return dataclasses.replace(answer, language=reading.language if reading else None)

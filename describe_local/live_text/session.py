@@ -45,6 +45,7 @@ class FrameAnswer:
     new: list[str]
     guidance: Aim | None
     page: PageView | None = None
+    language: str | None = None  # of the text read, ISO 639-1, where the text stage could tell
 
 
 @dataclass

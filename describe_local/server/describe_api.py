@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from describe_local.errors import AudioGone, BadField, JobTimeout
+from describe_local.audio import encode_mp3
+from describe_local.errors import AudioGone, BadField, BadUpload, JobTimeout
 from describe_local.results import DescribeOptions, Description, Findings
 from describe_local.server.deps import Job, State, job_form, photo_memory
 from describe_local.server.live import signed_urls
@@ -120,6 +121,48 @@ async def read(
     options = dataclasses.replace(_options(job.form, job.describer), all_text=True)
     result = await job.state.jobs.run(job.describer.read, photo.data, options)
     return _response(job, kept, photo.data, result)
+
+
+MAX_SPEAK_CHARS = 1000  # a few lines of text at a time: live text's lines, a page's paragraph
+
+_SPEAK_SCHEMA = multipart_schema(["text"], {
+    "text": {"type": "string", "description": f"what to say, at most {MAX_SPEAK_CHARS} characters, in `lang`"},
+    "lang": {"type": "string", "description": "the text's language, e.g. en, fr (its default voice speaks it)"},
+    "voice": {"type": "string", "description": "voice key, e.g. en_US-joe-medium"},
+})
+
+
+@dataclass
+class SpeakResponse:
+    """Where to fetch the MP3 of the text spoken, and which voice spoke it."""
+
+    audio_url: str | None
+    audio_expires: int | None
+    voice: str
+
+
+@router.post(
+    "/speak",
+    response_model=SpeakResponse,
+    openapi_extra=_SPEAK_SCHEMA,
+    responses={
+        401: {"description": "a token is needed"},
+        503: {"description": "busy (see Retry-After), still loading, or no voice"},
+        504: {"description": "over the time budget"},
+    },
+)
+async def speak(job: Annotated[Job, Depends(job_form(max_bytes=64 * 1024))]) -> SpeakResponse:
+    """Say a short text in one of the server's voices (live text reads its lines with it for a
+    listener who prefers the app's voice to their screen reader's): a signed URL of the MP3."""
+    text = (job.form.text("text") or "").strip()
+    if not text:
+        raise BadUpload("send the text to say, in the form field 'text'")
+    if len(text) > MAX_SPEAK_CHARS:
+        raise BadUpload(f"the text is too long: send at most {MAX_SPEAK_CHARS} characters at a time")
+    options = _options(job.form, job.describer)
+    speech = await job.state.jobs.run(job.describer.speak, text, options.lang or "en", options)
+    url, expires = signed_audio(job.state, encode_mp3(speech.pcm, speech.sample_rate))
+    return SpeakResponse(audio_url=url, audio_expires=expires, voice=speech.voice)
 
 
 def _response(job: Job, kept: PhotoMemory, photo: bytes, result: Description) -> DescribeResponse:

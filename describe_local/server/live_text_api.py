@@ -53,6 +53,7 @@ class LiveTextResponse:
     guidance: str | None  # the sentence, e.g. "Move the phone left."
     aim: str | None  # the same as a value: left, right, up, down, closer, farther, steady, no text
     page_ready: bool | None  # with page=true: the whole page is in view, take the photo now
+    language: str | None  # of the text read (ISO 639-1), where it could be told: for POST /api/speak's lang
     ms: float
 
 
@@ -98,5 +99,6 @@ async def live_text(
         guidance=SENTENCES[answer.guidance] if answer.guidance else None,
         aim=answer.guidance.value if answer.guidance else None,
         page_ready=answer.page.ready if answer.page is not None else None,
+        language=answer.language,
         ms=round(ms, 1),
     )

@@ -125,3 +125,20 @@ def test_read_gives_all_the_text_in_reading_order(make_server, shared_data: Path
     found = answer.json()["text_found"]
     assert found.startswith("This is a lot of 12 point text") and "lazy fox" in found
     assert answer.json()["audio_url"]
+
+
+def test_speak_says_a_short_text_in_a_server_voice(make_server):
+    from describe_local.audio import decode_audio
+
+    server, _ = make_server()
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        answer = client.post("/api/speak", files={"text": (None, "SPEED LIMIT. MARKET.")})
+        assert answer.status_code == 200, answer.text
+        mp3 = client.get(answer.json()["audio_url"])
+        assert mp3.status_code == 200 and mp3.headers["content-type"] == "audio/mpeg"
+        pcm, rate = decode_audio(mp3.content)
+        assert len(pcm) / rate > 0.5  # it says something, for more than half a second
+        assert client.post("/api/speak", files={"text": (None, " ")}).status_code == 400
+        too_long = client.post("/api/speak", files={"text": (None, "x" * 1001)})
+        assert too_long.status_code == 400 and "1000" in too_long.json()["detail"]
+        assert client.post("/api/speak", files={"text": (None, "hello"), "lang": (None, "xx")}).status_code == 422

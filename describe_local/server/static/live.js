@@ -1,6 +1,7 @@
 // Live text: while it is on, the camera's frames go to the server (downscaled, one at a time, so
 // the rate follows what the server manages), and each line of text new to the listener is said
-// once through the live region, in the listener's own screen reader voice. The server also says
+// once through the live region, in the listener's own screen reader voice (or, if they prefer,
+// the server's voice: POST /api/speak, played in turn). The server also says
 // which way to move the phone; that is said only when no line is being read. "Read the page"
 // waits until a whole page is in view, then takes a full photo and reads all of it. Pause, Read
 // the page and Leave are one action each; leaving stops the camera.
@@ -15,6 +16,9 @@ const dlLive = (() => {
   const heardList = document.getElementById("live-heard");
   const pageBox = document.getElementById("live-page-box");
   const pageText = document.getElementById("live-page-text");
+  const voiceBox = document.getElementById("live-voice");
+  const speaker = new Audio(); // the server's voice, for a listener who prefers it to their screen reader
+  const toSpeak = []; // [text, language] waiting for the server's voice
 
   const FRAME_SIDE = 640; // what the text stage reads well and a phone sends quickly
   const FRAME_QUALITY = 0.8;
@@ -41,9 +45,40 @@ const dlLive = (() => {
     return lines.map((line) => (/[.!?:;]$/.test(line) ? line : `${line}.`)).join(" ");
   }
 
-  function say(text) {
+  // Said through the live region (the listener's screen reader), or in the server's voice.
+  function say(text, language = "en") {
+    if (voiceBox.checked) {
+      toSpeak.push([text, language]);
+      if (toSpeak.length === 1) speakAll();
+      return;
+    }
     speakingUntil = performance.now() + (text.length / CHARS_PER_S) * 1000;
     dl.announce(text);
+  }
+
+  async function speakAll() {
+    speakingUntil = Infinity; // no guidance over the voice
+    while (toSpeak.length) {
+      const [text, language] = toSpeak[0];
+      const body = new FormData();
+      body.append("text", text);
+      if (language && language !== "en") body.append("lang", language);
+      try {
+        let response = await fetch("/api/speak", { method: "POST", body, headers: dl.authHeaders(dl.token()) });
+        if (response.status === 422 && body.has("lang")) { // no voice for that language: the default one
+          body.delete("lang");
+          response = await fetch("/api/speak", { method: "POST", body, headers: dl.authHeaders(dl.token()) });
+        }
+        if (!response.ok) throw new Error(await dl.errorMessage(response));
+        speaker.src = (await response.json()).audio_url;
+        await speaker.play();
+        await new Promise((resolve) => { speaker.onended = resolve; speaker.onerror = resolve; speaker.onpause = resolve; });
+      } catch (error) {
+        dl.announce(text); // the screen reader says it instead
+      }
+      toSpeak.shift();
+    }
+    speakingUntil = performance.now();
   }
 
   function heard(lines) {
@@ -93,7 +128,7 @@ const dlLive = (() => {
       const data = await response.json();
       if (!running || paused) continue;
       if (data.new.length) {
-        say(asSpoken(data.new));
+        say(asSpoken(data.new), data.language || "en");
         heard(data.new);
       } else if (data.guidance && performance.now() >= speakingUntil) {
         say(data.guidance);
@@ -145,10 +180,13 @@ const dlLive = (() => {
   function stopRunning() {
     running = false;
     findingPage = false;
+    toSpeak.length = 0;
+    speaker.pause();
   }
 
   async function start() {
     if (running) return;
+    dlPlayer.unlock(speaker); // inside the tap: the server's voice may then play by itself
     dl.clearMessages();
     document.body.classList.add("live-on");
     startButton.hidden = true;
@@ -178,6 +216,8 @@ const dlLive = (() => {
     (dlCamera.available() ? startButton : document.getElementById("photo")).focus();
   }
 
+  voiceBox.checked = localStorage.getItem("live-voice") === "1";
+  voiceBox.addEventListener("change", () => localStorage.setItem("live-voice", voiceBox.checked ? "1" : "0"));
   startButton.addEventListener("click", start);
   pauseButton.addEventListener("click", () => setPaused(!paused));
   leaveButton.addEventListener("click", () => leave());

@@ -160,6 +160,14 @@ const dlPlayer = (() => {
     if (started) started.catch(() => { /* not allowed here either: Play stays */ });
   }
 
+  // Lets `audio` (another element) play later without a tap: call it inside a tap.
+  function unlock(audio) {
+    if (!silence) silence = silentWav();
+    audio.src = silence;
+    const started = audio.play();
+    if (started) started.catch(() => { /* not allowed: it will be refused later, and said so */ });
+  }
+
   // Starts the description at once; resolves true once it plays, false where the browser
   // refused (no tap unlocked it), or null where it has not started after PLAY_WAIT_MS.
   function playNow() {
@@ -265,5 +273,5 @@ const dlPlayer = (() => {
   document.addEventListener("keydown", shortcut);
   setRate(rate, false);
 
-  return { clear, load, live, livePlaying, done, prime, playNow, setRate };
+  return { clear, load, live, livePlaying, done, prime, playNow, setRate, unlock };
 })();

@@ -46,6 +46,7 @@ window.__frames = 0;
 const realFetch = window.fetch;
 window.fetch = function (url, ...rest) {
   if (String(url).endsWith('/api/live-text')) window.__frames += 1;
+  if (String(url).endsWith('/api/speak')) (window.__spoken = window.__spoken || []).push(rest[0].body.get('text'));
   if (String(url).endsWith('/api/read')) (window.__read = window.__read || []).push(rest[0].body.get('photo'));
   return realFetch.call(this, url, ...rest);
 };
@@ -157,6 +158,30 @@ def test_each_line_of_a_sign_is_said_once_and_pause_resume_leave_are_one_action_
         time.sleep(3)
         assert frames_sent(page) == sent, "frames were sent after leaving"
         audit(page, axe_source, "live text, left")
+
+
+def test_lines_can_be_read_in_the_servers_voice_instead(cameras: dict, live_server):
+    server, _ = live_server
+    with phone(cameras["sign"], server.url + "/") as page:
+        page.add_init_script(RECORD_EVERY_ANNOUNCEMENT)
+        page.reload()
+        wait_live(page)
+        # Chosen once, in live text's panel, and kept on this phone: the next start uses it.
+        tap(page, "#live-start")
+        page.check("#live-voice")
+        tap(page, "#live-leave")
+        page.reload()
+        wait_live(page)
+        tap(page, "#live-start")
+        assert page.is_checked("#live-voice")
+        until(page, lambda: any("MARKET" in t.upper() for t in page.evaluate("window.__spoken || []")), 90,
+              "MARKET was never sent to the server's voice")
+        # The voice's MP3 plays (the start tap unlocked its element), and the screen reader is not
+        # given the same lines too.
+        until(page, lambda: page.evaluate(
+            "window.__plays.some(p => p.id === '' && p.outcome === 'ok' && p.src !== 'blob:')"), 60,
+            "the server's voice did not play")
+        assert not any("MARKET" in t.upper() for t in announced(page))
 
 
 def test_text_cut_at_the_left_edge_says_move_left(cameras: dict, live_server):
