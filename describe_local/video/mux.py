@@ -267,6 +267,14 @@ class _TimedTrack:
         self.writer.write(chunk)
 
 
+def _keep_names(stream: av.stream.Stream, source: av.stream.Stream) -> None:
+    """The source track's language and name on ``stream`` (a template copy does not bring them)."""
+    for key in ("language", "title", "handler_name"):
+        stream.metadata.pop(key, None)
+        if source.metadata.get(key):
+            stream.metadata[key] = source.metadata[key]
+
+
 def write_video(source: Path, path: Path, tracks: Sequence[Track], *, store: ClipStore | None = None,
                 duration: float, language: str, holds: Sequence[Hold] = (),
                 progress: Callable[[float], None] | None = None) -> None:
@@ -298,11 +306,15 @@ def write_video(source: Path, path: Path, tracks: Sequence[Track], *, store: Cli
                     timed.append(_TimedTrack(_AacWriter(out, stream), holds, None))
                 else:
                     stream = copied[original.index] = out.add_stream_from_template(original)
-                for key in ("language", "title", "handler_name"):
-                    stream.metadata.pop(key, None)
-                    if original.metadata.get(key):
-                        stream.metadata[key] = original.metadata[key]
+                _keep_names(stream, original)
                 stream.disposition = default
+        others = [s for s in src.streams.audio if original is not None and s.index != original.index]
+        for other in others if not holds else ():  # other languages' tracks, as they were, chosen by no one
+            copied[other.index] = out.add_stream_from_template(other)
+            _keep_names(copied[other.index], other)
+            copied[other.index].disposition = av.stream.Disposition(0)
+        if holds and others:
+            log.info("the extended video leaves out %d more audio track(s): they would not hold in step", len(others))
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
 
         def add_original(frame: av.AudioFrame | None) -> None:
@@ -320,7 +332,7 @@ def write_video(source: Path, path: Path, tracks: Sequence[Track], *, store: Cli
 
         shift_ticks = 0
         packets = 0
-        demuxed = [picture] + ([original] if original is not None else [])
+        demuxed = [picture] + ([original] if original is not None else []) + (others if not holds else [])
         for packet in src.demux(*demuxed):
             if packet.dts is None:
                 continue  # the demuxer's flush packet

@@ -395,3 +395,41 @@ def test_a_video_named_like_a_url_scheme_is_read_and_linked_as_a_file(videos: Pa
     links = re.findall(r'(?:src|href)="([^"#][^"]*)"', html)
     assert links and all(link.startswith("javascript%3Aalert%281%29.") for link in links), links
     assert all((out / unquote(link)).is_file() for link in links), links
+
+
+def _two_languages(path: Path) -> None:
+    """A 2 s clip with two sound tracks, English then French (tones, no speech)."""
+    with av.open(str(path), "w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        tracks = []
+        for language, pitch in (("eng", 440), ("fra", 660)):
+            stream = container.add_stream("aac", rate=48000)
+            stream.layout = "mono"
+            stream.metadata["language"] = language
+            tracks.append((stream, pitch))
+        for i in range(50):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 100 + i, np.uint8), format="rgb24")
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for stream, pitch in tracks:
+            tone = (0.1 * np.sin(2 * np.pi * pitch * np.arange(96000) / 48000)).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, 0
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+
+
+def test_other_sound_tracks_are_kept_after_the_described_and_original_ones(describer, tmp_path: Path):
+    from describe_local.video.describe import describe_video
+
+    clip = tmp_path / "two.mp4"
+    _two_languages(clip)
+    describe_video(clip, tmp_path, describer)
+    with av.open(str(tmp_path / "two.described.mp4")) as container:
+        audio = container.streams.audio
+        assert [s.metadata.get("language") for s in audio] == ["eng", "eng", "fra"]
+        assert [bool(s.disposition & av.stream.Disposition.default) for s in audio] == [True, False, False]
+        assert audio[0].disposition & av.stream.Disposition.visual_impaired
