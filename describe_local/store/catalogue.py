@@ -1,6 +1,6 @@
 """Models describe-local knows how to fetch, and where each hub keeps their files.
 
-Four sources: OFA caption checkpoints on the Hugging Face hub (``OFA-Sys/…``)
+Four sources: OFA and Florence-2 caption checkpoints on the Hugging Face hub (``OFA-Sys/…``, ``florence-community/…``)
 and on ModelScope (``damo/ofa_image-caption_…``), Argos Translate packages
 from the Argos package index, and Piper voices from the ``rhasspy/piper-voices``
 repository on the Hugging Face hub. Listing a model's files is the first
@@ -39,6 +39,7 @@ class CatalogueEntry:
     repo: str  # hub repository, language pair ("en_es") or voice key
     licence: str
     about: str
+    files: tuple[str, ...] = formats.OFA_FILES  # a hub repository's files to fetch besides the card and weights
 
 
 CAPTION_MODELS = (
@@ -58,6 +59,15 @@ CAPTION_MODELS = (
     CatalogueEntry("ofa-caption-large-en", "caption", "modelscope",
                    "damo/ofa_image-caption_coco_large_en", "Apache-2.0",
                    "OFA large COCO caption model (ModelScope)"),
+    # Microsoft's Florence-2 weights (MIT) in the layout transformers' own Florence2 reads (microsoft/Florence-2-*
+    # hold them for its remote code, which transformers cannot load natively); converted to ONNX after the pull.
+    CatalogueEntry("florence-2-base", "caption", "huggingface", "florence-community/Florence-2-base", "MIT",
+                   "Florence-2 base, 0.23B parameters, 768 px, MIT, ~0.5 GB; detailed captions",
+                   formats.FLORENCE_FILES),
+    CatalogueEntry("florence-2-base-ft", "caption", "huggingface", "florence-community/Florence-2-base-ft", "MIT",
+                   "Florence-2 base fine-tuned (COCO 140 CIDEr), 0.23B, MIT, ~0.5 GB", formats.FLORENCE_FILES),
+    CatalogueEntry("florence-2-large-ft", "caption", "huggingface", "florence-community/Florence-2-large-ft",
+                   "MIT", "Florence-2 large fine-tuned, 0.77B parameters, MIT, ~1.5 GB", formats.FLORENCE_FILES),
 )
 
 # A few common pairs and voices to show in `models list`; any Argos pair
@@ -95,7 +105,7 @@ def resolve(name: str) -> CatalogueEntry:
 def remote_files(entry: CatalogueEntry, settings: Settings, *, timeout: float) -> tuple[list[RemoteFile], str]:
     """The files to download for ``entry`` and the URL they come from (network)."""
     if entry.hub == "huggingface":
-        return _huggingface_files(entry.repo, settings.hf_endpoint, timeout)
+        return _huggingface_files(entry.repo, settings.hf_endpoint, timeout, entry.files)
     if entry.hub == "modelscope":
         return _modelscope_files(entry.repo, settings.modelscope_endpoint, timeout)
     if entry.hub == "argos":
@@ -117,7 +127,8 @@ def _voice_entry(key: str) -> CatalogueEntry:
                           f"Piper voice ({language})")
 
 
-def _huggingface_files(repo: str, endpoint: str, timeout: float) -> tuple[list[RemoteFile], str]:
+def _huggingface_files(repo: str, endpoint: str, timeout: float,
+                       extra: tuple[str, ...] = formats.OFA_FILES) -> tuple[list[RemoteFile], str]:
     base = endpoint.rstrip("/")
     listing = fetch_json(f"{base}/api/models/{repo}/tree/main?recursive=true", timeout=timeout)
     by_path = {item["path"]: item for item in _as_list(listing) if item.get("type") == "file"}
@@ -126,7 +137,7 @@ def _huggingface_files(repo: str, endpoint: str, timeout: float) -> tuple[list[R
     weights = next((w for w in formats.WEIGHT_FILES if w in by_path), None)
     if weights is None:
         raise DownloadError(f"{repo} on the Hugging Face hub has no {' or '.join(formats.WEIGHT_FILES)}")
-    wanted = [p for p in (*formats.OFA_FILES, MODEL_CARD, weights) if p in by_path]
+    wanted = [p for p in (*extra, MODEL_CARD, weights) if p in by_path]
     files = [_hf_file(base, repo, by_path[p], p) for p in wanted]
     return files, f"{base}/{repo}"
 

@@ -42,6 +42,11 @@ OFA_TOKENIZER_FILES = ("vocab.json", "merges.txt")  # BART's byte-level BPE
 # Everything of an OFA checkpoint but its weights (TASK_CONFIG only in ModelScope folders).
 OFA_FILES = (CONFIG, TASK_CONFIG, *OFA_TOKENIZER_FILES)
 
+# A Florence-2 repository's files besides the weights: the model's, generation's, processor's and tokenizer's settings.
+FLORENCE_FILES = (CONFIG, "generation_config.json", "preprocessor_config.json", "processor_config.json",
+                  "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                  *OFA_TOKENIZER_FILES)
+
 # ``model_type`` values (config.json, lower case) of the image-to-text families the
 # transformers backend can caption with; how each is prompted is the backend's business.
 TRANSFORMERS_MODEL_TYPES = frozenset({"blip", "git", "vision-encoder-decoder", "florence2", "smolvlm", "idefics3"})

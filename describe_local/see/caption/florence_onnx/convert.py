@@ -101,3 +101,23 @@ def convert(folder: Path, *, int8: bool = False, precision: str | None = None) -
         shutil.rmtree(work, ignore_errors=True)
     log.info("converted %s to ONNX: %s", folder, ", ".join(files))
     return manifest
+
+
+def convert_installed(folder: Path, *, int8: bool = False, precision: str | None = None) -> dict:
+    """Convert the Florence-2 model in ``folder`` and record the graphs' sha256 in the store's manifest.
+
+    For ``models convert`` and after ``models pull``/``import``; raises :class:`TorchNotInstalled` (one
+    line: what to install) where torch or transformers is missing, as converting traces the model with them.
+    """
+    import importlib.util
+
+    from describe_local.errors import TorchNotInstalled
+    from describe_local.store.manifest import refresh_checksums
+
+    for module in ("torch", "transformers", "onnx"):
+        if importlib.util.find_spec(module) is None:
+            raise TorchNotInstalled.for_(f"converting the Florence-2 model {Path(folder).name} to ONNX "
+                                         "needs torch and transformers (once; captions then need neither)", module)
+    manifest = convert(folder, int8=int8, precision=precision)
+    refresh_checksums(Path(folder), layout.DIR)
+    return manifest
