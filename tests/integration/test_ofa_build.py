@@ -112,11 +112,13 @@ def test_graph_signatures_equal_the_torch_exporters(checkpoint, tmp_path, precis
     for name in ("encoder", "decoder_step"):
         theirs, ours = _signature(exported[name]), _signature(built[name])
         for part in ("inputs", "outputs"):
-            # the exporter names the sizes it cannot tie to an input axis itself; compare the rest
-            assert [(n, t, [d if isinstance(d, int) or not d.startswith(("Concat", "Add", "Reshape")) else "?"
-                            for d in dims]) for n, t, dims in ours[part]] == \
-                   [(n, t, [d if isinstance(d, int) or not d.startswith(("Concat", "Add", "Reshape")) else "?"
-                            for d in dims]) for n, t, dims in theirs[part]], (name, part)
+            assert [(n, t, len(dims)) for n, t, dims in ours[part]] == \
+                   [(n, t, len(dims)) for n, t, dims in theirs[part]], (name, part)
+            for (value, _, dims), (_, _, expected) in zip(ours[part], theirs[part], strict=True):
+                # where the exporter could not tie a size to an input axis it names it after the op
+                # ("Concatself_bias_dim_1": the heads); the builder writes the number
+                assert all(d == e or (isinstance(e, str) and "_dim_" in e and isinstance(d, int))
+                           for d, e in zip(dims, expected, strict=True)), (name, value, dims, expected)
 
 
 def test_task_settings_and_tables_equal_the_engines(tmp_path):
