@@ -17,8 +17,8 @@ import random
 from pathlib import Path
 
 GIF = bytes.fromhex("47494638396101000100800000ffffff00000021f90401000000002c00000000010001000002024401003b")
-WORDS = ("river garden family portrait market street winter summer friends school station harbour "
-         "bridge mountain festival kitchen library concert parade museum").split()
+WORDS = ("river", "garden", "family", "portrait", "market", "street", "winter", "summer", "friends", "school",
+         "station", "harbour", "bridge", "mountain", "festival", "kitchen", "library", "concert", "parade", "museum")
 
 
 def write_site(root: Path, pages: int = 10_000, per_page: int = 10, files: int = 20_000, seed: int = 7) -> int:
