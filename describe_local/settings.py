@@ -63,6 +63,13 @@ class Settings:
     max_caption_tokens: int = _within(16, 1, 256)  # as OFA evaluates captions
     device: str = _one_of("auto", "cpu", "cuda", also="cuda:N", pattern=r"cuda:\d+")
     torch_threads: int = _within(0, 0, 1024)  # 0: let torch decide
+    # Models with a detailed-caption task (Florence-2): "detailed" uses it, cut at the last sentence end
+    # within caption_max_words words.
+    caption_detail: str = _one_of("short", "detailed")
+    caption_max_words: int = _within(60, 5, 500)
+    # Below this mean token log-probability (the caption model's own score), say "It might be ..." (Florence-2).
+    # Calibrated on random weights only, until measured on real ones: scripts/measure_hedge.py.
+    hedge_below: float = _within(-6.0, -100.0, 0.0)
 
     # Faces stage.
     face_tolerance: float = _within(0.55, 0.0, 1.0)

@@ -159,3 +159,47 @@ def test_a_folder_without_graphs_says_how_to_convert(tmp_path):
 
     with pytest.raises(ModelNotInstalled, match="models convert"):
         OnnxFlorence.load(tmp_path)
+
+
+@pytest.mark.slow
+def test_detailed_uses_the_models_own_task(engine, reference, photos):
+    model, processor = reference
+    inputs = processor(text=["<MORE_DETAILED_CAPTION>"] * 3, images=photos[:3], return_tensors="pt")
+    assert inputs["input_ids"][0].tolist()[engine.manifest["image_tokens"]:] == \
+        engine.prompt_ids("<MORE_DETAILED_CAPTION>")
+    with torch.inference_mode():
+        theirs = model.generate(**inputs, max_new_tokens=30, num_beams=1, do_sample=False).tolist()
+    ours = engine.generate(photos[:3], "<MORE_DETAILED_CAPTION>", engine.rules(1, 30))
+    assert all(same(t, o.tokens) for t, o in zip(theirs, ours, strict=True))
+
+
+def test_detailed_captions_are_cut_to_the_words(folder, make_settings, tmp_path, photos):
+    settings = make_settings(tmp_path, caption_model=str(folder), beam=1, caption_detail="detailed",
+                             caption_max_words=6, hedge_below=-100.0)
+    captioner = load_captioner(settings)
+    assert captioner.task == "<MORE_DETAILED_CAPTION>" and captioner.rules.max_length > 6
+    for text in captioner.caption_batch(photos[:4]):
+        assert len(text.split()) <= 6, text
+
+
+def test_mean_logprob_is_the_models_own_score(engine, reference, photos):
+    model, processor = reference
+    inputs = processor(text=["<CAPTION>"], images=photos[1:2], return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=NEW_TOKENS, num_beams=1, do_sample=False,
+                             output_logits=True, return_dict_in_generate=True)
+    tokens = out.sequences[0].tolist()
+    steps = [torch.log_softmax(logits[0].float(), -1)[token].item()
+             for logits, token in zip(out.logits, tokens[1:], strict=False)]
+    end = tokens.index(2, 1) if 2 in tokens[1:] else len(tokens) - 1
+    expected = float(np.mean(steps[1:end]))  # after <s>, up to and with </s>
+    ours = engine.generate(photos[1:2], "<CAPTION>", engine.rules(1, NEW_TOKENS))[0]
+    assert ours.mean_logprob == pytest.approx(expected, abs=1e-3)
+
+
+def test_an_unsure_caption_is_hedged(folder, make_settings, tmp_path, photos):
+    sure = load_captioner(make_settings(tmp_path, caption_model=str(folder), beam=1, hedge_below=-100.0))
+    unsure = load_captioner(make_settings(tmp_path, caption_model=str(folder), beam=1, hedge_below=0.0))
+    stated, hedged = sure.caption(photos[1]), unsure.caption(photos[1])
+    assert stated and not stated.startswith("it might be")
+    assert hedged.startswith("it might be ") and hedged.endswith(stated[1:])
