@@ -69,7 +69,7 @@ class Settings:
     caption_max_words: int = _within(60, 5, 500)
     # Below this mean token log-probability (the caption model's own score), say "It might be ..." (Florence-2).
     # Calibrated on random weights only, until measured on real ones: scripts/measure_hedge.py.
-    hedge_below: float = _within(-6.0, -100.0, 0.0)
+    hedge_below: float = _within(-5.74, -100.0, 0.0)
 
     # Faces stage.
     face_tolerance: float = _within(0.55, 0.0, 1.0)

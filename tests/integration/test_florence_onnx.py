@@ -203,3 +203,15 @@ def test_an_unsure_caption_is_hedged(folder, make_settings, tmp_path, photos):
     stated, hedged = sure.caption(photos[1]), unsure.caption(photos[1])
     assert stated and not stated.startswith("it might be")
     assert hedged.startswith("it might be ") and hedged.endswith(stated[1:])
+
+
+def test_the_hedge_measuring_script_suggests_a_threshold(folder, capsys):
+    import measure_hedge
+
+    assert measure_hedge.main([str(folder), "--photos", "4", "--beam", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    scores = [r["score"] for r in report["rows"]]
+    assert len(scores) == 4 and min(scores) <= report["summary"]["suggested_hedge_below"] <= max(scores)
+    assert all(0.0 <= r["f1"] <= 1.0 for r in report["rows"])
+    assert measure_hedge.unigram_f1("a dog on a couch", ["A dog sleeps on the couch."]) == pytest.approx(
+        2 * (4 / 5) * (4 / 6) / (4 / 5 + 4 / 6))
