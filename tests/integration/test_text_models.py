@@ -25,9 +25,9 @@ from describe_local.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The stage's bound on what a read adds to the process at its peak (the target). Measured
-# by scripts/bench_text.py with the default settings: worst of the 30 phone photos about +105 MB;
-# the whole-picture DBNet of before took +400 MB on receipt_safeway.jpg.
+# The stage's bound on what a read adds to the process at its peak. Measured here with the default
+# settings (DBNet in 400 000 px pieces, ONNX Runtime's arena shrunk after each run): +104 MB on
+# receipt_safeway.jpg; before (the whole picture, plain malloc) +356 MB.
 READ_PEAK_MB = 150
 
 

@@ -29,8 +29,9 @@ _spec = importlib.util.spec_from_file_location("measure_ocr", ROOT / "scripts" /
 measure_ocr = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(measure_ocr)
 
-# Photos in faces/photos with real text in them: the red-carpet backdrop says HBO, Game of Thrones.
-PHOTOS_WITH_TEXT = {"knn_test__kit_with_rose.jpg"}
+# Photos in faces/photos with real text in them: the red-carpet backdrop says HBO, Game of Thrones;
+# the press room's seal says THE WHITE HOUSE (read as 'IOUSE', or left out).
+PHOTOS_WITH_TEXT = {"knn_test__kit_with_rose.jpg", "knn_test__obama1.jpg"}
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +167,11 @@ def test_photo_turned_without_exif_is_read(reader, shared_data, scenes, turn, ro
 
 def test_line_printed_down_the_edge_is_read(reader, shared_data):
     reading = reader.read(_photo(shared_data / "ocr" / "scenes" / "receipt_sideways.jpg"))
-    assert "tabletpcgiveawayonback" in _squashed(reading.text), reading.text
+    # The edge repeats TABLET PC GIVEAWAY ON BACK two and a half times; which repeat comes out whole
+    # shifts with DBNet's pieces (whole map: the top one; 400 000 px pieces: the bottom one, its
+    # BACK cut by the photo's edge), so the phrase is asked for up to its last word.
+    assert "tabletpcgiveawayon" in _squashed(reading.text), reading.text
+    assert _squashed(reading.text).count("giveaway") >= 2, reading.text
     assert reading.rotation == 0  # the receipt itself stands upright
 
 
