@@ -259,12 +259,13 @@ def working_tree_without(commits: list[str], into: Path) -> Path:
     for commit in reversed(commits):
         diff = subprocess.run(["git", "-C", str(ROOT), "diff", f"{commit}~1", commit, "--", "describe_local"],
                               check=True, capture_output=True).stdout
-        subprocess.run(["patch", "-R", "-p1", "-s", "-d", str(into)], input=diff, check=True)
+        subprocess.run(["patch", "-R", "-p1", "-s", "-F3", "-d", str(into)], input=diff, check=True)
     return into
 
 
 def describe_command(args: argparse.Namespace, out: Path) -> list[str]:
-    command = [str(PYTHON), "-m", "describe_local", "describe", "-o", str(out / "out.mp3")]
+    several = len(args.photo) > 1 or not args.photo[0].is_file()
+    command = [str(PYTHON), "-m", "describe_local", "describe", "-o", str(out if several else out / "out.mp3")]
     if not args.audio:
         command.append("--no-audio")
     if args.caption_model:

@@ -94,9 +94,9 @@ def voice_session(onnx_path: Path) -> object:
     """The voice's ONNX Runtime session on the CPU: no memory arena, no spinning threads.
 
     Piper's own loader keeps the default arena, which grows to the largest utterance it has
-    spoken and keeps it (a server's memory crept up over its first requests); without it the
-    tensors come from malloc and go back when freed (:mod:`describe_local.memory`): 154 MB
-    resident after a few sentences instead of 261, the peak 238 MB instead of 263.
+    spoken and keeps it (a server's memory crept up over its first requests): 160-190 MB more
+    resident after two long sentences than after a short one. Without it the tensors come from
+    malloc and go back once freed and trimmed (:mod:`describe_local.memory`): none more.
     Idle intra-op threads spinning for more work took a core from the stages still running.
     """
     import onnxruntime as ort

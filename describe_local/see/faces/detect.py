@@ -60,7 +60,7 @@ class FaceModels:
     def load(cls) -> FaceModels:
         from describe_local.memory import settle_allocator
 
-        settle_allocator()  # dlib's image pyramids go back to the system after each photo (face child: 99 MB, not 125)
+        settle_allocator()  # as in the parent: big blocks (dlib's image pyramids) go back to the system when freed
         try:
             import dlib
         except ImportError as exc:
