@@ -215,3 +215,17 @@ def test_the_hedge_measuring_script_suggests_a_threshold(folder, capsys):
     assert all(0.0 <= r["f1"] <= 1.0 for r in report["rows"])
     assert measure_hedge.unigram_f1("a dog on a couch", ["A dog sleeps on the couch."]) == pytest.approx(
         2 * (4 / 5) * (4 / 6) / (4 / 5 + 4 / 6))
+
+
+@pytest.mark.parametrize("detail", ["short", "detailed"])
+def test_both_backends_say_the_same(folder, make_settings, tmp_path, photos, detail):
+    """The torch backend (transformers_backend) and the ONNX one give the same words, detailed ones cut alike."""
+    from describe_local.see.caption.transformers_backend import TransformersCaptioner
+
+    settings = make_settings(tmp_path, caption_model=str(folder), beam=3, caption_detail=detail,
+                             caption_max_words=8, hedge_below=-100.0, device="cpu")
+    on_torch = TransformersCaptioner.load(folder, settings)
+    assert on_torch.prompt == ("<MORE_DETAILED_CAPTION>" if detail == "detailed" else "<CAPTION>")
+    on_onnx = FlorenceCaptioner.load(folder, settings)
+    on_onnx.rules = on_onnx.engine.rules(3, on_torch.generation["max_new_tokens"])  # the same length limit
+    assert on_torch.caption_batch(photos[:3]) == on_onnx.caption_batch(photos[:3])

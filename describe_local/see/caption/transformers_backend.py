@@ -5,7 +5,9 @@ ViT-GPT2 style ``VisionEncoderDecoderModel``, Florence-2 and SmolVLM/Idefics3
 (chat models asked for one sentence). The folder is what ``save_pretrained``
 writes (``config.json``, weights, processor or tokenizer + image processor
 files); nothing is downloaded. Honours ``beam`` (1: greedy),
-``max_caption_tokens`` and ``device``.
+``max_caption_tokens``, ``device``, and for Florence-2 ``caption_detail`` and
+``caption_max_words`` (its detailed-caption task, cut at sentence ends). A
+Florence-2 folder converted to ONNX runs on ``florence_onnx`` instead, without torch.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ PROMPTS: dict[str, str] = {
     "idefics3": "Describe this image in one sentence.",
 }
 CHAT_FAMILIES = frozenset({"smolvlm", "idefics3"})  # prompted through the processor's chat template
+# With ``caption_detail = "detailed"``: the families' own detailed-caption tasks (cut at sentence ends afterwards).
+DETAILED_PROMPTS: dict[str, str] = {"florence2": "<MORE_DETAILED_CAPTION>"}
 
 
 def accepts(folder: Path) -> bool:
@@ -53,6 +57,8 @@ class TransformersCaptioner:
     generation: dict
     device: Any
     dtype: Any
+    prompt: str | None = None
+    max_words: int = 0  # a detailed caption is cut at the last sentence end within these; 0: not cut
 
     @classmethod
     def load(cls, folder: Path, settings: Settings) -> TransformersCaptioner:
@@ -78,8 +84,9 @@ class TransformersCaptioner:
         except (OSError, ValueError) as exc:
             raise ModelNotInstalled(f"cannot load the {family} captioner in {folder}: {exc}") from exc
         model = model.to(device).eval()
+        detailed = settings.caption_detail == "detailed" and family in DETAILED_PROMPTS
         generation = {
-            "max_new_tokens": settings.max_caption_tokens,
+            "max_new_tokens": settings.caption_max_words * 3 // 2 if detailed else settings.max_caption_tokens,
             "num_beams": max(1, settings.beam),
             "do_sample": False,
         }
@@ -93,6 +100,8 @@ class TransformersCaptioner:
             generation=generation,
             device=device,
             dtype=dtype,
+            prompt=DETAILED_PROMPTS[family] if detailed else PROMPTS.get(family),
+            max_words=settings.caption_max_words if detailed else 0,
         )
 
     def caption(self, image: Image.Image) -> str:
@@ -108,11 +117,15 @@ class TransformersCaptioner:
             output = self.model.generate(**inputs, **self.generation)
         if not self.model.config.is_encoder_decoder and "input_ids" in inputs:
             output = output[:, inputs["input_ids"].shape[1] :]  # keep only the new tokens
-        texts = self.tokenizer.batch_decode(output, skip_special_tokens=True)
-        return [" ".join(t.split()) for t in texts]
+        texts = [" ".join(t.split()) for t in self.tokenizer.batch_decode(output, skip_special_tokens=True)]
+        if self.max_words:
+            from describe_local.see.caption.florence_onnx.wording import cut_at_sentences
+
+            texts = [cut_at_sentences(t, self.max_words) for t in texts]
+        return texts
 
     def _inputs(self, images: list[Image.Image]) -> dict:
-        prompt = PROMPTS.get(self.family)
+        prompt = self.prompt
         if self.family in CHAT_FAMILIES:
             messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
             text = self.processor.apply_chat_template(messages, add_generation_prompt=True)
