@@ -103,7 +103,8 @@ class SceneEngine:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = [("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})]
         self.run_options = ort.RunOptions()
-        self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        if arena:
+            self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.det = ort.InferenceSession(str(folder / self.models.det), options, providers=providers)
         self.rec = ort.InferenceSession(str(folder / self.models.rec), options, providers=providers)
         self.cls = ort.InferenceSession(str(folder / self.models.cls), options, providers=providers)
