@@ -92,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     for cue in report.cues:
         flag = " (over dialogue)" if cue.overlaps else f" (video held {cue.hold:.1f} s)" if cue.held else ""
         print(f"  {cue.start:7.2f} {shown(cue.text)}{flag}")
+        if cue.fuller is not None:
+            print(f"          in full, with the video held {cue.fuller.hold:.1f} s: {shown(cue.fuller.text)}")
     for at, text in report.dropped:
         print(f"  {at:7.2f} not narrated, no pause: {shown(text)}")
     for error in report.errors:

@@ -67,7 +67,10 @@ class VideoReport:
             "shots": [[round(a, 3), round(b, 3)] for a, b in self.shots],
             "speech": [[round(a, 3), round(b, 3)] for a, b in self.speech],
             "cues": [{"start": round(c.start, 3), "end": round(c.end, 3), "text": c.text, "speed": round(c.speed, 2),
-                      "overlaps_dialogue": c.overlaps, "hold": round(c.hold, 3)} for c in self.cues],
+                      "overlaps_dialogue": c.overlaps, "hold": round(c.hold, 3),
+                      "extended": None if c.fuller is None else {"text": c.fuller.text,
+                                                                 "hold": round(c.fuller.hold, 3)}}
+                     for c in self.cues],
             "extended_duration": None if self.extended_duration is None else round(self.extended_duration, 3),
             "dropped": [{"at": round(t, 3), "text": text} for t, text in self.dropped],
             "read": [{"at": round(t, 3), "text": text} for t, text in self.read],
@@ -126,6 +129,8 @@ def describe_video(source: Path, out_dir: Path, describer: Any, options: Describ
                 pcm = time_stretch(pcm, 1.0 / cue.speed, store.rate)
             store.add(cue.start, pcm)
             report.cues.append(cue)
+            if cue.fuller is not None:  # the whole line, for the page and the extended MP4
+                store.add(cue.start, resample(spoken[line.full].pcm, spoken[line.full].sample_rate, store.rate))
         tell("writing the audio", 0.85)
         _write(source, out_dir, report, store, language, has_audio=info.has_audio, extended=extended,
                original_first=original_first,
@@ -141,8 +146,11 @@ def _write(source: Path, out_dir: Path, report: VideoReport, store: mux.ClipStor
            has_audio: bool, extended: bool, original_first: bool, progress: Callable[[float], None]) -> None:
     """Every output file (see the module's docstring), renamed into place together."""
     name, duration = source.stem, report.duration
-    heard = [not cue.held for cue in report.cues]  # the plain described MP4 has no held narration
-    plain = store.only(heard)
+    # The store holds each cue's clip, then its fuller one where it has one.
+    clips = [(cue, variant) for cue in report.cues for variant in ([cue, cue.fuller] if cue.fuller else [cue])]
+    plain = store.only([variant is cue and not cue.held for cue, variant in clips])  # no held narration
+    whole = [variant for cue, variant in clips if variant is not cue or cue.fuller is None]  # extended description
+    in_whole = [variant is not cue or cue.fuller is None for cue, variant in clips]
     order = [Track.ORIGINAL, Track.DESCRIBED] if original_first else [Track.DESCRIBED, Track.ORIGINAL]
     with outputs.OutputSet(out_dir) as files:
         mux.write_narration(plain, duration, files.temp(f"{name}.narration.m4a"), language)
@@ -156,21 +164,21 @@ def _write(source: Path, out_dir: Path, report: VideoReport, store: mux.ClipStor
         plain_cues = [cue for cue in report.cues if not cue.held]
         files.temp(f"{name}.described.vtt").write_text(outputs.webvtt(plain_cues), encoding="utf-8")
         if extended:
-            holds, timed = _extended(source, report.cues, store.rate)
-            mux.write_video(source, files.temp(f"{name}.extended.mp4"), order, store=store.moved(
+            holds, timed = _extended(source, whole)
+            mux.write_video(source, files.temp(f"{name}.extended.mp4"), order, store=store.only(in_whole).moved(
                 [cue.start for cue in timed]), duration=duration, language=language, holds=holds, progress=progress)
             files.temp(f"{name}.extended.vtt").write_text(outputs.webvtt(timed), encoding="utf-8")
             report.extended_duration = duration + sum(hold.seconds for hold in holds)
         page = outputs.html_page(outputs.Page(
             title=name, video=page_video, vtt=f"{name}.described.vtt", narration=f"{name}.description.mp3",
-            language=language, cues=report.cues, spans=spans, dropped=report.dropped,
+            language=language, cues=[variant for _cue, variant in clips], spans=spans, dropped=report.dropped,
             described_mp4=f"{name}.described.mp4", described_first=order[0] is Track.DESCRIBED, has_audio=has_audio,
             extended_mp4=f"{name}.extended.mp4" if extended else None))
         files.temp(f"{name}.html").write_text(page, encoding="utf-8")
         report.files = [str(p) for p in files.commit()]
 
 
-def _extended(source: Path, cues: list[narration.Cue], rate: int) -> tuple[list[extend.Hold], list[narration.Cue]]:
+def _extended(source: Path, cues: list[narration.Cue]) -> tuple[list[extend.Hold], list[narration.Cue]]:
     """The holds of the extended MP4 (snapped to where the picture can freeze) and every cue on its
     timeline: a held narration inside its hold, the others moved by the holds before them."""
     held = [cue for cue in cues if cue.held]

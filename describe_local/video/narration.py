@@ -8,7 +8,8 @@ Fitting, in order: the full text at the voice's pace, the short text, then the s
 up to ``max_speed``. A line may start a little before its shot (``LEAD_S``, over a cut) and as late
 as ``LATE_S`` after its shot ended, never before the previous cue ended. A line that finds no pause
 is, with ``hold`` (extended description), spoken in full while the video holds still: at the first
-end of speech inside its shot, or else at its cut.
+end of speech inside its shot, or else at its cut; and a line shortened or sped up to fit its pause
+carries its whole text as a held cue (``Cue.fuller``), for extended description.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Cue:
     speed: float  # 1: the voice's own pace
     overlaps: bool = False  # spoken over dialogue (only with --allow-overlap)
     hold: float = 0.0  # seconds the video holds still at ``start`` while this is spoken (extended description)
+    fuller: Cue | None = None  # shortened or sped up to fit its pause: the whole line, held, for extended description
 
     @property
     def held(self) -> bool:
@@ -211,7 +213,11 @@ class Placer:
             for text, speed in self.variants(line):
                 length = line.durations[text] / speed
                 if start + length <= b:
-                    return self._taken(Cue(start, start + length, text, speed))
+                    fuller = None
+                    if self.hold and (text, speed) != (line.full, 1.0):  # extended description says it all
+                        whole = line.durations[line.full]
+                        fuller = Cue(start, start + whole, line.full, 1.0, hold=whole + 2 * HOLD_PAD_S)
+                    return self._taken(Cue(start, start + length, text, speed, fuller=fuller))
             if a > latest:
                 break
         if self.hold and not self.allow_overlap:

@@ -97,13 +97,16 @@ def html_page(page: Page) -> str:
     each cue, the video's own sound lowered under it; the video paused for a narration that finds no
     pause, when extended description is on), the descriptions as text on request, and a transcript."""
     esc = html.escape
-    table = [{"at": round(c.start, 3), "from": round(a, 3), "to": round(b, 3), "hold": c.held, "text": c.text}
+    # "short": a line cut to fit its pause, said so only when the video may not pause (its whole text,
+    # held, is the next cue).
+    table = [{"at": round(c.start, 3), "from": round(a, 3), "to": round(b, 3), "hold": c.held,
+              "short": c.fuller is not None, "text": c.text}
              for c, (a, b) in zip(page.cues, page.spans, strict=True)]
     items = "\n".join(
         f'      <li><a href="#t={c.start:.1f}" data-cue="{i}">'
         f'<span class="at">{esc(spoken_time(c.start))}</span> {esc(c.text)}</a>'
         f"{' <span class=note>(the video pauses for it)</span>' if c.held else ''}</li>"
-        for i, c in enumerate(page.cues)
+        for i, c in enumerate(page.cues) if c.fuller is None
     )
     missed = "\n".join(f"      <li>{esc(spoken_time(t))}: {esc(text)}</li>" for t, text in page.dropped)
     dropped_part = (

@@ -6,7 +6,9 @@ timeline (``at``) and where it lies in that file (``from``..``to``). This works 
 Chromium included, which cannot switch an MP4's audio tracks. At a cue the script plays that stretch
 of the narration with the video's sound lowered; a cue marked ``hold`` (it found no pause in the
 dialogue) pauses the video while it is spoken and resumes it after, when "Pause the video for
-descriptions that need it" is on, and is skipped when it is off (as in the described MP4).
+descriptions that need it" is on, and is skipped when it is off (as in the described MP4). A line
+cut short to fit its pause (``short``) is followed by its whole text as a held cue: one or the other
+is spoken, as that switch says.
 ``window.describeLog`` records each narration started (for tests, and for anyone curious).
 """
 
@@ -68,7 +70,7 @@ function tick() {
   while (next < cues.length && cues[next].at <= t) {
     const index = next++;
     const cue = cues[index];
-    if (cue.hold && !extended.checked) continue;
+    if (cue.hold ? !extended.checked : cue.short && extended.checked) continue;
     if (t - cue.at > LATE_S) continue;
     speak(cue, index);
     return;

@@ -152,7 +152,8 @@ def test_extended_mode_holds_the_picture_for_every_narration_that_finds_no_pause
     """The documentary's dialogue never pauses long enough: every narration is spoken with the
     picture held still, the video and both audio tracks longer by exactly the holds."""
     report, out = described["issue-195-aspect-ratio"]
-    held = [c for c in report.cues if c.held]
+    whole = [c.fuller or c for c in report.cues]  # what extended description says
+    held = [c for c in whole if c.held]
     assert held and report.dropped == []
     path = out / "issue-195-aspect-ratio.extended.mp4"
     frame = 1 / 25
@@ -178,8 +179,8 @@ def test_extended_mode_holds_the_picture_for_every_narration_that_finds_no_pause
         assert _audio_seconds(path, index) == pytest.approx(original + added, abs=frame + 1024 / 48000), index
     # The extended VTT follows the extended timeline: each held cue is heard inside its freeze.
     vtt = parse_vtt((out / "issue-195-aspect-ratio.extended.vtt").read_text(encoding="utf-8"))
-    assert len(vtt) == len(report.cues)
-    heard = [v for v, c in zip(vtt, report.cues, strict=True) if c.held]
+    assert len(vtt) == len(whole)
+    heard = [v for v, c in zip(vtt, whole, strict=True) if c.held]
     for (start, end, _text), (a, b) in zip(heard, freezes, strict=True):
         assert a <= start < end <= b + 1e-3
 
@@ -191,6 +192,21 @@ def test_rotated_frames_come_out_upright_and_the_screen_text_is_read(described, 
     read = " ".join(text for _, text in report.read)
     assert "send spike" in " ".join(read.lower().split()), read
     assert report.cues, "something is narrated in the pauses"
+
+
+def test_extended_description_reads_in_full_the_screen_text_a_pause_had_cut_short(described):
+    report, out = described["issue-134-rotate"]
+    cut = [c for c in report.cues if c.fuller is not None]
+    assert cut, "the film's pauses are too short for all its screen text"
+    plain = " ".join(t for *_, t in parse_vtt((out / "issue-134-rotate.described.vtt").read_text(encoding="utf-8")))
+    extended = parse_vtt((out / "issue-134-rotate.extended.vtt").read_text(encoding="utf-8"))
+    said = " ".join(t for *_, t in extended).lower()
+    assert "send spike" in said and "send spike" not in plain.lower(), (plain, said)
+    assert len(extended) == len(report.cues)  # each line once: cut short in the plain MP4, whole here
+    with av.open(report.source) as source, av.open(str(out / "issue-134-rotate.extended.mp4")) as longer:
+        added = sum(c.fuller.hold for c in cut)
+        assert float(longer.duration / av.time_base) == pytest.approx(source.duration / av.time_base + added,
+                                                                       abs=0.05)
 
 
 def test_rotated_video_is_narrated_by_the_english_voice(described):

@@ -270,6 +270,24 @@ def test_holds_snap_to_the_nearest_clean_point_and_shift_what_follows():
     assert [extend.packet_shift(holds, i) for i in range(7)] == [0, 0, 0, 0, 3.0, 3.0, 3.0]
 
 
+def test_a_line_cut_to_fit_its_pause_carries_its_whole_text_held_for_extended_description():
+    placer = Placer([(0.0, 2.0)], hold=True)
+    cue = placer.place(_line(0, 3, "Long.", 3.0, "Short.", 1.5))
+    assert cue.text == "Short." and not cue.held
+    assert cue.fuller == Cue(0.0, 3.0, "Long.", 1.0, hold=3.0 + 2 * narration.HOLD_PAD_S)
+    assert Placer([(0.0, 2.0)]).place(_line(0, 3, "Long.", 3.0, "Short.", 1.5)).fuller is None  # hold off
+    assert Placer([(0.0, 5.0)], hold=True).place(_line(0, 3, "Long.", 3.0)).fuller is None  # it fits whole
+
+
+def test_the_page_plays_a_cut_line_or_its_whole_text_and_lists_it_once():
+    short = Cue(1, 2, "Short.", 1.0, fuller=Cue(1, 4, "Short, and the rest.", 1.0, hold=3.5))
+    page = outputs.html_page(outputs.Page(title="x", video="x.mp4", vtt="x.vtt", narration="x.mp3", language="en",
+                                          cues=[short, short.fuller], spans=[(0.3, 1.3), (1.6, 4.6)]))
+    table = page.split('id="cues">')[1].split("</script>")[0]
+    assert '"short": true' in table and '"hold": true' in table
+    assert "Short, and the rest." in page.split('class="transcript"')[1] and ">Short.<" not in page
+
+
 def test_a_line_with_no_pause_is_held_at_the_end_of_speech_inside_its_shot_in_full():
     placer = Placer([(0.0, 0.5), (4.2, 4.4), (9.0, 9.2)], hold=True)
     cue = placer.place(_line(3.0, 6.0, "A long line.", 2.0, "Short.", 0.8))

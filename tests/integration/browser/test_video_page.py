@@ -51,6 +51,11 @@ def _open(page: Any, html: Path) -> None:
                      "document.getElementById('narration').readyState >= 2")
 
 
+def _table(page: Any) -> list[dict[str, Any]]:
+    """The page's cue table: each narration's time, its stretch of the narration file, hold, short."""
+    return page.evaluate("() => JSON.parse(document.getElementById('cues').textContent)")
+
+
 def _play_from(page: Any, seconds: float) -> None:
     page.evaluate("(t) => { const v = document.getElementById('video'); v.currentTime = t; }", max(0.0, seconds))
     poll_until(page, "() => !document.getElementById('video').seeking")
@@ -58,55 +63,74 @@ def _play_from(page: Any, seconds: float) -> None:
 
 
 def test_the_description_switch_plays_the_narration_at_its_cue_with_the_sound_lowered(pages, page: Any):
-    report, html = pages["issue-134-rotate"]
-    cues = [c for c in report.cues if not c.held]
-    assert cues, "the film clip has narration in its pauses"
-    index = report.cues.index(cues[0])
-    cue = cues[0]
+    _report, html = pages["issue-134-rotate"]
     _open(page, html)
     page.click("#show-text")  # a real click: the descriptions as text, and the page may now play sound
-    _play_from(page, cue.start - 1.0)
+    page.click("#extended")  # off: each line as it fits its pause, over the running video
+    table = _table(page)
+    index = next(i for i, c in enumerate(table) if not c["hold"])
+    cue = table[index]
+    _play_from(page, cue["at"] - 1.0)
     poll_until(page, f"() => window.describeLog.some((e) => e.cue === {index})")
     page.wait_for_timeout(300)
     now = page.evaluate(NOW)
     entry = next(e for e in now["log"] if e["cue"] == index)
-    assert abs(entry["video"] - cue.start) < 0.3, entry  # started at the cue's time
+    assert abs(entry["video"] - cue["at"]) < 0.3, entry  # started at the cue's time
     assert not now["voicePaused"] and not now["videoPaused"], now  # heard over the running video
     assert now["volume"] == pytest.approx(0.3), now  # the video's own sound lowered under it
-    spans = page.evaluate("() => JSON.parse(document.getElementById('cues').textContent)")
-    assert spans[index]["from"] < now["voice"] < spans[index]["to"], (now, spans[index])
-    assert now["text"] == cue.text and not now["textHidden"]
+    assert cue["from"] < now["voice"] < cue["to"], (now, cue)
+    assert now["text"] == cue["text"] and not now["textHidden"]
     poll_until(page, "() => document.getElementById('narration').paused")  # stops at the end of its clip
     assert page.evaluate("() => document.getElementById('video').volume") == 1
 
 
+def test_extended_description_reads_the_whole_screen_text_with_the_video_paused(pages, page: Any):
+    """The film's first pause is too short for all the text on its screen: with the video allowed to
+    pause, the whole text is read while the picture holds, instead of its first line."""
+    _report, html = pages["issue-134-rotate"]
+    _open(page, html)
+    page.click("#show-text")
+    table = _table(page)
+    short = next(i for i, c in enumerate(table) if c["short"])
+    index = short + 1  # its whole text, held
+    assert table[index]["hold"] and table[index]["at"] == table[short]["at"]
+    _play_from(page, table[index]["at"] - 0.8)
+    poll_until(page, f"() => window.describeLog.some((e) => e.cue === {index})")
+    page.wait_for_timeout(300)
+    now = page.evaluate(NOW)
+    assert all(e["cue"] != short for e in now["log"]), now["log"]  # the cut one is not said as well
+    assert now["videoPaused"] and not now["voicePaused"], now
+    assert "Send Spike" in now["text"], now
+
+
 def test_switching_the_description_off_keeps_the_narration_silent(pages, page: Any):
-    report, html = pages["issue-134-rotate"]
-    cue = next(c for c in report.cues if not c.held)
+    _report, html = pages["issue-134-rotate"]
     _open(page, html)
     page.click("#describe")  # off
-    _play_from(page, cue.start - 0.5)
-    poll_until(page, f"() => document.getElementById('video').currentTime > {cue.start + 0.6}")
+    at = _table(page)[0]["at"]
+    _play_from(page, at - 0.5)
+    poll_until(page, f"() => document.getElementById('video').currentTime > {at + 0.6}")
     now = page.evaluate(NOW)
     assert now["log"] == [] and now["voicePaused"] and now["volume"] == 1, now
 
 
 def test_extended_description_pauses_the_video_speaks_and_resumes(pages, page: Any):
     report, html = pages["issue-195-aspect-ratio"]
-    held = [c for c in report.cues if c.held]
-    assert held, "the documentary's dialogue leaves no pause long enough"
-    cue, index = held[0], report.cues.index(held[0])
+    assert any(c.held for c in report.cues), "the documentary's dialogue leaves no pause long enough"
     _open(page, html)
     page.click("#show-text")
-    _play_from(page, cue.start - 0.8)
+    table = _table(page)
+    index = next(i for i, c in enumerate(table) if c["hold"])
+    cue = table[index]
+    _play_from(page, cue["at"] - 0.8)
     poll_until(page, f"() => window.describeLog.some((e) => e.cue === {index})")
     page.wait_for_timeout(300)
     now = page.evaluate(NOW)
     assert now["videoPaused"] and not now["voicePaused"], now  # the picture holds while it is spoken
-    assert abs(now["video"] - cue.start) < 0.3, now
-    assert now["text"] == cue.text
+    assert abs(now["video"] - cue["at"]) < 0.3, now
+    assert now["text"] == cue["text"]
     poll_until(page, f"() => !document.getElementById('video').paused && "
-                     f"document.getElementById('video').currentTime > {cue.start + 0.3}")
+                     f"document.getElementById('video').currentTime > {cue['at'] + 0.3}")
     assert page.evaluate("() => document.getElementById('narration').paused")
 
 
