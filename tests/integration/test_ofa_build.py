@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import make_tiny_models  # noqa: E402
 
 TOLERANCE = 1e-4
+LEAN_VENV = os.environ.get("DESCRIBE_LOCAL_LEAN_VENV", "")
 WITHOUT_TORCH = "import sys\nfor _name in ('torch', 'transformers'):\n    sys.modules[_name] = None\n"
 
 
@@ -74,9 +75,27 @@ def test_models_import_converts_where_torch_cannot_be_imported(checkpoint, photo
     assert done.returncode == 0, done.stderr
     assert "ofa-tiny: ONNX graphs written" in done.stdout and "TORCH False" in done.stdout, done.stdout
     assert "warning" not in done.stderr and "Traceback" not in done.stderr, done.stderr
-    imported = store / "ofa-tiny"
-    assert formats.ofa_onnx_precisions(imported) == ["fp32"]
+    _assert_captions_as_the_engines(checkpoint, store / "ofa-tiny", photos)
 
+
+@pytest.mark.skipif(not LEAN_VENV, reason="DESCRIBE_LOCAL_LEAN_VENV names no venv made by scripts/setup "
+                    "(scripts/measure_setup.py --keep DIR makes one)")
+def test_models_import_in_the_lean_venv_captions_as_the_torch_engine(checkpoint, photos, tmp_path):
+    """The real thing: the venv scripts/setup makes, which has no torch at all, converts on `models import`."""
+    bin_dir = Path(LEAN_VENV) / "bin"
+    no_torch = subprocess.run([str(bin_dir / "python"), "-c", "import torch"], capture_output=True, text=True)
+    assert no_torch.returncode != 0 and "ModuleNotFoundError" in no_torch.stderr
+    store = tmp_path / "models"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCRIBE_LOCAL_")}
+    done = subprocess.run([str(bin_dir / "describe-local"), "models", "--models-dir", str(store), "import",
+                           str(checkpoint)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert done.returncode == 0 and "ofa-tiny: ONNX graphs written" in done.stdout, done.stdout + done.stderr
+    _assert_captions_as_the_engines(checkpoint, store / "ofa-tiny", photos)
+
+
+def _assert_captions_as_the_engines(checkpoint: Path, imported: Path, photos: list[Image.Image]) -> None:
+    """Greedy and beam-5 tokens of the imported folder's graphs equal the torch engine's on the checkpoint."""
+    assert formats.ofa_onnx_precisions(imported) == ["fp32"]
     engine, graphs = OFA.load(checkpoint, device="cpu"), OnnxOFA.load(imported, device="cpu", threads=2)
     prompt = engine.task.prompt
     assert graphs.prompt == prompt and graphs.manifest["resolution"] == engine.task.resolution
