@@ -3,12 +3,13 @@
 
     python scripts/bench_florence.py [--size florence-2-base] [--photos 3] [--threads 2] [--work DIR]
 
-Writes a random checkpoint of Florence-2-base's sizes (``make_tiny_models.py``)
-into ``--work`` once, converts it (fp32 and int8), then runs each engine in its
+Writes a random checkpoint of Florence-2-base's sizes (``make_tiny_models.py``,
+``</s>`` left unlikely so that every caption runs to the length limit) into
+``--work`` once, converts it (fp32 and int8), then runs each engine in its
 own child process, one after the other, so that load time and peak RSS are each
 engine's own: ONNX fp32, ONNX int8, and ``transformers``' Florence-2 on torch.
 Each captions the same COCO photos (``../shared/data/captions``) greedy and with
-beam 3, ``max_new_tokens=20`` (random weights run to the limit: the slowest case).
+beam 3, ``max_new_tokens=20`` (the slowest case: 20 tokens each).
 Prints ms per caption, load time, peak RSS (the child's ``VmHWM``), whether
 the ONNX fp32 tokens equal torch's, and the load average, which moves the figures.
 """
@@ -93,7 +94,7 @@ def prepare(work: Path, size: str) -> Path:
     if not (folder / "model.safetensors").is_file():
         import make_tiny_models
 
-        make_tiny_models.write_florence(folder, size)
+        make_tiny_models.write_florence(folder, size, eos_scale=1.0)  # </s> unlikely: captions run to the limit
     from describe_local.see.caption.florence_onnx import layout
 
     if layout.precisions(folder) != ["fp32", "int8"]:
