@@ -9,7 +9,7 @@
 Its public methods are all a front end needs: :meth:`~Describer.describe`,
 :meth:`~Describer.describe_all`, :meth:`~Describer.read`, :meth:`~Describer.look`
 (the stages alone, for measuring them), :meth:`~Describer.ask`, :meth:`~Describer.speak`
-(text in the describer's own voices), :meth:`~Describer.reload_gallery`,
+(text in the describer's own voices), :meth:`~Describer.translate`, :meth:`~Describer.reload_gallery`,
 :meth:`~Describer.status` and :meth:`~Describer.languages`.
 
 The flow is see → say: decode → (caption | faces | text, concurrently in
@@ -242,6 +242,17 @@ class Describer:
         where it speaks it, else the language's default. Raises :class:`ModelNotInstalled` when
         the describer was loaded without speech."""
         return self._speaker.speak(text, language, options or DescribeOptions())
+
+    def translate(self, texts: list[str], lang: str) -> list[str]:
+        """English ``texts`` in ``lang`` (ISO 639-1 or a tag such as ``fr-CA``), by the installed
+        translation models (alt text in a page's own language). Raises :class:`ModelNotInstalled`
+        where none translates into ``lang``."""
+        code = lang.split("-")[0].split("_")[0].lower()
+        if code == "en" or not texts:
+            return list(texts)
+        if self.planner is None:
+            raise ModelNotInstalled("no translation models are loaded")
+        return self.planner.translator.translate_texts(list(texts), "en", code)
 
     def reload_gallery(self) -> int:
         """Re-read the known-faces gallery (after a change by any means); returns how many people

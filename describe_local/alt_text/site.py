@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -37,6 +37,7 @@ from describe_local.alt_text.files import (  # noqa: F401 (the site's file helpe
     site_files,
     write_atomic,
 )
+from describe_local.alt_text.language import in_page_language
 from describe_local.alt_text.pages import (
     Candidate,
     DecodedPage,
@@ -92,6 +93,8 @@ class PlanOptions:
     choices: Choices = field(default_factory=Choices)
     mark: bool = False
     translations: frozenset[str] = frozenset()
+    # English texts into a language (``Describer.translate``): generated alts in the page's own language.
+    translate: Callable[[list[str], str], list[str]] | None = None
 
 
 @dataclass
@@ -323,13 +326,13 @@ def finish_page(plan: PagePlan, described: Mapping[Path, AltText | str],
         return None, report
     if not plan.decisions:
         decide_site([plan], options.choices)
-    if plan.lang and plan.lang.split("-")[0].lower() != ENGLISH:
-        report.note = language_note(plan.lang, options.translations)
     edits: list[Edit] = []
     written: list[ImageReport] = []
     for tag, decision in zip(plan.tags, plan.decisions, strict=True):
-        item = _image_report(tag, decision, described)
-        report.images.append(item)
+        report.images.append(_image_report(tag, decision, described))
+    if plan.lang and plan.lang.split("-")[0].lower() != ENGLISH:
+        report.note = in_page_language(report.images, plan.lang, options.translations, options.translate)
+    for tag, item in zip(plan.tags, report.images, strict=True):
         if item.attribute is not None:
             edits.append(Edit(tag, item.alt or "", (MARK_PARTIAL if item.partial else MARK) if options.mark else None))
             item.attribute = alt_attribute(item.alt or "", edits[-1].mark)
@@ -347,16 +350,6 @@ def finish_page(plan: PagePlan, described: Mapping[Path, AltText | str],
         item.offset = offset
     report.changed = True
     return data, report
-
-
-def language_note(lang: str, translations: frozenset[str]) -> str:
-    """Why a page in ``lang`` gets English alts: no translation installed, or none for alt text yet."""
-    code = lang.split("-")[0].lower()
-    if code in translations:
-        return (f"the page's language is {lang}; its alts are written in English (a translation to {code} is "
-                "installed, but alt text is not translated yet)")
-    return (f"the page's language is {lang}; its alts are written in English (no translation to {code} is "
-            f"installed: describe-local models pull or import one)")
 
 
 def _image_report(tag: ImgTag, decision: Decision, described: Mapping[Path, AltText | str]) -> ImageReport:

@@ -87,7 +87,7 @@ def run_pages(describer: Describer, args: argparse.Namespace, jobs: list[Job], c
     for path, result in described_images(describer, announced(images, args.progress, args.quiet), args):
         described[path] = shown(result) if isinstance(result, DescribeLocalError) else result[0]
     translations = frozenset(info.code for info in describer.languages() if info.translation_installed)
-    options = PlanOptions(choices, mark=args.mark, translations=translations - {"en"})
+    options = PlanOptions(choices, mark=args.mark, translations=translations - {"en"}, translate=describer.translate)
     reports: list[PageReport] = []
     needed: set[str] = set()
     code = 0

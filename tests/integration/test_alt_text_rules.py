@@ -137,3 +137,31 @@ def test_placeholders_are_kept_with_keep_placeholders_and_captions_described_whe
     assert "LES ARTS" in got[2][0]  # the captioned street signs, described
     assert got[5:] == [("IMG_2041.jpg", None)] + [("person image", None)] * 3
     assert got[0] == ("Our family", None)  # the linked page is read even when not given
+
+
+def test_a_page_in_another_language_gets_its_alts_in_it_where_a_translation_is_installed(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
+    """A real (random-weight) Argos package for English to Spanish, made by scripts/make_tiny_argos.py:
+    its words are gibberish, but they are what the installed model gives, and not the English."""
+    from make_tiny_argos import make_package
+
+    root = tmp_path_factory.mktemp("alt-lang")
+    env = {"DESCRIBE_LOCAL_MODELS_DIR": str(root / "models"), "DESCRIBE_LOCAL_KNOWN_FACES": str(root / "gallery")}
+    (root / "models").mkdir()
+    package = make_package(root / "translate-en_es.argosmodel")
+    imported = run_cli("models", "import", str(package), env=env)
+    assert imported.returncode == 0, imported.stderr
+    site = tmp_path / "site"
+    (site / "img").mkdir(parents=True)
+    shutil.copyfile(shared_data / PHOTOS["people.jpg"], site / "img" / "people.jpg")
+    for lang in ("en", "es", "de"):
+        (site / f"{lang}.html").write_text(f'<html lang="{lang}"><body><img src="img/people.jpg"></body></html>\n',
+                                           encoding="utf-8")
+    done = run_cli("alt-text", str(site), "-o", str(tmp_path / "out"), "--report", str(tmp_path / "r.json"), env=env)
+    assert done.returncode == 0, done.stderr
+    written = {lang: alts((tmp_path / "out" / f"{lang}.html").read_bytes())[0][0] for lang in ("en", "es", "de")}
+    assert written["en"] and written["es"] and written["es"] != written["en"]
+    assert written["de"] == written["en"]  # no German model: English, and the report says why
+    report = json.loads((tmp_path / "r.json").read_text())
+    notes = {Path(page["page"]).name: page.get("note") or "" for page in report["pages"]}
+    assert "translated" in notes["es.html"] and "no translation to de is installed" in notes["de.html"]

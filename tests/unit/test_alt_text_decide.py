@@ -199,9 +199,7 @@ def test_the_audit_counts_every_issue_worst_page_first_and_changes_nothing(tmp_p
     assert html.index("bad.html") < html.index("mid.html") and '<html lang="en">' in html
 
 
-def test_the_language_note_says_whether_a_translation_is_installed():
-    from describe_local.alt_text.site import language_note
+def test_the_language_note_says_no_translation_is_installed():
+    from describe_local.alt_text.language import language_note
 
     assert "no translation to es is installed" in language_note("es-MX", frozenset())
-    assert "a translation to es is installed, but alt text is not translated yet" in language_note(
-        "es", frozenset({"es"}))

@@ -27,6 +27,9 @@ class NoDescriber:
     def languages(self):
         return []  # no translation installed
 
+    def translate(self, texts, lang):
+        raise AssertionError(f"asked to translate {texts} into {lang}")
+
     def describe_all(self, paths, options):
         paths = list(paths)
         assert not paths, f"asked to describe {paths}"

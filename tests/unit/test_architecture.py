@@ -18,7 +18,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "describe_local"
 MAX_LINES = 400
 DESCRIBER_API = {
-    "describe", "describe_all", "read", "tell", "look", "ask", "speak", "reload_gallery", "status", "languages",
+    "describe", "describe_all", "read", "tell", "look", "ask", "speak", "translate", "reload_gallery", "status",
+    "languages",
     "close",
     "open_photo",
 }
