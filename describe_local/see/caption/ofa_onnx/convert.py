@@ -86,6 +86,9 @@ def convert(folder: Path, *, int8: bool = False, fp16: bool = False, precision: 
     busy.touch()
     try:
         graphs = build_graphs(weights, task.resolution, work)
+        unused = sorted(n for n in set(weights.state) - weights.used if not n.endswith("num_batches_tracked"))
+        if unused:  # as the torch engine: said, not refused
+            log.info("ignoring %d unused checkpoint entries, e.g. %s", len(unused), unused[:3])
         if int8:
             with tempfile.TemporaryDirectory(dir=work) as raw:
                 for name, path in graphs.items():

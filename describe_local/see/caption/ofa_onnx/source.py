@@ -171,7 +171,7 @@ class Weights:
         self.state = normalise_names(read_state_dict(self.folder))
         if config.share_decoder_input_output_embed:
             self.state.pop("decoder.output_projection.weight", None)
-        self.used: set[str] = set()
+        self.used: set[str] = set()  # the names read: what is left over is logged by the converter
 
     def __call__(self, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
         """The tensor ``name`` as float32 (checked against ``shape``)."""
