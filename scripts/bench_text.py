@@ -63,7 +63,7 @@ def _reset_peak() -> None:
         fh.write("5")
 
 
-def measure(data: Path, config: str, repeat: int) -> dict:
+def measure(data: Path, config: str, repeat: int, pages: bool = True) -> dict:
     """Every figure for one configuration (``v4``, ``v5-before``...), in this (fresh) process."""
     from describe_local.images import load_photo
     from describe_local.see.text.scene import release_memory
@@ -141,7 +141,7 @@ def measure(data: Path, config: str, repeat: int) -> dict:
             reading, ms, cpu, peak = timed(path)
             out["photos"].append({"set": "faces", "file": path.name, "text": reading.text, "ms": ms,
                                   "cpu_ms": cpu, "peak_mb": peak})
-    for item in json.loads((ocr / "pages.manifest.json").read_text())["items"]:
+    for item in json.loads((ocr / "pages.manifest.json").read_text())["items"] if pages else []:
         name = Path(item["file"]).name
         truth = (ocr / "pages" / Path(item["ground_truth_file"]).name).read_text()
         reading, ms, _, peak = timed(ocr / "pages" / name)
@@ -209,17 +209,19 @@ def main() -> int:
                              "recognizer batches of 720 columns")
     parser.add_argument("--repeat", type=int, default=2, help="reads per photo: the best time, the worst peak")
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--no-pages", action="store_true", help="the phone photos only (pages take Tesseract's time)")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one configuration, figures as JSON on stdout
     args = parser.parse_args()
     if not (args.data / "ocr").is_dir():
         print(f"no shared data at {args.data}", file=sys.stderr)
         return 1
     if args.child:
-        print(json.dumps(measure(args.data, args.child, args.repeat)))
+        print(json.dumps(measure(args.data, args.child, args.repeat, not args.no_pages)))
         return 0
     results = []
     for config in args.configs.split(","):
         command = [sys.executable, __file__, "--data", str(args.data), "--child", config, "--repeat", str(args.repeat)]
+        command += ["--no-pages"] if args.no_pages else []
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             print(f"== {config}: failed ==\n{done.stderr[-2000:]}")
