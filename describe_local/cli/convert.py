@@ -68,8 +68,6 @@ def converter_missing() -> str | None:
     return None if importlib.util.find_spec("onnx") is not None else "onnx"
 
 
-torch_missing = converter_missing  # its former name, which `models pull`/`import` still call
-
 
 def convert_installed(folder: Path, *, int8: bool = False, fp16: bool = False, precision: str | None = None) -> dict:
     """Convert the OFA model in ``folder`` and bring the store's manifest (when it has one) up to date."""

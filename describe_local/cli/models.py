@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help=f"give up after S seconds without an answer (default: {timeout:g})")
     pull.add_argument("--replace", action="store_true", help="replace an installed model of that name")
     pull.add_argument("--no-convert", action="store_true",
-                      help="do not export an OFA model to ONNX after installing it (done when torch is installed)")
+                      help="do not convert an OFA model to ONNX after installing it (no torch needed)")
     pull.set_defaults(func=pull_model)
 
     bring = actions.add_parser("import", help="install a model copied by hand (offline machines)")
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bring.add_argument("--name", help="the name in the store (default: from the model)")
     bring.add_argument("--replace", action="store_true", help="replace an installed model of that name")
     bring.add_argument("--no-convert", action="store_true",
-                       help="do not export an OFA model to ONNX after installing it (done when torch is installed)")
+                       help="do not convert an OFA model to ONNX after installing it (no torch needed)")
     bring.set_defaults(func=import_model)
 
     from describe_local.cli import convert
@@ -170,17 +170,17 @@ def import_model(args: argparse.Namespace) -> int:
 
 
 def _convert_after_install(folder: Path, skip: bool) -> None:
-    """Export a just-installed OFA model to ONNX when torch is there (and it has no current graphs),
-    so that describing needs no torch; without torch, say how it can caption."""
-    from describe_local.cli.convert import convert_installed, torch_missing
+    """Convert a just-installed OFA model to ONNX (when it has no current graphs), so that it
+    captions on ONNX Runtime; the graphs are written from NumPy, without torch."""
+    from describe_local.cli.convert import convert_installed, converter_missing
     from describe_local.store import formats
 
     if skip or not formats.is_ofa_folder(folder) or formats.has_ofa_onnx(folder):
         return
-    missing = torch_missing()
+    missing = converter_missing()
     if missing:
         print(f"note: {folder.name} has no ONNX graphs and {missing} is not installed, so it cannot caption "
-              f"here yet: pip install 'describe-local[torch]', then `describe-local models convert {folder.name}` "
+              f"here yet: pip install {missing}, then `describe-local models convert {folder.name}` "
               "(or import a copy converted on another machine)", file=sys.stderr)
         return
     import onnxruntime as ort
@@ -189,10 +189,11 @@ def _convert_after_install(folder: Path, skip: bool) -> None:
     print(f"converting {folder.name} to ONNX (captions then need no torch)...", file=sys.stderr, flush=True)
     try:
         manifest = convert_installed(folder, fp16=fp16)
-    except Exception as exc:  # the model is installed all the same; torch runs it, as before
+    except Exception as exc:  # the model is installed all the same; torch can run it
         log.debug("converting %s failed", folder, exc_info=True)
         print(f"warning: {folder.name} is installed but could not be converted to ONNX ({first_line(exc)}); "
-              f"it captions with torch. Try `describe-local models convert {folder.name}` (-vv shows why)",
+              f"it captions only where torch is installed. Try `describe-local models convert {folder.name}` "
+              "(-vv shows why)",
               file=sys.stderr)
         return
     print(f"{folder.name}: ONNX graphs written ({len(manifest['files'])} files)")

@@ -1,4 +1,4 @@
-"""``models pull`` and ``models import`` export an OFA model to ONNX when torch is there.
+"""``models pull`` and ``models import`` export an OFA model to ONNX without torch.
 
 A tiny random OFA checkpoint (real weights, the released layout) goes into a
 store through the command line: from a folder, and pulled from the loopback hub

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from describe_local.errors import TorchNotInstalled
+from describe_local.errors import TORCH_INSTALL, TorchNotInstalled
 from describe_local.see import ModelAnswer
 from describe_local.see.caption import Backend, register_backend
 from describe_local.see.caption.questions import fit_question
@@ -99,11 +99,13 @@ def _sentence(text: str) -> str:
 
 
 def torch_needed(folder: Path, missing: str | None) -> TorchNotInstalled:
-    """The error for an OFA folder the ONNX backend cannot run (no graphs, or an older layout) without torch."""
+    """The error for an OFA folder the ONNX backend cannot run (no graphs, or an older layout) where
+    torch is not installed: converting it (no torch needed) is the way."""
     why = "has ONNX graphs of an older layout" if ofa_onnx_stale(folder) else "has no ONNX graphs"
-    return TorchNotInstalled.for_(
-        f"the OFA caption model {folder.name} {why}, and running it without them needs torch", missing,
-        then=f"run `describe-local models convert {folder.name}` once (captions then need no torch)")
+    gone = f" and {missing} is not installed" if missing else ""
+    return TorchNotInstalled(
+        f"the OFA caption model {folder.name} {why}{gone}: run `describe-local models convert {folder.name}` "
+        f"once (no torch needed), or install torch to run it as it is (`{TORCH_INSTALL}`)")
 
 
 def load(folder: Path, settings: Settings) -> OFACaptioner:
