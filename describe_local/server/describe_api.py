@@ -48,6 +48,14 @@ class DescribeResponse(Findings):
     photo_expires: int | None = None  # when the photo is forgotten (Unix time)
 
 
+# What a route that takes a photo may answer besides 200 (the same for describing and reading).
+_PHOTO_RESPONSES: dict[int | str, dict] = {
+    401: {"description": "a token is needed"},
+    413: {"description": "the photo is over the size limit"},
+    415: {"description": "not an image this server can read"},
+    503: {"description": "busy (see Retry-After) or still loading"},
+    504: {"description": "over the time budget"},
+}
 _FORM_SCHEMA = multipart_schema(["photo"], {
     "photo": {"type": "string", "format": "binary", "description": "the photo"},
     "lang": {"type": "string", "description": "language to speak, e.g. en, es"},
@@ -64,13 +72,7 @@ _FORM_SCHEMA = multipart_schema(["photo"], {
     "/describe",
     response_model=DescribeResponse,
     openapi_extra=_FORM_SCHEMA,
-    responses={
-        401: {"description": "a token is needed"},
-        413: {"description": "the photo is over the size limit"},
-        415: {"description": "not an image this server can read"},
-        503: {"description": "busy (see Retry-After) or still loading"},
-        504: {"description": "over the time budget"},
-    },
+    responses=_PHOTO_RESPONSES,
 )
 async def describe(
     job: Annotated[Job, Depends(job_form())],
@@ -103,13 +105,7 @@ _READ_SCHEMA = multipart_schema(["photo"], {
     "/read",
     response_model=DescribeResponse,
     openapi_extra=_READ_SCHEMA,
-    responses={
-        401: {"description": "a token is needed"},
-        413: {"description": "the photo is over the size limit"},
-        415: {"description": "not an image this server can read"},
-        503: {"description": "busy (see Retry-After) or still loading"},
-        504: {"description": "over the time budget"},
-    },
+    responses=_PHOTO_RESPONSES,
 )
 async def read(
     job: Annotated[Job, Depends(job_form())],

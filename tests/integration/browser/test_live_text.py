@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,16 @@ def cameras(browser: Any, clips: dict[str, Clip], tmp_path_factory: pytest.TempP
             b.close()
 
 
+@contextmanager
+def live_camera(browser: Any, url: str) -> Iterator[Any]:
+    """A phone on the describe page, its camera live, every announcement and frame recorded."""
+    with phone(browser, url + "/") as page:
+        page.add_init_script(RECORD_EVERY_ANNOUNCEMENT)
+        page.reload()
+        wait_live(page)
+        yield page
+
+
 def frames_sent(page: Any) -> int:
     """How many frames the page has sent to /api/live-text (counted in the page: Playwright's sync
     API would only report requests while the test is calling it)."""
@@ -112,10 +123,7 @@ def test_each_line_of_a_sign_is_said_once_and_pause_resume_leave_are_one_action_
     cameras: dict, live_server, axe_source: str, screenshots: Path
 ):
     server, _ = live_server
-    with phone(cameras["sign"], server.url + "/") as page:
-        page.add_init_script(RECORD_EVERY_ANNOUNCEMENT)
-        page.reload()
-        wait_live(page)
+    with live_camera(cameras["sign"], server.url) as page:
         # One action from the camera view: the button right after the shutter.
         tree = [node[:2] for node in ax_nodes(page) if node[0] == "button"]
         assert tree[:2] == [("button", "Take a photo"), ("button", "Live text")], tree
@@ -162,10 +170,7 @@ def test_each_line_of_a_sign_is_said_once_and_pause_resume_leave_are_one_action_
 
 def test_lines_can_be_read_in_the_servers_voice_instead(cameras: dict, live_server):
     server, _ = live_server
-    with phone(cameras["sign"], server.url + "/") as page:
-        page.add_init_script(RECORD_EVERY_ANNOUNCEMENT)
-        page.reload()
-        wait_live(page)
+    with live_camera(cameras["sign"], server.url) as page:
         # Chosen once, in live text's panel, and kept on this phone: the next start uses it.
         tap(page, "#live-start")
         page.check("#live-voice")
@@ -186,10 +191,7 @@ def test_lines_can_be_read_in_the_servers_voice_instead(cameras: dict, live_serv
 
 def test_text_cut_at_the_left_edge_says_move_left(cameras: dict, live_server):
     server, _ = live_server
-    with phone(cameras["cut-left"], server.url + "/") as page:
-        page.add_init_script(RECORD_EVERY_ANNOUNCEMENT)
-        page.reload()
-        wait_live(page)
+    with live_camera(cameras["cut-left"], server.url) as page:
         tap(page, "#live-start")
         until(page, lambda: any("left" in t for t in announced(page)), 90, "no guidance to the left")
         guidance = [t for t in announced(page) if t.startswith("Move ")]
@@ -201,10 +203,7 @@ def test_read_the_page_waits_for_all_four_edges_and_reads_as_the_cli_does(
 ):
     server, _ = live_server
     clip = clips["page"]
-    with phone(cameras["page"], server.url + "/") as page:
-        page.add_init_script(RECORD_EVERY_ANNOUNCEMENT)
-        page.reload()
-        wait_live(page)
+    with live_camera(cameras["page"], server.url) as page:
         tap(page, "#live-start")
         page.wait_for_selector("#live:not([hidden])")
         tap(page, "#live-page")
