@@ -9,7 +9,8 @@ from describe_local.see.text.detect import PIECE_MARGIN, PIECE_OVERLAP, pieces
 
 
 @pytest.mark.parametrize(("width", "height", "max_pixels"), [
-    (960, 736, 300_000), (960, 960, 400_000), (544, 960, 250_000), (1920, 96, 60_000), (64, 64, 100), (96, 2048, 80_000),
+    (960, 736, 300_000), (960, 960, 400_000), (544, 960, 250_000), (1920, 96, 60_000), (64, 64, 100),
+    (96, 2048, 80_000),
 ])
 def test_pieces_cover_the_picture_within_the_bound(width, height, max_pixels):
     found = pieces(width, height, max_pixels)
