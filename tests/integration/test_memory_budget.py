@@ -146,7 +146,10 @@ def test_no_audio_loads_no_voice_and_no_mp3_encoder(shared_data: Path, isolated_
     photo = shared_data / "faces/groups/dogs.jpg"
     silent = _modules_after_describe(photo, isolated_env, tmp_path, "--no-audio")
     assert "piper" not in silent  # the voice (Piper's ONNX session, 90 MB) was not loaded
-    assert "av" not in silent  # nor PyAV (15 MB), which only encodes the MP3
+    # nor PyAV (15 MB), which only encodes the MP3, nor the web server's modules (FastAPI, uvicorn: 39 MB)
+    assert "av" not in silent, "a --no-audio describe imported PyAV (describe_local.audio, or the server package)"
+    assert not {"fastapi", "uvicorn"} & silent, \
+        "a describe imported the web server (a cli module imports it at its top)"
     spoken = _modules_after_describe(photo, isolated_env, tmp_path, "-o", str(tmp_path / "dogs.mp3"))
     assert {"piper", "av"} <= spoken  # the same run with sound loads both
     assert (tmp_path / "dogs.mp3").stat().st_size > 1000
