@@ -1,8 +1,8 @@
 """The C allocator's part of this process's memory: one heap for all threads, big blocks handed
 back when freed, and a trim after each photo.
 
-ONNX Runtime's sessions here run without their own memory arena (caption, speech), so their
-tensors come from glibc's ``malloc``. Two of its defaults kept memory that nothing used:
+ONNX Runtime's caption sessions run without their own memory arena, so their tensors come
+from glibc's ``malloc``, as do dlib's and NumPy's buffers. Two of its defaults kept memory that nothing used:
 
 * each thread that allocates gets a heap (an *arena*) of its own, up to 8 per core, and a block
   freed in one can only be reused by the threads of that one: the caption, faces and text
@@ -15,8 +15,7 @@ Measured with ``scripts/bench_memory.py`` (a cold ``describe --no-audio`` with a
 OFA-tiny-sized caption model, three and four runs each, 2 cores): the describe process
 499-514 MB with glibc's defaults; one arena and a fixed 4 MiB threshold 451 MB for 0.08 s
 more system CPU; a 128 KiB threshold the same memory for 0.7 s more (every tensor a fresh
-mapping, faulted in page by page). Piper speaking long sentences after a short one: 43 MB
-more resident with the defaults, 14 MB with these.
+mapping, faulted in page by page).
 
 Only glibc (Linux) has these knobs; elsewhere both functions do nothing.
 """
