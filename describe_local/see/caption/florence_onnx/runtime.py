@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from describe_local.errors import ModelNotInstalled
+from describe_local.memory import settle_allocator
 from describe_local.see.caption.florence_onnx import layout
 from describe_local.see.caption.florence_onnx.search import Result, Rules, generate
 from describe_local.see.caption.ofa_onnx.runtime import EmbeddingTable
@@ -97,6 +98,8 @@ class OnnxFlorence:
             flag = " --int8" if precision == "int8" else ""
             raise ModelNotInstalled(f"{folder} has no {precision} Florence-2 graphs: "
                                     f"run `describe-local models convert {folder.name}{flag}`")
+
+        settle_allocator()  # the sessions have no arena: their freed tensors go back (describe_local.memory)
 
         def session(name: str) -> ort.InferenceSession:
             return open_session(folder, name, precision, device, threads)
