@@ -11,7 +11,12 @@ engine's own: ONNX fp32, ONNX int8, and ``transformers``' Florence-2 on torch.
 Each captions the same COCO photos (``../shared/data/captions``) greedy and with
 beam 3, ``max_new_tokens=20`` (the slowest case: 20 tokens each).
 Prints ms per caption, load time, peak RSS (the child's ``VmHWM``), whether
-the ONNX fp32 tokens equal torch's, and the load average, which moves the figures.
+the ONNX tokens equal torch's, and the load average, which moves the figures.
+With ``</s>`` unlikely, this random model's captions alternate two near-tied
+tokens, and ONNX Runtime's log-probabilities differ from torch's by up to 6e-4
+(teacher-forced, measured): beam search can then order the tied tokens
+differently. ``tests/integration/test_florence_onnx.py`` checks equality on a
+checkpoint whose captions do not tie so; int8 graphs are not expected to be equal.
 """
 
 from __future__ import annotations
