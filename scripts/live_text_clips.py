@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-TABLE = (58, 46, 38)  # what the photos lie on: darker than any page
+TABLE = (58, 46, 38)  # what the photos lie on, in the middle of the frame: darker than any page
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,18 @@ class Clip:
         return x0 >= margin and y0 >= margin and x1 <= width - margin and y1 <= height - margin
 
 
-def _frame(photo: Image.Image, size: tuple[int, int], left: int, top: int) -> Image.Image:
-    frame = Image.new("RGB", size, TABLE)
+def _table(size: tuple[int, int], seed: int) -> Image.Image:
+    """What the photo lies on, as a camera sees it: lit unevenly (brighter towards one corner)
+    and with the sensor's noise, never one flat colour."""
+    width, height = size
+    light = 0.75 + 0.5 * (np.linspace(0, 1, width)[None, :] + np.linspace(0, 1, height)[:, None]) / 2
+    table = np.asarray(TABLE, dtype=np.float32)[None, None, :] * light[:, :, None]
+    noise = np.random.default_rng(seed).normal(0, 3, (height, width, 1))
+    return Image.fromarray(np.clip(table + noise, 0, 255).astype(np.uint8))
+
+
+def _frame(photo: Image.Image, size: tuple[int, int], left: int, top: int, seed: int) -> Image.Image:
+    frame = _table(size, seed)
     frame.paste(photo, (left, top))  # PIL clips what falls outside
     return frame
 
@@ -70,7 +80,7 @@ def slide(photo: Image.Image, size: tuple[int, int], fps: int, start: tuple[floa
         t = min(1.0, index / moving)
         left = round((start[0] + (end[0] - start[0]) * t) * width)
         top = round((start[1] + (end[1] - start[1]) * t) * height)
-        frames.append(_frame(shown, size, left, top))
+        frames.append(_frame(shown, size, left, top, index))
         boxes.append((left, top, left + shown.width, top + shown.height))
     return Clip(frames, boxes, scale, fps)
 
