@@ -56,17 +56,19 @@ def pixel_array(images: list[Image.Image], manifest: dict) -> np.ndarray:
 
 
 def open_session(folder: Path, name: str, precision: str, device: str, threads: int) -> ort.InferenceSession:
-    """A session for graph ``name``, with OFA's options and without pre-packed weight copies.
+    """A session for graph ``name``, with OFA's options; int8 graphs without pre-packed weight copies.
 
-    Pre-packing keeps a second, re-laid-out copy of every MatMul weight: with a random
-    Florence-2-base on 2 cores, peak RSS 1609 MB (fp32) and 922 MB (int8) with it, 1073 and
-    673 MB without, a greedy caption 10.6 -> 11.8 s and 6.2 -> 6.5 s (one run each, load ~13).
+    Pre-packing keeps a second, re-laid-out copy of every MatMul weight. For the int8 graphs it
+    only costs: a random Florence-2-base's vision tower ran 2.10 s with it, 1.43 s without, and
+    a caption's peak RSS fell 922 -> 673 MB. For fp32 it pays (vision 1.59 s with, 2.14 s
+    without; 2 cores) at +540 MB (1609 vs 1073 MB), so fp32 keeps it: int8 is the small one.
     """
     import onnxruntime as ort
 
     chosen = providers(device)
     options = session_options(threads)
-    options.add_session_config_entry("session.disable_prepacking", "1")
+    if precision == "int8":
+        options.add_session_config_entry("session.disable_prepacking", "1")
     return ort.InferenceSession(str(folder / layout.graph_file(name, precision)), sess_options=options,
                                 providers=chosen)
 
