@@ -13,11 +13,13 @@ from describe_local.cli._common import json_text, load_settings, setting_default
 
 log = logging.getLogger(__name__)
 
-HELP = "export an OFA caption model to ONNX (faster on CPUs, no torch needed to caption)"
-DESCRIPTION = ("Writes onnx/ into the model's folder: the encoder and one decoder step as ONNX graphs with "
+HELP = "export an OFA or Florence-2 caption model to ONNX (faster on CPUs, no torch needed to caption)"
+DESCRIPTION = ("Writes onnx/ into an OFA model's folder: the encoder and one decoder step as ONNX graphs with "
                "their weights, the token embeddings, and a manifest with their sha256 (the store's manifest "
                "is updated too). Needs the onnx package, not torch; the folder then captions with ONNX Runtime "
-               "alone. `models pull` and `models import` do this by themselves.")
+               "alone. A Florence-2 model gets onnx-florence/ (vision, encoder, decoder step); converting it "
+               "needs torch and transformers once, its captions neither. `models pull` and `models import` "
+               "do this by themselves.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,11 +49,17 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args, models_dir="models_dir")
     folder = resolve_model_folder(args.name, settings.models_dir)
-    if not is_ofa_folder(folder):
-        raise ConfigError(f"{shown(folder)} is not an OFA model: only OFA models convert to ONNX")
+    florence = is_florence_folder(folder)
+    if not (florence or is_ofa_folder(folder)):
+        raise ConfigError(f"{shown(folder)} is not an OFA or Florence-2 model: only those convert to ONNX")
     if args.precision == "int8" and not args.int8:
         raise ConfigError("--precision int8 needs --int8")
-    manifest = convert_installed(folder, int8=args.int8, fp16=args.fp16, precision=args.precision)
+    if florence and args.fp16:
+        raise ConfigError("--fp16 is for OFA models; a Florence-2 model converts to fp32 (and int8 with --int8)")
+    if florence:
+        manifest = convert_florence(folder, int8=args.int8, precision=args.precision)
+    else:
+        manifest = convert_installed(folder, int8=args.int8, fp16=args.fp16, precision=args.precision)
     if args.json:
         print(json_text(manifest))
     else:
@@ -83,3 +91,18 @@ def convert_installed(folder: Path, *, int8: bool = False, fp16: bool = False, p
     manifest = convert(folder, int8=int8, fp16=fp16, precision=precision)
     refresh_checksums(folder, OFA_ONNX_DIR)
     return manifest
+
+
+def is_florence_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a Florence-2 checkpoint (its config.json's ``model_type``)."""
+    from describe_local.store.formats import config_model_type
+
+    return config_model_type(folder) == "florence2"
+
+
+def convert_florence(folder: Path, *, int8: bool = False, precision: str | None = None) -> dict:
+    """Convert the Florence-2 model in ``folder`` (needs torch and transformers, once: its vision
+    tower is traced; captions then need neither)."""
+    from describe_local.see.caption.florence_onnx.convert import convert_installed as convert
+
+    return convert(folder, int8=int8, precision=precision)

@@ -172,10 +172,15 @@ def import_model(args: argparse.Namespace) -> int:
 def _convert_after_install(folder: Path, skip: bool) -> None:
     """Convert a just-installed OFA model to ONNX (when it has no current graphs), so that it
     captions on ONNX Runtime; the graphs are written from NumPy, without torch."""
-    from describe_local.cli.convert import convert_installed, converter_missing
+    from describe_local.cli.convert import convert_florence, convert_installed, converter_missing, is_florence_folder
     from describe_local.store import formats
 
-    if skip or not formats.is_ofa_folder(folder) or formats.has_ofa_onnx(folder):
+    if skip:
+        return
+    if is_florence_folder(folder):
+        _convert_florence_after_install(folder, convert_florence)
+        return
+    if not formats.is_ofa_folder(folder) or formats.has_ofa_onnx(folder):
         return
     missing = converter_missing()
     if missing:
@@ -197,6 +202,23 @@ def _convert_after_install(folder: Path, skip: bool) -> None:
               file=sys.stderr)
         return
     print(f"{folder.name}: ONNX graphs written ({len(manifest['files'])} files)")
+
+
+def _convert_florence_after_install(folder: Path, convert: Callable[[Path], dict]) -> None:
+    """Convert a just-installed Florence-2 model to ONNX where torch and transformers are installed;
+    without them, say what captions it and how to convert later."""
+    if (folder / "onnx-florence").is_dir():
+        return
+    print(f"converting {folder.name} to ONNX (captions then need no torch)...", file=sys.stderr, flush=True)
+    try:
+        manifest = convert(folder)
+    except Exception as exc:  # the model is installed all the same
+        log.debug("converting %s failed", folder, exc_info=True)
+        print(f"note: {folder.name} is installed but was not converted to ONNX ({first_line(exc)}); "
+              f"`describe-local models convert {folder.name}` converts it where torch and transformers are "
+              "installed (once; captions then need neither)", file=sys.stderr)
+        return
+    print(f"{folder.name}: ONNX graphs written ({len(manifest.get('files', []))} files)")
 
 
 def _unfinished_note(left: list[Path]) -> str:

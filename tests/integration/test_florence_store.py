@@ -102,3 +102,22 @@ def test_cli_pull_offline_prints_one_line(tmp_path):
     assert done.returncode == OfflineError.exit_code
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("describe-local: error: cannot reach 127.0.0.1"), done.stderr
+
+
+def test_models_import_converts_a_florence_folder_and_convert_refuses_fp16(tmp_path, shared_data):
+    """`models import` of a Florence-2 folder converts it at once (torch is here, as in the test
+    environment), and the folder then captions on ONNX Runtime."""
+    source = make_tiny_models.write_florence(tmp_path / "florence-2-tiny", "florence-2-tiny")
+    models = tmp_path / "models"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCRIBE_LOCAL_")}
+    done = subprocess.run([sys.executable, "-m", "describe_local", "models", "--models-dir", str(models),
+                           "import", str(source)], capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr
+    installed = models / "florence-2-tiny"
+    assert (installed / layout.DIR / "manifest.json").is_file(), done.stdout + done.stderr
+    assert "ONNX graphs written" in done.stdout
+    refused = subprocess.run([sys.executable, "-m", "describe_local", "models", "--models-dir", str(models),
+                              "convert", "florence-2-tiny", "--fp16"], capture_output=True, text=True, timeout=120,
+                             cwd=ROOT, env=env)
+    assert refused.returncode != 0 and "--fp16 is for OFA models" in refused.stderr
+    assert "Traceback" not in refused.stderr

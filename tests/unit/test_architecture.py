@@ -26,9 +26,10 @@ DESCRIBER_API = {
 # Every package that presents the describer's work to someone: none reaches into the stages.
 FRONT_ENDS = ("cli", "server", "video", "alt_text", "collection", "evaluation", "live_text")
 INTERNALS = ("describe_local.see", "describe_local.say")
-# The one front end that needs an engine itself: converting a checkpoint to ONNX is the OFA
-# engine's own export (no describer is involved, and the store must not import torch).
-ALLOWED_INSIDE = {("describe_local.cli.convert", "describe_local.see.caption.ofa_onnx.convert")}
+# The one front end that needs engines themselves: converting a checkpoint to ONNX is each engine's
+# own export (no describer is involved, and the store must not import torch).
+ALLOWED_INSIDE = {("describe_local.cli.convert", "describe_local.see.caption.ofa_onnx.convert"),
+                  ("describe_local.cli.convert", "describe_local.see.caption.florence_onnx.convert")}
 
 
 def _modules() -> dict[str, Path]:
