@@ -343,9 +343,8 @@ class Describer:
                 measured = picture.measure(photo)
                 kind = picture.judge(measured)
                 kind_said = picture.sentence(kind, measured)
-            if kind is not Picture.PHOTO:  # read, not captioned; a blank one has nothing to find
+            if kind is not Picture.PHOTO:  # read (short or detailed, as asked), not captioned; a blank has nothing
                 stages = () if kind is Picture.BLANK else ("text",)
-                options = dataclasses.replace(options, all_text=True)
         seen, waits = self._start(photo, stages, clock, options.sequential)
         seen.picture = kind
         if kind is Picture.BLANK:

@@ -76,6 +76,7 @@ class Teller:
     has_caption: bool = False
     text_found: str | None = None  # all the text read, lines in reading order
     said: int = 0  # sentences said so far about the stages (findings and problems, not advice)
+    picture_said: bool = False  # "This looks like a page of text." was said: its text needs no other lead
 
     def opening(self, guidance: list[str]) -> list[Sentence]:
         """Photo quality advice, said first (it does not count as something said about the photo)."""
@@ -83,8 +84,11 @@ class Teller:
 
     def picture(self, said: str | None) -> list[Sentence]:
         """What kind of picture it is, where it is not a photo ("This looks like a screenshot."):
-        said first, and a finding (a blank picture needs nothing more)."""
-        return self._said([Sentence("picture", said)], found=True) if said else []
+        said first; its text then follows as "It reads: ..." (a blank picture needs nothing more)."""
+        if not said:
+            return []
+        self.picture_said = True
+        return self._said([Sentence("picture", said)])
 
     def part(self, stage: str, seen: Seen) -> list[Sentence]:
         """The sentences of ``stage``'s findings in ``seen`` (a stage not asked for says nothing)."""
@@ -146,7 +150,7 @@ class Teller:
             shown, more = reading.first_lines(self.spoken_lines)
             if more:
                 spoken = "\n".join(line.text for line in shown)
-        return _text_sentences(spoken, reading.language, more, found_before=self.found)
+        return _text_sentences(spoken, reading.language, more, found_before=self.found, lead=not self.picture_said)
 
 
 def describe_seen(seen: Seen, *, spoken_lines: int, all_text: bool, text_only: bool,
@@ -202,12 +206,13 @@ class _Reading:
     lines: list[Any] = field(default_factory=list)
 
 
-def _text_sentences(spoken: str, language: str | None, more: int, *, found_before: bool) -> list[Sentence]:
-    lead = "There was text found in the image as well." if found_before else "There is text in the image."
+def _text_sentences(spoken: str, language: str | None, more: int, *, found_before: bool,
+                    lead: bool = True) -> list[Sentence]:
+    opening = "There was text found in the image as well. " if found_before else "There is text in the image. "
     text = speakable(spoken)
     if more and text and text[-1] not in ".!?":
         text += "."  # the read text ends its sentence before "And N more lines."
-    sentences = [Sentence("text", lead + " It reads: {text}", {"text": text}, language)]
+    sentences = [Sentence("text", (opening if lead else "") + "It reads: {text}", {"text": text}, language)]
     return sentences + ([_more(more)] if more else [])
 
 

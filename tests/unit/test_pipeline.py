@@ -6,6 +6,7 @@ The stages here are small classes that follow the protocols in
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 import time
@@ -17,6 +18,7 @@ from PIL import Image
 
 from describe_local.errors import DescribeLocalError, ImageError, ModelNotInstalled
 from describe_local.pipeline import DescribeOptions, Describer, Status
+from describe_local.results import Picture
 from describe_local.say.plan import SpeechPlanner
 from describe_local.say.translate import Translator
 from describe_local.say.voices import VoiceCatalogue
@@ -385,3 +387,31 @@ def test_read_text_ends_its_sentence_before_the_count_of_lines_left(describer_fo
 def test_advice_alone_is_not_taken_for_a_description(describer_for):
     result = describer_for(faces=Faces([]), text=Text("")).describe(_dark_png(), NO_AUDIO)
     assert result.guidance and result.text.endswith("I could not find anything to describe in this photo.")
+
+
+def _screenshot_png() -> bytes:
+    """A page as a screen draws it: one flat background, lines of dark 'letters' (lossless)."""
+    pixels = np.full((300, 400, 3), 250, dtype=np.uint8)
+    for y in range(20, 280, 20):
+        for x in range(20, 380, 7):
+            pixels[y:y + 9, x:x + 3] = 20
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_screenshot_is_read_not_captioned_and_a_blank_picture_said_blank(describer_for):
+    describer = describer_for(caption=Caption(), faces=Faces([]), text=Text("EXIT"))
+    page = describer.describe(_screenshot_png(), NO_AUDIO)
+    assert page.picture in (Picture.SCREENSHOT, Picture.PAGE)
+    assert page.text.startswith(("This looks like a screenshot. It reads: EXIT", "This looks like a page of text. "
+                                                                                 "It reads: EXIT"))
+    assert "caption" not in page.stages and page.caption is None and "dog" not in page.text
+    blank = io.BytesIO()
+    Image.new("RGB", (64, 48), (40, 90, 200)).save(blank, format="PNG")
+    said = describer.describe(blank.getvalue(), NO_AUDIO)
+    assert said.picture is Picture.BLANK and said.text == "The picture is blank (all blue)."
+    photo = describer.describe(_png(), NO_AUDIO)
+    assert photo.picture is Picture.PHOTO and photo.caption == "a dog on a sofa"
+    checked_off = describer.describe(_screenshot_png(), dataclasses.replace(NO_AUDIO, check_picture=False))
+    assert checked_off.picture is Picture.PHOTO and checked_off.caption == "a dog on a sofa"
