@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.test_child import interruptible
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +78,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(photos: list[str], faces_installed
     cli = subprocess.Popen(
         [sys.executable, "-m", "describe_local", "describe", "-o", str(tmp_path / "out"), *photos],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT, start_new_session=True,
+        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 120

@@ -220,6 +220,13 @@ except KeyboardInterrupt:
 """
 
 
+def interruptible() -> None:
+    """In the new process before it runs: Ctrl-C as a terminal's foreground job has it. A job started
+    in the background by a shell (``nohup cmd &``, as CI may be) inherits SIGINT ignored, and Python
+    then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.2])
 def test_ctrl_c_to_the_process_group_leaves_the_child_quiet(tmp_path: Path, delay: float):
     """Ctrl-C while the child is still starting Python (its site imports) or loading: the parent
@@ -230,6 +237,7 @@ def test_ctrl_c_to_the_process_group_leaves_the_child_quiet(tmp_path: Path, dela
     script = CTRL_C_PARENT.format(factory=FACTORY, delay=delay)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                         start_new_session=True, env=env)  # its own group: the signal reaches no one else
+                         start_new_session=True, env=env,  # its own group: the signal reaches no one else
+                         preexec_fn=interruptible)
     assert run.returncode == 130, run.stderr
     assert run.stderr.strip() == "Stopped.", run.stderr
