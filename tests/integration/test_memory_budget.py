@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from bench_memory import children_of, status_kb
 
 # A cold `describe --no-audio` of dogs.jpg with no caption model, on the shared 2-core machine
 # (scripts/bench_memory.py, 3 runs): the tree 420 MB and the describe process 311 MB on
@@ -27,47 +28,6 @@ import pytest
 NO_AUDIO_TREE_BUDGET_MB = 480
 # Of that, the describe process itself (the stages' threads; children not included).
 NO_AUDIO_MAIN_BUDGET_MB = 360
-
-
-def _kb(pid: int, field: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{parent}/task/{task}/children", encoding="ascii") as handle:
-                    kids = [int(k) for k in handle.read().split()]
-            except OSError:
-                continue
-            for kid in kids:
-                if kid not in found and _cmdline(kid) != _cmdline(parent):  # a fork not yet exec'd is
-                    found.append(kid)  # a copy of its parent's pages, not memory of its own
-                    todo.append(kid)
-    return found
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read()
-    except OSError:
-        return b""
 
 
 @dataclass
@@ -91,8 +51,8 @@ def tree_peak(command: list[str], env: dict[str, str], cwd: Path, timeout_s: flo
     try:
         while process.poll() is None and time.monotonic() < deadline:
             alive = 0
-            for pid in (process.pid, *_descendants(process.pid)):
-                mark = _kb(pid, "VmHWM")
+            for pid in (process.pid, *children_of(process.pid)):
+                mark = status_kb(pid, "VmHWM")
                 marks[pid] = max(marks.get(pid, 0), mark)
                 alive += mark
             tree = max(tree, alive)
