@@ -26,32 +26,15 @@ from torch import nn
 from describe_local.errors import ModelNotInstalled
 from describe_local.see.caption.ofa.config import OFAConfig
 from describe_local.see.caption.ofa.model import OFAModel
+from describe_local.see.caption.ofa_onnx import source
 from describe_local.see.caption.ofa_onnx.source import normalise_names  # shared with the torch-free converter
-from describe_local.store.formats import INDEX_FILES, WEIGHT_FILES, index_shards
 from describe_local.store.formats import is_ofa_folder as is_ofa_folder  # re-exported: the folder test
 
 log = logging.getLogger(__name__)
 
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
-    """All tensors of the checkpoint in ``folder``, by their saved names."""
-    folder = Path(folder)
-    for name in INDEX_FILES:
-        index = folder / name
-        if index.is_file():
-            shards = index_shards(index)
-            if shards is None:
-                raise ModelNotInstalled(f"{index} is not a weight index (no weight_map); copy the model again")
-            state: dict[str, torch.Tensor] = {}
-            for shard in shards:
-                state.update(_read_file(folder / shard))
-            return state
-    for name in WEIGHT_FILES:
-        path = folder / name
-        if path.is_file():
-            return _read_file(path)
-    raise ModelNotInstalled(
-        f"no weights in {folder}: expected one of {', '.join(WEIGHT_FILES + INDEX_FILES)}"
-    )
+    """All tensors of the checkpoint in ``folder``, by their saved names, as torch tensors."""
+    return source.read_state_dict(folder, _read_file)
 
 
 @contextlib.contextmanager

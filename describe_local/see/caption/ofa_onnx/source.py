@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,8 +60,9 @@ _SHARED_EMBEDDING_NAMES = (
 )
 
 
-def read_state_dict(folder: Path) -> dict[str, np.ndarray]:
-    """All tensors of the checkpoint in ``folder`` (one file or a sharded index), by their saved names."""
+def read_state_dict(folder: Path, read: Callable[[Path], dict] = torch_checkpoint.load) -> dict:
+    """All tensors of the checkpoint in ``folder`` (one file or a sharded index), by their saved names,
+    each file read by ``read`` (NumPy arrays by default; the torch engine passes its own reader)."""
     folder = Path(folder)
     for name in INDEX_FILES:
         index = folder / name
@@ -68,13 +70,13 @@ def read_state_dict(folder: Path) -> dict[str, np.ndarray]:
             shards = index_shards(index)
             if shards is None:
                 raise ModelNotInstalled(f"{index} is not a weight index (no weight_map); copy the model again")
-            state: dict[str, np.ndarray] = {}
+            state: dict = {}
             for shard in shards:
-                state.update(torch_checkpoint.load(folder / shard))
+                state.update(read(folder / shard))
             return state
     for name in WEIGHT_FILES:
         if (folder / name).is_file():
-            return torch_checkpoint.load(folder / name)
+            return read(folder / name)
     raise ModelNotInstalled(f"no weights in {folder}: expected one of {', '.join(WEIGHT_FILES + INDEX_FILES)}")
 
 
