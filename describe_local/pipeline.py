@@ -84,6 +84,7 @@ class Describer:
         planner: SpeechPlanner | None = None,
         speech: bool = False,
         off: dict[str, str] | None = None,
+        on_demand: bool = False,
     ) -> None:
         self.settings = settings
         self.caption = caption
@@ -103,6 +104,9 @@ class Describer:
         if faces is not None:
             self._gallery_watch.mark()
         self._runner = StageRunner(len(ANALYSIS_STAGES))
+        # Models loaded as they run, one at a time: every stage ends (its model let go) before
+        # the first words are spoken, so that the voice never shares the memory with them.
+        self._on_demand = on_demand
 
     @classmethod
     def load(
@@ -112,19 +116,23 @@ class Describer:
         stages: Iterable[str] = ANALYSIS_STAGES,
         speech: bool = True,
         progress: Callable[[str], None] | None = None,
+        on_demand: bool = False,
     ) -> Describer:
         """Load every model the pipeline needs, once (see :mod:`describe_local.see.loading`):
         a stage whose model is not installed is off, other load errors propagate.
-        ``progress`` is called with a short message before each model loads.
+        ``progress`` is called with a short message before each model loads. ``on_demand``: the
+        caption and text models, and the voice, load only as they are needed, and the stages'
+        models one at a time, each let go after its run (a small machine, or a single photo:
+        the ``models_in_memory`` setting).
         """
         from describe_local.say.speech import load_bundled_voice
 
         settle_allocator()  # before the models load: their freed tensors go back to the system
         say = progress or (lambda _msg: None)
-        loaded = load_stages(settings, stages, say)
+        loaded = load_stages(settings, stages, say, on_demand=on_demand)
         try:
             bundled = None
-            if speech:
+            if speech and not on_demand:  # on demand, the voice catalogue loads it when first spoken
                 say("loading the voice")
                 bundled = load_bundled_voice()
             # Loaded without speech too: `--no-audio --lang es` still prints Spanish.
@@ -134,7 +142,7 @@ class Describer:
             loaded.close()
             raise
         return cls(settings, caption=loaded.caption, faces=loaded.faces, text=loaded.text, planner=planner,
-                   speech=speech, off=loaded.off)
+                   speech=speech, off=loaded.off, on_demand=on_demand)
 
     def close(self) -> None:
         """Stop the stage threads and any helper process a stage started."""
@@ -306,11 +314,18 @@ class Describer:
             with clock.step("gallery"):
                 self.reload_gallery()
         functions = self._stage_functions(stages)
+        budget = self.settings.stage_timeout_s
         if sequential:  # each timed alone (benchmarks)
-            done = self._runner.run(functions, photo, self.settings.stage_timeout_s, sequential=True)
+            done = self._runner.run(functions, photo, budget, sequential=True)
             waits = {stage: (lambda outcome=outcome: outcome) for stage, outcome in done.items()}
+        elif self._on_demand:  # the face child works beside the others, which load their models in turn
+            beside = {stage: fn for stage, fn in functions.items() if stage == "faces"}
+            waits = self._runner.start(beside, photo, budget)
+            done = self._runner.run({s: fn for s, fn in functions.items() if s not in beside}, photo, budget,
+                                    sequential=True)
+            waits.update({stage: (lambda outcome=outcome: outcome) for stage, outcome in done.items()})
         else:
-            waits = self._runner.start(functions, photo, self.settings.stage_timeout_s)
+            waits = self._runner.start(functions, photo, budget)
         seen = Seen(source=photo.source, guidance=guidance,
                     stages={stage: state for stage, state in self._off.items() if stage in stages})
         return seen, waits
@@ -346,6 +361,9 @@ class Describer:
             if kind is not Picture.PHOTO:  # read (short or detailed, as asked), not captioned; a blank has nothing
                 stages = () if kind is Picture.BLANK else ("text",)
         seen, waits = self._start(photo, stages, clock, options.sequential)
+        if self._on_demand:  # the face child done too before the voice is loaded
+            done = {stage: wait() for stage, wait in waits.items()}
+            waits = {stage: (lambda outcome=outcome: outcome) for stage, outcome in done.items()}
         seen.picture = kind
         if kind is Picture.BLANK:
             seen.guidance = []  # "very dark" says less than "blank (all black)"

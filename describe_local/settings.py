@@ -109,6 +109,10 @@ class Settings:
     max_photo_side: int = _within(4096, 256, 65_536)  # photos shrink to this long side as they decode (faces: 1600)
     # Screenshots and pages are read and blank pictures said blank, not given a made-up scene caption.
     check_picture_kind: bool = True
+    # "all": every stage's model stays in memory between photos; "one": each loads just before it runs and is let
+    # go after, one at a time (a small machine: a describe peaks at its largest model, not their sum, but every
+    # photo loads its models again); "auto": "one" for a command that describes a single photo, else "all"
+    models_in_memory: str = _one_of("auto", "all", "one")
 
     # Language and speech.
     lang: str = "en"

@@ -143,7 +143,12 @@ def run(args: argparse.Namespace) -> int:
     player = Player(player_command(settings.play_command)) if args.play else None
     failures: list[DescribeLocalError] = []
     loading = progress_printer() if not args.quiet else None
-    with Describer.load(settings, stages=stages, speech=options.audio, progress=loading) as describer:
+    # One photo needs each model once: loaded as it runs and let go after, one at a time (the least memory;
+    # not with --play, whose first words come before the last stage ends).
+    on_demand = settings.models_in_memory == "one" or (
+        settings.models_in_memory == "auto" and len(photos) == 1 and not args.play)
+    with Describer.load(settings, stages=stages, speech=options.audio, progress=loading,
+                        on_demand=on_demand) as describer:
         if not args.read:
             check_caption(describer, settings, "describe", wanted=wanted_caption, note=not args.json and not args.quiet)
         started = time.perf_counter()

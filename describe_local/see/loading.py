@@ -1,24 +1,37 @@
-"""Loading the analysis stages once: each one's model, or why it is off.
+"""Loading the analysis stages: each one's model, or why it is off.
 
 A stage whose model is not installed (the caption, until a caption model is pulled) is left
 out and named with the reason, to be told as a stage that is off; any other load error
 propagates, and the stages loaded before it (which may hold helper processes) are closed.
+
+Loaded once (``on_demand=False``), every model stays in memory between photos. On demand, the
+caption and text stages are :class:`OnDemand` stand-ins that load their model just before it
+runs and let it go right after, taking turns: one model is in memory at a time, so that a
+one-photo describe peaks at its largest model instead of the sum of them all. The faces stage
+is always loaded: its model lives in a child process of its own, which works beside them.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import gc
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from describe_local.errors import ModelNotInstalled
+from describe_local.memory import release_free_memory
+from describe_local.see import ModelAnswer, QuestionAnswerer
 
 if TYPE_CHECKING:
+    from PIL import Image
+
+    from describe_local.images import Photo
     from describe_local.see import CaptionStage, FaceStage, TextStage
+    from describe_local.see.text import TextReading
     from describe_local.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,10 +54,65 @@ class Stages:
             close_stage(stage)
 
 
-def load_stages(settings: Settings, stages: Iterable[str], say: Callable[[str], None]) -> Stages:
-    """Load the ``stages`` named (some of :data:`ANALYSIS_STAGES`); ``say`` hears what is loading."""
+class OnDemand:
+    """A stage whose model is loaded just before each use and let go right after.
+
+    Stand-ins that share one ``turn`` (a lock) never hold their models at the same time.
+    """
+
+    def __init__(self, load: Callable[[], Any], turn: threading.Lock) -> None:
+        self._load = load
+        self._turn = turn
+
+    @contextlib.contextmanager
+    def loaded(self) -> Iterator[Any]:
+        """The stage, loaded for the ``with`` block (waiting for the turn), then closed and its
+        memory handed back to the system."""
+        with self._turn:
+            stage = self._load()
+            try:
+                yield stage
+            finally:
+                close_stage(stage)
+                del stage
+                gc.collect()  # a model's sessions may sit in reference cycles: freed now, not later
+                release_free_memory()
+
+
+class OnDemandCaption(OnDemand):
+    """The caption stage on demand (:class:`~describe_local.see.CaptionStage`)."""
+
+    def __init__(self, load: Callable[[], Any], turn: threading.Lock, name: str) -> None:
+        super().__init__(load, turn)
+        self.name = name
+
+    def caption(self, image: Image.Image) -> str:
+        with self.loaded() as captioner:
+            return captioner.caption(image)
+
+    def answer(self, image: Image.Image, question: str) -> ModelAnswer:
+        with self.loaded() as captioner:
+            if not isinstance(captioner, QuestionAnswerer):
+                raise ModelNotInstalled(f"{self.name} cannot answer questions; questions need an OFA model "
+                                        "(e.g. --caption-model ofa-tiny)")
+            return captioner.answer(image, question)
+
+
+class OnDemandText(OnDemand):
+    """The text stage on demand (:class:`~describe_local.see.TextStage`)."""
+
+    def read(self, photo: Photo) -> TextReading:
+        with self.loaded() as reader:
+            return reader.read(photo)
+
+
+def load_stages(settings: Settings, stages: Iterable[str], say: Callable[[str], None], *,
+                on_demand: bool = False) -> Stages:
+    """Load the ``stages`` named (some of :data:`ANALYSIS_STAGES`); ``say`` hears what is loading.
+    ``on_demand``: the caption and text stages as :class:`OnDemand` stand-ins (their models load
+    as they run, one at a time; only the caption model's presence is checked here)."""
     from describe_local.gallery import open_gallery
-    from describe_local.see.caption import load_captioner
+    from describe_local.see.caption import find_captioner, load_captioner
     from describe_local.see.faces.recognize import FaceRecognizer
     from describe_local.see.text import TextReader
 
@@ -62,16 +130,25 @@ def load_stages(settings: Settings, stages: Iterable[str], say: Callable[[str], 
             say("loading the face models and the gallery")
             faces = _in_background(lambda: FaceRecognizer.load(open_gallery(settings), settings))
         try:
+            turn = threading.Lock()
             if "caption" in stages:
-                say("loading the caption model")
+                say("loading the caption model" if not on_demand else "finding the caption model")
                 try:
-                    loaded.caption = load_captioner(settings)
+                    if on_demand:
+                        folder, backend = find_captioner(settings)
+                        loaded.caption = OnDemandCaption(lambda: backend.load(folder, settings), turn,
+                                                         f"{backend.name}:{folder.name}")
+                    else:
+                        loaded.caption = load_captioner(settings)
                 except ModelNotInstalled as exc:
                     loaded.off["caption"] = str(exc)
                     log.info("caption stage off: %s", exc)
             if "text" in stages:
-                say("checking Tesseract")
-                loaded.text = TextReader.load(settings)
+                if on_demand:
+                    loaded.text = OnDemandText(lambda: TextReader.load(settings), turn)
+                else:
+                    say("checking Tesseract")
+                    loaded.text = TextReader.load(settings)
         except BaseException:
             _discard(faces)
             raise

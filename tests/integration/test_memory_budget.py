@@ -9,12 +9,14 @@ prints the same figures with each stage's share.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bench_memory import children_of, status_kb
@@ -38,15 +40,16 @@ class TreePeak:
     marks_mb: dict[int, float]  # each process's own VmHWM (pid -> MB); the run's own pid first
 
 
-def tree_peak(command: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 300) -> TreePeak:
-    """Run ``command`` and measure its process tree until it ends.
+def tree_peak(command: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 300,
+              stdout: Any = subprocess.DEVNULL) -> TreePeak:
+    """Run ``command`` (its output to ``stdout``) and measure its process tree until it ends.
 
     Processes that never lived at the same time (one Tesseract run after another) are not
     added up; the marks of those alive together are, each at its own peak so far.
     """
     marks: dict[int, int] = {}
     tree = 0
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout_s
     try:
         while process.poll() is None and time.monotonic() < deadline:
@@ -143,3 +146,50 @@ def test_a_long_sentence_leaves_no_lasting_memory_behind(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     grown = float(done.stdout.split()[-1])
     assert grown < 40, f"{grown:.0f} MB more resident after long sentences than after a short one"
+
+
+@pytest.fixture(scope="module")
+def tiny_ofa_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding a random OFA-tiny-sized model with the released vocabulary, converted to ONNX
+    (the sizes of a real OFA-tiny: its embedding alone is 61 MB)."""
+    import make_tiny_models
+
+    from describe_local.cli import main as cli_main
+
+    store = tmp_path_factory.mktemp("store")
+    folder = make_tiny_models.write_ofa(store / "ofa-tiny", "ofa-tiny", seed=3, full_vocab=True)
+    assert cli_main(["models", "convert", str(folder)]) == 0
+    return store
+
+
+def _describe_json(photos: list[Path], env: dict[str, str], cwd: Path,
+                   models_in_memory: str) -> tuple[TreePeak, list[dict]]:
+    """A cold ``describe --no-audio --json`` of ``photos`` with the setting: its tree, and what it said."""
+    out = cwd / f"{models_in_memory}.json"
+    command = [sys.executable, "-m", "describe_local", "describe", "--no-audio", "--json", "--caption-model",
+               "ofa-tiny", *map(str, photos)]
+    with out.open("w") as stdout:
+        run = tree_peak(command, {**env, "DESCRIBE_LOCAL_MODELS_IN_MEMORY": models_in_memory}, cwd, stdout=stdout)
+    return run, [json.loads(line) for line in out.read_text().splitlines()] if run.status == 0 else []
+
+
+def test_one_model_at_a_time_peaks_lower_and_says_the_same(shared_data: Path, isolated_env: dict[str, str],
+                                                           tiny_ofa_store: Path, tmp_path: Path):
+    """With ``models_in_memory = one``, the caption and text models load as they run, one after the
+    other: the process peaks at the larger of them, not their sum, and each description is word for
+    word the one a describer that keeps every model loaded gives."""
+    env = {**isolated_env, "DESCRIBE_LOCAL_MODELS_DIR": str(tiny_ofa_store)}
+    photos = [shared_data / "faces/groups/dogs.jpg", shared_data / "faces/groups/2008_001322.jpg"]
+    one, said_one = _describe_json(photos, env, tmp_path, "one")
+    every, said_all = _describe_json(photos, env, tmp_path, "all")
+    assert one.status == every.status == 0, one.stderr + every.stderr
+    assert said_one[0]["text_found"] == "CLUB" and said_one[1]["unknown_faces"] == 3  # the stages found things
+    for first, second in zip(said_one, said_all, strict=True):
+        for key in ("text", "caption", "people", "unknown_faces", "text_lines", "picture"):
+            assert first[key] == second[key], key
+        assert {k: v["status"] for k, v in first["stages"].items()} == \
+            {k: v["status"] for k, v in second["stages"].items()} == {"caption": "ok", "faces": "ok", "text": "ok"}
+    main_one, main_all = next(iter(one.marks_mb.values())), next(iter(every.marks_mb.values()))
+    # The smaller of the two models (the text stage's 100+ MB, or the caption's 150) is never resident
+    # beside the other.
+    assert main_one <= main_all - 80, f"one at a time {main_one:.0f} MB, all at once {main_all:.0f} MB"

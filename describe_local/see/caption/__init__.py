@@ -63,8 +63,9 @@ def backends() -> dict[str, Backend]:
     return {backend.name: backend for backend in ordered}
 
 
-def load_captioner(settings: Settings) -> Captioner:
-    """Load the caption model named by ``settings.caption_model``.
+def find_captioner(settings: Settings) -> tuple[Path, Backend]:
+    """The folder of the caption model named by ``settings.caption_model`` and the backend that
+    loads it, without loading it.
 
     Raises :class:`ModelNotInstalled` when it is not in the store, or when no
     backend understands its folder.
@@ -72,9 +73,15 @@ def load_captioner(settings: Settings) -> Captioner:
     folder = resolve_model_folder(settings.caption_model, settings.models_dir)
     for backend in backends().values():
         if backend.accepts(folder):
-            log.info("loading caption model %s with the %s backend", folder, backend.name)
-            return backend.load(folder, settings)
+            return folder, backend
     raise ModelNotInstalled(
         f"{folder} is not a caption model any backend understands "
         f"(backends: {', '.join(sorted(_BACKENDS)) or 'none'}); {INSTALL_HINT}"
     )
+
+
+def load_captioner(settings: Settings) -> Captioner:
+    """Load the caption model named by ``settings.caption_model`` (raises as :func:`find_captioner`)."""
+    folder, backend = find_captioner(settings)
+    log.info("loading caption model %s with the %s backend", folder, backend.name)
+    return backend.load(folder, settings)
