@@ -66,8 +66,11 @@ def _reset_peak() -> None:
 def measure(data: Path, config: str, repeat: int, pages: bool = True) -> dict:
     """Every figure for one configuration (``v4``, ``v5-before``...), in this (fresh) process."""
     from describe_local.images import load_photo
+    from describe_local.memory import settle_allocator
     from describe_local.see.text.scene import release_memory
     from describe_local.settings import Settings
+
+    settle_allocator()  # glibc as the describer sets it before its models load
 
     config, _, tried = config.partition("@")  # v4@300000/720/128: DBNet pieces, recognizer columns, overlap to try
     model, _, stage = config.partition("-")

@@ -166,6 +166,7 @@ class TextReader:
             log.warning("PP-OCR failed on %s: %s", photo.source, first_line(exc))
             raise DescribeLocalError(f"the text stage could not read this photo: {first_line(exc)}") from exc
         finally:
+            self.scene.give_back()
             release_memory()
         log.debug("PP-OCR on %s: first pass at %.2f, %d regions", photo.source, first.scale, len(regions))
         return self._scene_reading(lines, width, height, timings)

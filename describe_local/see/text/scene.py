@@ -90,11 +90,13 @@ class SceneEngine:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # ONNX Runtime's arena, grown by what each tensor asks and shrunk after each run (self.run_options):
-        # it reuses freed blocks within a run, where plain malloc took a first run at a new size to
-        # 1.5-2x the peak (DBNet on 704 x 544: +56 MB against +99 MB). Without shrinking, it would
-        # keep the largest photo's peak for the life of the process.
-        # (arena=False: plain malloc, as before, for scripts/bench_text.py to compare.)
+        # ONNX Runtime's arena, grown by what each tensor asks: it reuses freed blocks within a run,
+        # where plain malloc took a first run at a new size to 1.5-2x the peak (DBNet on 704 x 544:
+        # +56 MB against +99 MB), and across the runs of one photo (DBNet's pieces and tiles, the
+        # recognizer's batches, widest first): shrinking after each run cost DBNet a third of its
+        # time in fresh pages faulted in (58 against 90 ms CPU on a 416 x 960 piece). It is
+        # shrunk once per photo (give_back); kept, it would hold the largest photo's peak for the
+        # life of the process. (arena=False: plain malloc, as before, for scripts/bench_text.py to compare.)
         options.enable_cpu_mem_arena = arena
         options.enable_mem_pattern = not arena
         options.log_severity_level = 3
@@ -102,9 +104,12 @@ class SceneEngine:
         # stages on few cores, where spinning cost a third more CPU for the same photos.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = [("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})]
-        self.run_options = ort.RunOptions()
+        self.run_options = ort.RunOptions()  # every run of a photo: the arena keeps its blocks
+        self._shrink: ort.RunOptions | None = None  # give_back's run: the arena's free blocks go back
         if arena:
-            self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+            self._shrink = ort.RunOptions()
+            self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self._ran: set[str] = set()  # sessions run since the last give_back
         self.det = ort.InferenceSession(str(folder / self.models.det), options, providers=providers)
         self.rec = ort.InferenceSession(str(folder / self.models.rec), options, providers=providers)
         self.cls = ort.InferenceSession(str(folder / self.models.cls), options, providers=providers)
@@ -121,17 +126,16 @@ class SceneEngine:
         out_w = max(32, round(w * scale / 32) * 32)
         out_h = max(32, round(h * scale / 32) * 32)
         resized = cv2.resize(bgr, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-        name = self.det.get_inputs()[0].name
         pred = np.zeros((out_h, out_w), dtype=np.float32)
         for (x0, y0, x1, y1), (kx0, ky0, kx1, ky1) in pieces(out_w, out_h, self.det_pixels):
             tensor = (resized[y0:y1, x0:x1].astype(np.float32) * self._det_scale - self._det_shift)
-            piece = self.det.run(None, {name: tensor.transpose(2, 0, 1)[np.newaxis]}, self.run_options)[0][0, 0]
+            piece = self._run("det", tensor.transpose(2, 0, 1)[np.newaxis])[0, 0]
             counted = pred[ky0:ky1, kx0:kx1]  # overlaps keep the higher probability (detect.PIECE_OVERLAP)
             np.maximum(counted, piece[ky0 - y0:ky1 - y0, kx0 - x0:kx1 - x0], out=counted)
             del tensor, piece
-            if self.det_pixels:
-                # Each piece's activations go back before the next: glibc would keep them (its mmap
-                # threshold rises with each large free) and the next piece's land beside them.
+            if self.det_pixels and self._shrink is None:
+                # Without the arena, each piece's activations go back before the next: glibc would keep
+                # them (its mmap threshold rises with each large free) and the next piece's land beside them.
                 release_memory()
         return pred, w / out_w, h / out_h
 
@@ -158,8 +162,9 @@ class SceneEngine:
         """
         if not lines:
             return
+        self.give_back("det", "cls")  # detection's activations, before the recognizer's
         if self.det_pixels:
-            release_memory()  # detection's maps and leftovers, before the recognizer's activations
+            release_memory()  # detection's maps and leftovers too
         crops = [ln.crop for ln in lines] + [ln.other[0] for ln in lines if ln.other is not None]
         results = self.recognize(crops)
         others = iter(results[len(lines):])
@@ -216,7 +221,7 @@ class SceneEngine:
         found: list[float] = []
         for start in range(0, len(crops), REC_BATCH):
             batch = np.stack([_normalise(c, height, width, width) for c in crops[start:start + REC_BATCH]])
-            probs = self.cls.run(None, {self.cls.get_inputs()[0].name: batch}, self.run_options)[0]
+            probs = self._run("cls", batch)
             found.extend(float(p[1]) for p in probs)
         return found
 
@@ -224,22 +229,39 @@ class SceneEngine:
         """Text, mean character probability and character centres (0..1 along the crop) of each crop."""
         results: list[tuple[str, float, list[float]]] = [("", 0.0, [])] * len(crops)
         ratios = [min(REC_MAX_RATIO, c.shape[1] / max(1, c.shape[0])) for c in crops]
-        order = [int(i) for i in np.argsort(ratios, kind="stable")]  # similar widths in a batch: less padding
+        # Similar widths in a batch (less padding), the widest first: the arena's blocks from the
+        # first batch then hold every later one's, where narrow first grew it with each batch.
+        order = [int(i) for i in np.argsort([-r for r in ratios], kind="stable")]
         while order:
             # As many lines as fit ``rec_columns`` columns in all: long lines go a few at a time,
             # which bounds the activations' memory (6 lines 1280 wide take 250 MB).
             chunk = [order.pop(0)]
-            while order and len(chunk) < REC_BATCH:
-                if (len(chunk) + 1) * max(REC_MIN_RATIO, ratios[order[0]]) * REC_HEIGHT > self.rec_columns:
-                    break
+            width = math.ceil(REC_HEIGHT * max(REC_MIN_RATIO, ratios[chunk[0]]))
+            while order and len(chunk) < REC_BATCH and (len(chunk) + 1) * width <= self.rec_columns:
                 chunk.append(order.pop(0))
-            width = math.ceil(REC_HEIGHT * max(REC_MIN_RATIO, *(ratios[i] for i in chunk)))
             batch = np.stack([_normalise(crops[i], REC_HEIGHT, width, width) for i in chunk])
-            probs = self.rec.run(None, {self.rec.get_inputs()[0].name: batch}, self.run_options)[0]
+            probs = self._run("rec", batch)
             for row, i in enumerate(chunk):
                 used = min(width, math.ceil(REC_HEIGHT * ratios[i])) / width
                 results[i] = self.decode(probs[row], used)
         return results
+
+    def _run(self, name: str, tensor: np.ndarray) -> np.ndarray:
+        """Session ``name`` (det, rec or cls) on ``tensor``: its first output. The arena keeps its blocks."""
+        session = getattr(self, name)
+        self._ran.add(name)
+        return session.run(None, {session.get_inputs()[0].name: tensor}, self.run_options)[0]
+
+    def give_back(self, *names: str) -> None:
+        """Hand the arenas' free blocks of the sessions ``names`` (all, when none named) back to the
+        system: a run on a small input asking the arena to shrink at its end (a millisecond or two)."""
+        for name in names or tuple(self._ran):
+            if name not in self._ran or self._shrink is None:
+                continue
+            self._ran.discard(name)
+            session = getattr(self, name)
+            small = np.zeros((1, 3, 64 if name == "det" else REC_HEIGHT, 64), dtype=np.float32)
+            session.run(None, {session.get_inputs()[0].name: small}, self._shrink)
 
     def decode(self, probs: np.ndarray, used: float) -> tuple[str, float, list[float]]:
         """Greedy CTC decoding of one line; ``used`` is the share of the columns the crop filled."""
