@@ -64,7 +64,9 @@ def measure(photo: Photo) -> dict[str, float]:
     pairs = packed[:, 1:] == packed[:, :-1] if packed.shape[1] > 1 else np.zeros(1, bool)
     rows = np.linspace(0, packed.shape[0] - 1, 128).astype(int)
     cols = np.linspace(0, packed.shape[1] - 1, 128).astype(int)
-    colours = len(np.unique(packed[np.ix_(rows, cols)]))
+    # Distinct colours by sorting: np.unique would import numpy.ma (20 ms of a cold describe).
+    sample = np.sort(packed[np.ix_(rows, cols)], axis=None)
+    colours = 1 + int(np.count_nonzero(sample[1:] != sample[:-1]))
     hist = np.bincount(grey.astype(np.int64).ravel(), minlength=256)
     background = np.convolve(hist, np.ones(5), mode="same").max() / grey.size
     height, width = (grey.shape[0] // 4) * 4, (grey.shape[1] // 4) * 4
