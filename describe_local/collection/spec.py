@@ -24,6 +24,9 @@ PhotoTask = Callable[[Path], dict[str, Any]]
 # the field then holds where the file was written (see ``run_collection``'s ``save_file``).
 FILES = "_files"
 
+# The option of a task that can run each photo's stages one after another (describe, read, alt text).
+IN_TURN = "sequential"
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -49,10 +52,20 @@ class TaskSpec:
 
     def with_threads(self, share: int) -> TaskSpec:
         """This spec for a worker that may use ``share`` CPU cores: torch (when left to decide)
-        and PP-OCR get that many threads, so that workers side by side do not oversubscribe."""
+        and PP-OCR get that many threads, so that workers side by side do not oversubscribe.
+
+        A worker with one core runs each photo's stages one after another, where its task takes
+        the :data:`IN_TURN` option: on one core, stages side by side are no faster (the workers
+        beside it use the other cores), but their peaks add up. Measured with
+        ``scripts/bench_worker.py`` (20 photos, speech on): the worker and its face child peaked
+        at 736 MB together with the stages side by side, 603 MB one after another.
+        """
         settings = dataclasses.replace(
             self.settings,
             torch_threads=self.settings.torch_threads or share,
             ocr_threads=min(self.settings.ocr_threads, share),
         )
-        return dataclasses.replace(self, settings=settings)
+        options = self.options
+        if share == 1 and IN_TURN in options:
+            options = {**options, IN_TURN: True}
+        return dataclasses.replace(self, settings=settings, options=options)

@@ -63,13 +63,14 @@ class DescribeTask(_DescriberTask):
 class AltTextTask(_DescriberTask):
     """``alt-text`` for an image: ``alt``, ``long_description``, ``partial``, ``text_found``, ``errors``."""
 
-    def __init__(self, describer: Describer, max_chars: int, names: bool) -> None:
+    def __init__(self, describer: Describer, max_chars: int, names: bool, sequential: bool = False) -> None:
         super().__init__(describer)
         self.max_chars = max_chars
         self.names = names
+        self.options = DescribeOptions(audio=False, sequential=sequential)
 
     def describe(self, source: Path | bytes, name: str | None = None) -> Description:
-        return self.describer.describe(source, DescribeOptions(audio=False), name=name)
+        return self.describer.describe(source, self.options, name=name)
 
     def fields(self, result: Description) -> dict[str, Any]:
         from describe_local.alt_text.wording import alt_text
@@ -81,13 +82,15 @@ class AltTextTask(_DescriberTask):
 
 def describe_photos(settings: Settings, *, read: bool = False, lang: str | None = None, voice: str | None = None,
                     speed: float | None = None, audio: bool = True, sequential: bool = False) -> DescribeTask:
-    """The task of ``describe`` (``read=True``: of ``read``), with the command's options."""
+    """The task of ``describe`` (``read=True``: of ``read``), with the command's options
+    (``sequential``: each photo's stages one after another, as a worker with one core runs them)."""
     stages = ("text",) if read else ANALYSIS_STAGES
     describer = Describer.load(settings, stages=stages, speech=audio)
     options = DescribeOptions(lang=lang, voice=voice, speed=speed, audio=audio, sequential=sequential)
     return DescribeTask(describer, options, read)
 
 
-def alt_text_photos(settings: Settings, *, max_chars: int, names: bool = False) -> AltTextTask:
-    """The task of ``alt-text`` for images."""
-    return AltTextTask(Describer.load(settings, speech=False), max_chars, names)
+def alt_text_photos(settings: Settings, *, max_chars: int, names: bool = False,
+                    sequential: bool = False) -> AltTextTask:
+    """The task of ``alt-text`` for images (``sequential``: each photo's stages one after another)."""
+    return AltTextTask(Describer.load(settings, speech=False), max_chars, names, sequential)
