@@ -62,3 +62,76 @@ def test_dbnet_runs_of_a_photo_reuse_the_arena_and_the_read_gives_it_back(reader
     # Once the photo is done the arena goes back: what stays is a small part of what the runs took.
     kept = _rss_mb() - before
     assert grown > 20 and kept < grown / 3, (round(grown), round(kept))
+
+
+# -- the language model's load ---------------------------------------------------------------------
+
+LANGUAGES = ["de", "en", "es", "fr", "it", "pt"]
+
+
+def _texts(shared_data: Path) -> list[str]:
+    """Real text in the six languages: the pages' ground truth, whole and line by line, and sign words."""
+    texts = ["Palais du LOUVRE", "Théâtre", "LES ARTS", "SPEED LIMIT", "MARKET", "Mairie du 1er", "TAXI", "du"]
+    for truth in sorted((shared_data / "ocr" / "pages").glob("*.txt")):
+        body = truth.read_text(encoding="utf-8")
+        texts.append(body)
+        texts += [line for line in body.splitlines() if line.strip()][:40]
+    return texts
+
+
+def test_the_language_guesser_from_its_copy_guesses_as_py3langid(shared_data, tmp_path):
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from describe_local.see.text.language import LanguageGuesser, cache_folder
+
+    own = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    own.set_languages(LANGUAGES)
+    first = LanguageGuesser.load(LANGUAGES, 0.8, tmp_path)  # writes the copy
+    assert cache_folder(tmp_path, LANGUAGES).is_dir()
+    again = LanguageGuesser.load(list(reversed(LANGUAGES)), 0.8, tmp_path)  # maps it
+    assert again.identifier.classes == first.identifier.classes == sorted(LANGUAGES)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    unwritable = LanguageGuesser.load(LANGUAGES, 0.8, blocked)  # no copy: py3langid's file, cut down
+    texts = _texts(shared_data)
+    assert len(texts) > 50
+    for text in texts:
+        want = own.classify(text)
+        for guesser in (first, again, unwritable):
+            got = guesser.identifier.classify(text)
+            assert got[0] == want[0] and got[1] == pytest.approx(want[1], abs=1e-6), (text[:60], got, want)
+
+
+_LOAD_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from describe_local.see.text.language import LanguageGuesser
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+import describe_local.see.text  # what every load imports, before the baseline
+before, began = rss(), time.process_time()
+guesser = LanguageGuesser.load(["de", "en", "es", "fr", "it", "pt"], 0.8, Path(sys.argv[1]))
+language = guesser.identify("Le palais du Louvre et la rue de Rivoli")[0]
+print(json.dumps({"mb": rss() - before, "cpu_s": time.process_time() - began, "language": language}))
+"""
+
+
+def test_the_language_guesser_loads_from_its_copy_in_little_memory(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux's /proc to read the resident memory")
+    root = Path(__file__).resolve().parents[2]
+    runs = []
+    for _ in range(2):  # the first writes the copy, the second maps it
+        done = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                              cwd=root, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert all(run["language"] == "fr" for run in runs), runs
+    # Unpacked, py3langid's model took 75 MB and 0.46 s of CPU at every load.
+    assert runs[1]["mb"] < 10 and runs[1]["cpu_s"] < 0.1, runs

@@ -19,6 +19,7 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -107,7 +108,8 @@ class TextReader:
                 raise OcrNotInstalled(
                     f"PP-OCR cannot load ({first_line(exc)}): pip install onnxruntime opencv-python-headless"
                 ) from None
-        guesser = LanguageGuesser.load([PACK_TO_ISO[p] for p in packs], settings.text_language_min_confidence)
+        guesser = LanguageGuesser.load([PACK_TO_ISO[p] for p in packs], settings.text_language_min_confidence,
+                                       cache_folder(settings))
         return cls(
             tesseract=binary, languages="+".join(packs), min_confidence=settings.ocr_min_confidence,
             guesser=guesser, timeout_s=settings.stage_timeout_s, engine=engine, scene=scene,
@@ -247,6 +249,12 @@ class TextReader:
         language, confidence = self.guesser.identify(text)
         lines = _tesseract_lines(words)
         return TextReading(text, language, confidence, words, mode, timings, lines, "tesseract", 90 * direction)
+
+
+def cache_folder(settings: Settings) -> Path:
+    """Where the stage keeps the copies it derives from its models' files, for quicker loads
+    (``language.py``): a folder the model store's listing passes over."""
+    return settings.models_dir / ".cache" / "text"
 
 
 def flat_share(image: Image.Image) -> float:
