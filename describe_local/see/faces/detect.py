@@ -15,6 +15,7 @@ order ``face_recognition`` uses.
 
 from __future__ import annotations
 
+import pickle
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,33 +42,58 @@ class Box(NamedTuple):
     left: int
 
 
-@dataclass(frozen=True)
-class FaceModels:
-    """dlib's face detector, 5-point landmark model and face encoder, loaded once.
+class FaceDetector:
+    """dlib's HOG face detector, kept as its serialized bytes (150 KB) and rebuilt for each photo.
 
-    dlib's detector and network keep scratch buffers inside the C++ objects,
-    so one object must not run in two threads at once: every verb below takes
-    ``lock``. (The calls release the GIL, so other stages still run meanwhile;
-    see ``scripts/measure_overlap.py``.)
+    The detector object keeps the feature pyramid of the last image it saw (30-70 MB for a
+    photo at 1600 pixels, upsampled once) until the next one replaces it; a copy made for
+    the photo (1 ms from these bytes) takes it away when it goes, before the faces are
+    encoded. Each call has its own copy, so calls need no lock.
     """
 
-    detector: Any
+    def __init__(self, state: bytes) -> None:
+        self._state = state
+
+    @classmethod
+    def load(cls) -> FaceDetector:
+        dlib = _dlib()
+        return cls(pickle.dumps(dlib.get_frontal_face_detector()))  # built from dlib's own text: 0.35 s
+
+    def detect(self, image: np.ndarray, upsample: int = 1) -> list[Box]:
+        """:func:`detect_faces`."""
+        height, width = image.shape[:2]
+        rects = pickle.loads(self._state)(image, upsample)  # the copy, and its pyramid, go on return
+        boxes = []
+        for rect in rects:
+            box = Box(
+                top=max(rect.top(), 0),
+                right=min(rect.right(), width - 1),
+                bottom=min(rect.bottom(), height - 1),
+                left=max(rect.left(), 0),
+            )
+            if box.bottom > box.top and box.right > box.left:
+                boxes.append(box)
+        return boxes
+
+
+@dataclass(frozen=True)
+class FaceEncoder:
+    """dlib's 5-point landmark model and ResNet face encoder (34 MB resident).
+
+    dlib's network keeps scratch buffers inside the C++ object, so one encoder must not run
+    in two threads at once: :meth:`encode` takes ``lock``. (The call releases the GIL, so
+    other stages still run meanwhile; see ``scripts/measure_overlap.py``.)
+    """
+
     landmarks: Any
     encoder: Any
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
-    def load(cls) -> FaceModels:
-        from describe_local.memory import settle_allocator
-
-        settle_allocator()  # as in the parent: big blocks (dlib's image pyramids) go back to the system when freed
-        try:
-            import dlib
-        except ImportError as exc:
-            raise ModelNotInstalled(
-                f"the face models are not installed ({exc.name} is missing); run ./scripts/setup"
-            ) from None
-        landmarks_file, encoder_file = face_model_files()
+    def load(cls, files: tuple[Path, Path] | None = None) -> FaceEncoder:
+        """From ``files`` (landmarks, encoder), else :func:`face_model_files`."""
+        dlib = _dlib()
+        landmarks_file, encoder_file = files or face_model_files()
         try:
             landmarks = dlib.shape_predictor(str(landmarks_file))
             encoder = dlib.face_recognition_model_v1(str(encoder_file))
@@ -75,8 +101,50 @@ class FaceModels:
             raise ModelNotInstalled(
                 f"cannot load the face models: {first_line(exc)}; run ./scripts/setup again"
             ) from None
-        return cls(dlib.get_frontal_face_detector(), landmarks, encoder)
+        return cls(landmarks, encoder)
 
+    def encode(self, image: np.ndarray, boxes: list[Box], jitters: int = 1) -> np.ndarray:
+        """:func:`encode_faces`."""
+        if not boxes:
+            return np.empty((0, ENCODING_SIZE), dtype=np.float64)
+        import dlib
+
+        rows = []
+        with self.lock:
+            # One face a call: dlib runs its network over up to 16 face chips at once and keeps
+            # every layer's output at the size of the last batch (24 faces: 64 MB more, kept).
+            # Each chip goes through the network alone either way: the encodings are the same.
+            for b in boxes:
+                shape = self.landmarks(image, dlib.rectangle(b.left, b.top, b.right, b.bottom))
+                rows.append(list(self.encoder.compute_face_descriptor(image, shape, jitters)))
+        return np.array(rows, dtype=np.float64).reshape(-1, ENCODING_SIZE)
+
+
+@dataclass(frozen=True)
+class FaceModels:
+    """The face detector and the face encoder, loaded once."""
+
+    detector: FaceDetector
+    encoder: FaceEncoder
+
+    @classmethod
+    def load(cls, files: tuple[Path, Path] | None = None) -> FaceModels:
+        from describe_local.memory import settle_allocator
+
+        settle_allocator()  # as in the parent: big blocks (dlib's image pyramids) go back to the system when freed
+        _dlib()
+        files = files or face_model_files()
+        return cls(FaceDetector.load(), FaceEncoder.load(files))
+
+
+def _dlib() -> Any:
+    """dlib, or :class:`ModelNotInstalled` that says how to get it."""
+    try:
+        import dlib
+    except ImportError as exc:
+        raise ModelNotInstalled(f"the face models are not installed ({exc.name} is missing); run ./scripts/setup") \
+            from None
+    return dlib
 
 
 def face_model_files(models_dir: Path | None = None) -> tuple[Path, Path]:
@@ -119,33 +187,12 @@ def detect_faces(models: FaceModels, image: np.ndarray, upsample: int = 1) -> li
     ``upsample`` doubles the image that many times before detecting, which
     finds faces down to about 40 pixels (80 without).
     """
-    height, width = image.shape[:2]
-    with models.lock:
-        rects = models.detector(image, upsample)
-    boxes = []
-    for rect in rects:
-        box = Box(
-            top=max(rect.top(), 0),
-            right=min(rect.right(), width - 1),
-            bottom=min(rect.bottom(), height - 1),
-            left=max(rect.left(), 0),
-        )
-        if box.bottom > box.top and box.right > box.left:
-            boxes.append(box)
-    return boxes
+    return models.detector.detect(image, upsample)
 
 
 def encode_faces(models: FaceModels, image: np.ndarray, boxes: list[Box], jitters: int = 1) -> np.ndarray:
     """A ``len(boxes) x 128`` array of face encodings, one row per box, same order."""
-    if not boxes:
-        return np.empty((0, ENCODING_SIZE), dtype=np.float64)
-    import dlib
-
-    with models.lock:
-        shapes = [models.landmarks(image, dlib.rectangle(b.left, b.top, b.right, b.bottom)) for b in boxes]
-        # One batched call: the network then runs once over all face chips.
-        descriptors = models.encoder.compute_face_descriptor(image, dlib.full_object_detections(shapes), jitters)
-    return np.array([list(d) for d in descriptors], dtype=np.float64).reshape(-1, ENCODING_SIZE)
+    return models.encoder.encode(image, boxes, jitters)
 
 
 def find_faces(models: FaceModels, photo: Photo, max_side: int, upsample: int = 1) -> tuple[list[Box], np.ndarray]:

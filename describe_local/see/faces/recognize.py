@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from describe_local.see.faces.detect import ENCODING_SIZE, Box, FaceModels, downscale, find_faces, scale_boxes
+from describe_local.see.faces.detect import (
+    ENCODING_SIZE,
+    Box,
+    FaceModels,
+    downscale,
+    face_model_files,
+    find_faces,
+    scale_boxes,
+)
 
 if TYPE_CHECKING:
     from describe_local.images import Photo
@@ -122,10 +130,11 @@ class FaceRecognizer:
         """
         from describe_local.see.faces.worker import FaceWorker
 
-        worker = FaceWorker() if settings.face_subprocess else None
+        files = face_model_files(settings.models_dir)  # ModelNotInstalled here, before a child starts
+        worker = FaceWorker(model_files=files) if settings.face_subprocess else None
         try:
             if worker is None:
-                models = models or FaceModels.load()
+                models = models or FaceModels.load(files)
             names, encodings = gallery.known_encodings(models)
         except BaseException:
             if worker is not None:

@@ -4,19 +4,27 @@ Measured with ``scripts/measure_overlap.py``: dlib's HOG detector releases the
 GIL, but its face encoder holds it for its whole call (about 0.1 s a face), so
 in a thread it would stall the caption stage's Python. :class:`FaceWorker`
 runs both in a long-lived child (a :class:`~describe_local.child.Child`) instead.
+
+The child holds as little as it can between photos (measured with
+``scripts/bench_faces_memory.py``): it imports dlib, NumPy and these few modules
+(no settings: the parent names the model files); it keeps dlib's face detector as
+its bytes and makes a copy for each photo, whose feature pyramid goes with it; it
+loads the landmark and encoder models (34 MB) only for a photo with faces, after
+the detector's copy has gone, and lets them go after it unless told to keep them;
+and it hands what it freed back to the system after each photo.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from describe_local.child import IDLE_EXIT_STATUS, Answer, Child, Failed, Gone, Ready
-from describe_local.errors import FaceWorkerError, StageTimedOut
-from describe_local.see.faces.detect import ENCODING_SIZE, Box, FaceModels, detect_faces, encode_faces
+from describe_local.errors import FaceWorkerError, ModelNotInstalled, StageTimedOut
+from describe_local.see.faces.detect import ENCODING_SIZE, Box, FaceDetector, FaceEncoder, face_model_files
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +34,7 @@ WORKER_IDLE_EXIT_S = 600.0
 FACTORY = "describe_local.see.faces.worker:load_finder"  # what the child runs (ps shows it)
 NAME = "the face detection process"
 
-__all__ = ["IDLE_EXIT_STATUS", "WORKER_IDLE_EXIT_S", "FaceWorker", "load_finder"]
+__all__ = ["IDLE_EXIT_STATUS", "WORKER_IDLE_EXIT_S", "FaceFinder", "FaceWorker", "load_finder"]
 
 
 class FaceWorker:
@@ -41,10 +49,19 @@ class FaceWorker:
     within the stage budget is killed, and a child left idle for
     ``idle_exit_s`` exits, so that a recogniser nobody closed does not hold on
     to a process and its models.
+
+    ``model_files`` (landmarks, encoder) default to :func:`face_model_files`'s, which raises
+    :class:`ModelNotInstalled` here when they are missing. With ``keep_models`` the child keeps
+    the landmark and encoder models once a photo with faces has loaded them (many photos, no
+    0.1 s load each); without, it loads them for each photo with faces and its peak is the
+    larger of detecting and encoding, not their sum.
     """
 
-    def __init__(self, idle_exit_s: float = WORKER_IDLE_EXIT_S) -> None:
+    def __init__(self, idle_exit_s: float = WORKER_IDLE_EXIT_S, model_files: tuple[Path, Path] | None = None,
+                 keep_models: bool = False) -> None:
         self.idle_exit_s = idle_exit_s
+        self.model_files = model_files or face_model_files()
+        self.keep_models = keep_models
         self._lock = threading.Lock()  # one request at a time on the connection
         self._process: Child | None = None
         self._start()
@@ -55,9 +72,9 @@ class FaceWorker:
         return self._process.pid if self._process is not None else None
 
     def _start(self) -> None:
-        child = Child.start(FACTORY, name=NAME, idle_exit_s=self.idle_exit_s)
+        child = Child.start(FACTORY, self.model_files, self.keep_models, name=NAME, idle_exit_s=self.idle_exit_s)
         try:
-            reply = child.receive()  # the models load now: fail at load time, not on a photo
+            reply = child.receive()  # the detector loads and the model files are checked: fail now, not on a photo
         except BaseException:  # Ctrl-C while it loads: take it down with us rather than leave it loading
             child.close()
             raise
@@ -116,14 +133,43 @@ class FaceWorker:
                 child.close()
 
 
-def load_finder() -> Callable[[tuple[np.ndarray, int]], tuple[list[Box], np.ndarray]]:
-    """In the child: load the face models once; returns the function that answers each
-    ``(RGB uint8 image, upsample)`` with its face boxes and their encodings."""
-    models = FaceModels.load()
+class FaceFinder:
+    """In the child: finds and encodes the faces of one ``(RGB uint8 image, upsample)`` a call.
 
-    def find(request: tuple[np.ndarray, int]) -> tuple[list[Box], np.ndarray]:
+    The detector's copy, and its feature pyramid, go before the encoder's models load, so
+    the two are never resident together unless ``keep_models`` keeps the models between
+    photos. Boxes and encodings are those of ``detect_faces`` and ``encode_faces``.
+    """
+
+    def __init__(self, model_files: tuple[Path, Path], keep_models: bool) -> None:
+        from describe_local.memory import settle_allocator
+
+        settle_allocator()  # as in the parent: big blocks (dlib's image pyramids) go back to the system when freed
+        missing = [str(path) for path in model_files if not Path(path).is_file()]
+        if missing:
+            raise ModelNotInstalled(f"the face models are not installed (no {', '.join(missing)}); "
+                                    "run ./scripts/setup")
+        self.detector = FaceDetector.load()
+        self.model_files = model_files
+        self.keep_models = keep_models
+        self._encoder: FaceEncoder | None = None
+
+    def __call__(self, request: tuple[np.ndarray, int]) -> tuple[list[Box], np.ndarray]:
+        from describe_local.memory import release_free_memory
+
         image, upsample = request
-        boxes = detect_faces(models, image, int(upsample))
-        return boxes, encode_faces(models, image, boxes)
+        boxes = self.detector.detect(image, int(upsample))
+        encodings = np.empty((0, ENCODING_SIZE), dtype=np.float64)
+        if boxes:
+            encoder = self._encoder or FaceEncoder.load(self.model_files)
+            if self.keep_models:
+                self._encoder = encoder
+            encodings = encoder.encode(image, boxes)
+            del encoder
+        release_free_memory()  # what the photo used, back to the system before the child waits
+        return boxes, encodings
 
-    return find
+
+def load_finder(model_files: tuple[Path, Path], keep_models: bool = False) -> FaceFinder:
+    """The child's factory (:data:`FACTORY`): a :class:`FaceFinder` for these model files."""
+    return FaceFinder(model_files, keep_models)
