@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import threading
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+MADV_DONTNEED = 4  # madvise's advice (mman.h): drop these pages; a file's come back from it when read
 M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers (malloc.h)
 M_ARENA_MAX = -8
 MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024  # blocks above it are mapped alone (and the threshold no longer moves)
@@ -42,6 +45,7 @@ def _glibc() -> ctypes.CDLL | None:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         return libc
     except (OSError, AttributeError):  # not glibc (macOS, musl)
         return None
@@ -68,3 +72,35 @@ def release_free_memory() -> None:
     """Give the free memory at the top and inside glibc's heaps back to the system (a few ms)."""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+
+
+def drop_file_pages(path: Path) -> int:
+    """Drop the pages of ``path`` that this process maps from its resident set (they stay in the page
+    cache, and come back from it when read); the bytes dropped. A mapping any page of which was written
+    (its ``Anonymous`` pages in ``/proc/self/smaps``: private copies, not in the file) is left alone."""
+    if _LIBC is None:
+        return 0
+    name = str(path)
+    dropped = 0
+    try:
+        for start, end, resident_kb in _clean_mappings(name):
+            if resident_kb and _LIBC.madvise(start, end - start, MADV_DONTNEED) == 0:
+                dropped += resident_kb * 1024
+    except OSError as exc:  # no /proc (not Linux)
+        log.debug("cannot drop the pages of %s: %s", name, exc)
+    return dropped
+
+
+def _clean_mappings(name: str) -> list[tuple[int, int, int]]:
+    """``(start, end, resident kB)`` of each mapping of file ``name`` with no page written."""
+    with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
+        text = smaps.read()
+    found: list[tuple[int, int, int]] = []
+    header = re.compile(rf"^([0-9a-f]+)-([0-9a-f]+) [^\n]* {re.escape(name)}$", re.MULTILINE)
+    for mapping in header.finditer(text):
+        block = text[mapping.end():text.find("\nVmFlags:", mapping.end())]  # each mapping's fields end with VmFlags
+        resident = re.search(r"^Rss:\s+(\d+) kB", block, re.MULTILINE)
+        written = re.search(r"^Anonymous:\s+(\d+) kB", block, re.MULTILINE)
+        if resident is not None and written is not None and written.group(1) == "0":
+            found.append((int(mapping.group(1), 16), int(mapping.group(2), 16), int(resident.group(1))))
+    return found

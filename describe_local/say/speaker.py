@@ -35,6 +35,7 @@ class Speaker:
     settings: Settings
     planner: SpeechPlanner | None = None
     speech: bool = False  # whether voices may be loaded (the describer was loaded with speech)
+    _spoken: dict[str, Voice] = field(default_factory=dict, repr=False)  # the voices that have spoken
 
     def __post_init__(self) -> None:
         self.speech = self.speech and self.planner is not None
@@ -61,6 +62,12 @@ class Speaker:
         pcm, rate = self._pcm([segment], options)
         return Speech(pcm, rate, self._voice_key(segment, options))
 
+    def rest(self) -> None:
+        """Hand the weights of the voices that have spoken back to the system until they speak again:
+        between descriptions the stages' models have the memory (``voice_copy.py``)."""
+        for voice in list(self._spoken.values()):
+            voice.rest()
+
     def default_voice(self) -> str | None:
         """The key of the English voice, when speech is on."""
         voice = self.planner.voices.default_for("en") if self.planner is not None and self.speech else None
@@ -74,7 +81,9 @@ class Speaker:
         voices = self.planner.voices
 
         def voice_for(segment: Segment) -> Voice:
-            return voices.load_voice(self._voice_key(segment, options))
+            voice = voices.load_voice(self._voice_key(segment, options))
+            self._spoken.setdefault(voice.key, voice)
+            return voice
 
         return speak_segments(segments, voice_for, self._length_scale(options))
 
@@ -169,5 +178,8 @@ class Narration:
         if self.speech_error:
             result.errors["speech"] = self.speech_error
         result.mp3 = self.mp3()
+        if self._mp3 is not None:
+            with self.clock.step("speech"):
+                self.speaker.rest()
         result.timings_ms = self.clock.done()
         return result

