@@ -135,3 +135,20 @@ def test_the_language_guesser_loads_from_its_copy_in_little_memory(tmp_path):
     assert all(run["language"] == "fr" for run in runs), runs
     # Unpacked, py3langid's model took 75 MB and 0.46 s of CPU at every load.
     assert runs[1]["mb"] < 10 and runs[1]["cpu_s"] < 0.1, runs
+
+
+def test_recognizer_batches_side_by_side_read_as_one_by_one(reader, shared_data):
+    # A receipt's 49 lines make 9 batches: run two at a time (ocr_threads 2), they read the same.
+    photo = load_photo(shared_data / "ocr" / "scenes" / "receipt_sideways.jpg", max_bytes=50_000_000,
+                       max_pixels=100_000_000)
+    scene = reader.scene
+    assert scene is not None and scene.threads == 2
+    side_by_side = reader.read(photo)
+    try:
+        scene.threads = 1
+        one_by_one = reader.read(photo)
+    finally:
+        scene.threads = 2
+    assert len(side_by_side.lines) > 30
+    assert [(ln.text, ln.confidence) for ln in side_by_side.lines] == [(ln.text, ln.confidence)
+                                                                        for ln in one_by_one.lines]
