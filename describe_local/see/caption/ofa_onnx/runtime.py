@@ -11,21 +11,22 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from describe_local.errors import ModelNotInstalled
 from describe_local.memory import settle_allocator
 from describe_local.see.caption.ofa.options import SearchOptions, question_prompt, search_options
-from describe_local.see.caption.ofa.tokenizer import OFATokenizer
 from describe_local.see.caption.ofa_onnx.search import SpecialIds, generate
-from describe_local.see.caption.ofa_onnx.sessions import CUDA, open_session, providers
+from describe_local.see.caption.ofa_onnx.sessions import CUDA, load_tokenizer, open_session, providers
 from describe_local.store import formats
 
 if TYPE_CHECKING:
     import onnxruntime as ort
     from PIL import Image
+
+    from describe_local.see.caption.ofa.tokenizer import PromptTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class OnnxOFA:
     encoder: ort.InferenceSession
     decoder: ort.InferenceSession
     embeddings: EmbeddingTable  # (vocab, D), rows read as looked up
-    tokenizer: Any  # the engine's OFATokenizer
+    tokenizer: PromptTokenizer  # the caption prompt's ids kept; the whole BPE read only for questions
     manifest: dict
     folder: Path
     precision: str
@@ -118,7 +119,7 @@ class OnnxOFA:
         def session(name: str) -> ort.InferenceSession:
             return open_session(folder, name, precision, chosen, device, threads)
 
-        tokenizer = OFATokenizer.load(folder)
+        tokenizer = load_tokenizer(folder, manifest)
         # The decoder first: packing its output projection briefly holds it twice (60 MB with
         # the released vocabulary), which then sits on less and so raises the peak less.
         decoder = session(formats.OFA_ONNX_DECODER)

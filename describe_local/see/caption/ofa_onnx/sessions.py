@@ -11,6 +11,8 @@ ONNX Runtime's version, the CPU, and the graphs' own manifest
 (so converting again, which replaces ``onnx/`` whole, can never leave a stale
 copy in use). The copies are derived files: the store's checksums leave them
 out, and a folder that cannot be written to simply goes without them.
+The caption tokenizer keeps its prompt's ids and each token's bytes there too
+(``tokens.bin``: see ``PromptTokenizer``), whatever the device.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from describe_local.store import formats
 if TYPE_CHECKING:
     import onnxruntime as ort
 
+    from describe_local.see.caption.ofa.tokenizer import PromptTokenizer
+
 log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+TOKENS_FILE = "tokens.bin"
 
 
 def providers(device: str) -> list[str]:
@@ -140,6 +145,29 @@ def open_session(folder: Path, name: str, precision: str, chosen: list[str], dev
     return session
 
 
+def derived_dir(folder: Path) -> Path | None:
+    """This machine's folder of derived files for ``folder``'s graphs, made if need be; None if it cannot be."""
+    cache = folder / formats.OFA_ONNX_CACHE_DIR / machine_key(folder)
+    if cache.is_dir():
+        return cache
+    if not _writable(folder / formats.OFA_ONNX_CACHE_DIR, cache):
+        return None
+    try:
+        cache.mkdir(exist_ok=True)
+    except OSError as exc:
+        log.debug("no derived files for %s: %s", folder, exc)
+        return None
+    return cache
+
+
+def load_tokenizer(folder: Path, manifest: dict) -> PromptTokenizer:
+    """The caption tokenizer of ``folder``, its prompt's ids and token bytes kept among the derived files."""
+    from describe_local.see.caption.ofa.tokenizer import PromptTokenizer
+
+    derived = derived_dir(folder)
+    return PromptTokenizer.load(folder, [str(manifest["prompt"])], cache=derived / TOKENS_FILE if derived else None)
+
+
 def _writable(base: Path, cache: Path) -> bool:
     """Whether the copies can be kept under ``base``; other machines' (or versions') copies are removed."""
     try:
@@ -165,8 +193,14 @@ def _publish(partial: Path, cache: Path) -> None:
 
 
 def prepare_copies(folder: Path) -> None:
-    """Write this machine's optimised copies of ``folder``'s CPU graphs now (after converting), so that
-    the first caption does not pay for them; best effort, as loading would write them anyway."""
+    """Write this machine's optimised copies of ``folder``'s CPU graphs and the kept tokenizer now (after
+    converting), so that the first caption does not pay for them; best effort, as loading would write them anyway."""
+    manifest = formats.ofa_onnx_manifest(folder)
+    try:
+        if manifest:
+            load_tokenizer(folder, manifest)
+    except Exception as exc:
+        log.warning("could not prepare the tokenizer of %s: %s", folder, exc)
     for precision in formats.ofa_onnx_precisions(folder):
         if precision == "fp16":  # for CUDA, which optimises at each load
             continue
