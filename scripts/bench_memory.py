@@ -281,7 +281,10 @@ def budget_of(config: Config, args: argparse.Namespace) -> dict:
         command += ["--caption-model", args.caption_model]
     if args.audio:
         command.append("--audio")
-    done = subprocess.run(command, env=config.environment(), capture_output=True, text=True, cwd=ROOT)
+    # The face child runs `python -m`, which puts its working folder first on the path: the
+    # configuration's own package folder, so that parent and child are the same code.
+    done = subprocess.run(command, env=config.environment(), capture_output=True, text=True,
+                          cwd=config.pythonpath or ROOT)
     if done.returncode:
         sys.stderr.write(done.stderr[-3000:])
         raise SystemExit(f"the budget run of {config.label} failed")
