@@ -152,3 +152,31 @@ def test_recognizer_batches_side_by_side_read_as_one_by_one(reader, shared_data)
     assert len(side_by_side.lines) > 30
     assert [(ln.text, ln.confidence) for ln in side_by_side.lines] == [(ln.text, ln.confidence)
                                                                         for ln in one_by_one.lines]
+
+
+@pytest.mark.parametrize(("name", "cut"), [("faces/photos/knn_test__obama_and_biden.jpg", True),
+                                           ("faces/photos/tests_obama3.jpg", True),
+                                           ("ocr/scenes/receipt_safeway.jpg", False)])
+def test_a_closer_look_over_a_few_hinted_words_runs_round_them_alone(reader, shared_data, name, cut):
+    from describe_local.see.text import detect
+
+    photo = load_photo(shared_data / name, max_bytes=50_000_000, max_pixels=100_000_000)
+    bgr = np.ascontiguousarray(photo.array[:, :, ::-1])
+    scene = reader.scene
+    assert scene is not None
+    first = detect.first_pass(bgr, scene.probability_map, reader.det_side)
+    assert first.hints, "the photo has a word too small for the first pass"
+    seen: list[tuple[int, int]] = []
+
+    def counted(picture: np.ndarray, scale: float):
+        seen.append(picture.shape[:2])
+        return scene.probability_map(picture, scale)
+
+    regions = detect.closer_look(bgr, counted, first, reader.det_side, reader.max_tiles)
+    scene.give_back()
+    assert len(seen) == 1 and regions
+    square = (reader.det_side / min(2 * first.scale, 1.0)) ** 2  # the tile a closer look had
+    if cut:  # a face photo's lone hinted word: DBNet over a small part of the square (170 ms saved)
+        assert len(first.regions) < detect.MANY_LINES and seen[0][0] * seen[0][1] < square / 4, (seen, square)
+    else:  # a receipt's 50 lines: the whole tile, which reads the lines round the hints better too
+        assert len(first.regions) >= detect.MANY_LINES and seen[0][0] * seen[0][1] > square / 2, (seen, square)

@@ -41,6 +41,11 @@ MAX_UPSCALE = 2.0  # a 348 px receipt needs 2x for its 12 px lettering; more onl
 SMALL_PX = 14.0
 FAINT_MIN = 0.15
 TILE_ZOOM = 2.0
+# On a photo whose first pass found fewer lines than MANY_LINES, a tile keeps only this many of
+# its own pixels round the hints it looks at (DBNet sees a line's surroundings; a line cut by
+# the tile's edge is taken from the first pass).
+TILE_MARGIN = 96
+MANY_LINES = 8
 LARGE_SCALE = 0.5  # a first pass at this scale or less is a large photo: every line found gets a closer look
 BLOB_ASPECT = 1.3  # regions less elongated than this are blobs (a face, a button), not lines to look closer at
 
@@ -119,7 +124,10 @@ def closer_look(bgr: np.ndarray, run: ProbabilityMap, first: FirstPass, det_side
     regions = first.regions
     if max_tiles <= 0 or not first.hints or zoom < first.scale * 1.5:
         return regions
-    for x0, y0, x1, y1 in tiles_to_look_at(first.hints, w, h, zoom, det_side, max_tiles):
+    # A photo with a few lines: the tiles look for the hinted words alone. Among many lines, a
+    # whole tile reads the lines round them better too (11 of the Safeway receipt's 51 phrases).
+    margin = TILE_MARGIN / zoom if len(first.regions) < MANY_LINES else None
+    for x0, y0, x1, y1 in tiles_to_look_at(first.hints, w, h, zoom, det_side, max_tiles, margin):
         tile_pred, tfx, tfy = run(bgr[y0:y1, x0:x1], zoom)
         found, _ = regions_from_map(tile_pred, tfx, tfy, offset=(x0, y0))
         # A region cut by the tile's edge is whole in the first pass or in a neighbour.
@@ -225,7 +233,8 @@ def curved_region(
 
 
 def tiles_to_look_at(
-    hints: list[tuple[float, float, float, float]], width: int, height: int, zoom: float, det_side: int, max_tiles: int
+    hints: list[tuple[float, float, float, float]], width: int, height: int, zoom: float, det_side: int, max_tiles: int,
+    margin: float | None = None,
 ) -> list[tuple[int, int, int, int]]:
     """Tiles (photo pixels, ``det_side`` map pixels at ``zoom``) over the hints, the most hinted first.
 
@@ -253,7 +262,20 @@ def tiles_to_look_at(
     centres = [((h[0] + h[2]) / 2, (h[1] + h[3]) / 2) for h in hints]
     counts = [sum(tx0 <= cx < tx1 and ty0 <= cy < ty1 for cx, cy in centres) for tx0, ty0, tx1, ty1 in tiles]
     ranked = sorted((i for i in range(len(tiles)) if counts[i]), key=lambda i: -counts[i])[:max_tiles]
-    return [tiles[i] for i in sorted(ranked)]
+    if margin is None:
+        return [tiles[i] for i in sorted(ranked)]
+    return [_around_hints(tiles[i], hints, centres, margin) for i in sorted(ranked)]
+
+
+def _around_hints(tile: tuple[int, int, int, int], hints: list[tuple[float, float, float, float]],
+                  centres: list[tuple[float, float]], margin: float) -> tuple[int, int, int, int]:
+    """``tile`` cut down to the hints whose centres are in it and ``margin`` pixels round them: a
+    word hinted on a face photo had DBNet run over a whole 1000 px square (170 ms) for a 30 x 90 box."""
+    tx0, ty0, tx1, ty1 = tile
+    inside = [h for h, (cx, cy) in zip(hints, centres, strict=True) if tx0 <= cx < tx1 and ty0 <= cy < ty1]
+    return (max(tx0, int(min(h[0] for h in inside) - margin)), max(ty0, int(min(h[1] for h in inside) - margin)),
+            min(tx1, int(np.ceil(max(h[2] for h in inside) + margin))),
+            min(ty1, int(np.ceil(max(h[3] for h in inside) + margin))))
 
 
 def merge_regions(first: list[Region], closer: list[Region], tile: tuple[int, int, int, int]) -> list[Region]:
