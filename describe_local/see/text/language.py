@@ -22,7 +22,6 @@ against it); a folder that cannot be written to goes without the copy.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import logging
 import math
@@ -143,10 +142,12 @@ def _source() -> Path:
 
 def cache_folder(cache_dir: Path, languages: list[str]) -> Path:
     """Where the copy for ``languages`` lives under ``cache_dir``."""
+    import py3langid
+
     source = _source()
     stat = source.stat()
     digest = hashlib.sha256()
-    for part in (CACHE_FORMAT, importlib.metadata.version("py3langid"), source.name, stat.st_size, stat.st_mtime_ns,
+    for part in (CACHE_FORMAT, py3langid.__version__, source.name, stat.st_size, stat.st_mtime_ns,
                  "+".join(sorted(set(languages)))):
         digest.update(f"{part}\0".encode())
     return cache_dir / f"{CACHE_NAME}-{digest.hexdigest()[:16]}"

@@ -103,7 +103,8 @@ class TextReader:
                 names = ", ".join(m.value for m in TextModel)
                 raise ConfigError(f"setting 'ocr_model': {settings.ocr_model!r} is not one of {names}") from None
             try:
-                scene = SceneEngine(settings.ocr_threads, models, settings.ocr_det_pixels)
+                scene = SceneEngine(settings.ocr_threads, models, settings.ocr_det_pixels,
+                                    cache_dir=cache_folder(settings))
             except ImportError as exc:
                 raise OcrNotInstalled(
                     f"PP-OCR cannot load ({first_line(exc)}): pip install onnxruntime opencv-python-headless"
@@ -253,7 +254,7 @@ class TextReader:
 
 def cache_folder(settings: Settings) -> Path:
     """Where the stage keeps the copies it derives from its models' files, for quicker loads
-    (``language.py``): a folder the model store's listing passes over."""
+    (``language.py``, ``sessions.py``): a folder the model store's listing passes over."""
     return settings.models_dir / ".cache" / "text"
 
 

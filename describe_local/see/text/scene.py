@@ -19,13 +19,19 @@ import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from describe_local.see.text.detect import Region, pieces
 from describe_local.see.text.models import MODEL_SETS, ModelSet, TextModel
+from describe_local.see.text.sessions import open_session
 from describe_local.see.text.spaces import insert_spaces
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +86,8 @@ class SceneEngine:
     """
 
     def __init__(self, threads: int = 1, models: ModelSet | None = None, det_pixels: int = 0,
-                 rec_columns: int = REC_BATCH_WIDTH, arena: bool = True) -> None:
+                 rec_columns: int = REC_BATCH_WIDTH, arena: bool = True, cache_dir: Path | None = None) -> None:
+        """``cache_dir``: where this machine's optimised copies of the graphs are kept (``sessions.py``)."""
         import onnxruntime as ort
 
         self.models = models or MODEL_SETS[TextModel.V4]
@@ -88,34 +95,20 @@ class SceneEngine:
         self.det_pixels = det_pixels
         self.rec_columns = max(rec_columns, REC_HEIGHT)
         folder = self.models.folder()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # ONNX Runtime's arena, grown by what each tensor asks: it reuses freed blocks within a run,
-        # where plain malloc took a first run at a new size to 1.5-2x the peak (DBNet on 704 x 544:
-        # +56 MB against +99 MB), and across the runs of one photo (DBNet's pieces and tiles, the
-        # recognizer's batches, widest first): shrinking after each run cost DBNet a third of its
-        # time in fresh pages faulted in (58 against 90 ms CPU on a 416 x 960 piece). It is
-        # shrunk once per photo (give_back); kept, it would hold the largest photo's peak for the
-        # life of the process. (arena=False: plain malloc, as before, for scripts/bench_text.py to compare.)
-        options.enable_cpu_mem_arena = arena
-        options.enable_mem_pattern = not arena
-        options.log_severity_level = 3
-        # Idle threads sleep rather than spin: the stage runs beside the caption and face
-        # stages on few cores, where spinning cost a third more CPU for the same photos.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = [("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})]
         self.run_options = ort.RunOptions()  # every run of a photo: the arena keeps its blocks
         self._shrink: ort.RunOptions | None = None  # give_back's run: the arena's free blocks go back
         if arena:
             self._shrink = ort.RunOptions()
             self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._ran: set[str] = set()  # sessions run since the last give_back
-        self.det = ort.InferenceSession(str(folder / self.models.det), options, providers=providers)
-        self.rec = ort.InferenceSession(str(folder / self.models.rec), options, providers=providers)
-        self.cls = ort.InferenceSession(str(folder / self.models.cls), options, providers=providers)
+        providers = [("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})]
+
+        def options() -> ort.SessionOptions:
+            return _session_options(threads, arena)
+
+        self.det = open_session(folder / self.models.det, options, providers, cache_dir)
+        self.rec = open_session(folder / self.models.rec, options, providers, cache_dir)
+        self.cls = open_session(folder / self.models.cls, options, providers, cache_dir)
         characters = self.models.alphabet(self.rec.get_modelmeta().custom_metadata_map)
         self.alphabet = ["", *characters, " "]  # CTC blank first and a space last, as PaddleOCR decodes
         self.spellable = frozenset(characters) | {" "}
@@ -294,6 +287,32 @@ class SceneEngine:
         span = max(1.0, len(best) * used)
         positions = [min(1.0, (c + 0.5) / span) for c in columns]
         return "".join(chars), confidence, positions
+
+
+def _session_options(threads: int, arena: bool) -> ort.SessionOptions:
+    """The sessions' options: ``threads`` intra-op threads that sleep when idle, every graph optimisation,
+    ONNX Runtime's arena (or, ``arena`` False, plain malloc, as before, for scripts/bench_text.py)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ONNX Runtime's arena, grown by what each tensor asks: it reuses freed blocks within a run,
+    # where plain malloc took a first run at a new size to 1.5-2x the peak (DBNet on 704 x 544:
+    # +56 MB against +99 MB), and across the runs of one photo (DBNet's pieces and tiles, the
+    # recognizer's batches, widest first): shrinking after each run cost DBNet a third of its
+    # time in fresh pages faulted in (58 against 90 ms CPU on a 416 x 960 piece). It is
+    # shrunk once per photo (SceneEngine.give_back); kept, it would hold the largest photo's
+    # peak for the life of the process.
+    options.enable_cpu_mem_arena = arena
+    options.enable_mem_pattern = not arena
+    options.log_severity_level = 3
+    # Idle threads sleep rather than spin: the stage runs beside the caption and face
+    # stages on few cores, where spinning cost a third more CPU for the same photos.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 def release_memory() -> None:
