@@ -128,7 +128,9 @@ class OnnxFlorence:
 
     def encode(self, images: list[Image.Image], task: str) -> dict[str, np.ndarray]:
         """Cross-attention keys, values and mask for ``images`` asked ``task``."""
-        image_tokens = self.vision.run(None, {"pixels": pixel_array(images, self.manifest)})[0]
+        # one photo a run (graphs converted before took a batch, and take one photo as well)
+        image_tokens = np.concatenate([self.vision.run(None, {"pixels": pixel_array([image], self.manifest)})[0]
+                                       for image in images])
         ids = np.array([self.prompt_ids(task)] * len(images), dtype=np.int64)
         feeds = {"image_tokens": image_tokens, "text_embeds": self.embeddings[ids],
                  "attention_mask": np.ones(ids.shape, dtype=np.int64)}
@@ -155,12 +157,21 @@ class _CachedDecoder:
         layers, rows, heads, _, head_dim = self.cross_keys.shape
         self.keys = np.zeros((layers, rows, heads, 0, head_dim), dtype=np.float32)
         self.values = self.keys
+        # graphs converted before the per-layer inputs take the stacked ones (and copy them at each step)
+        self.per_layer = "cross_keys_0" in {i.name for i in self.session.get_inputs()}
+
+    def cross_feeds(self) -> dict[str, np.ndarray]:
+        """The cross keys and values as the graph takes them: per layer, views of the stacked arrays (no copy)."""
+        if not self.per_layer:
+            return {"cross_keys": self.cross_keys, "cross_values": self.cross_values}
+        feeds = {f"cross_keys_{i}": keys for i, keys in enumerate(self.cross_keys)}
+        feeds.update({f"cross_values_{i}": values for i, values in enumerate(self.cross_values)})
+        return feeds
 
     def step(self, tokens: np.ndarray, position: int) -> np.ndarray:
         feeds = {"token_embeds": self.embeddings[np.asarray(tokens, dtype=np.int64)[:, None]],
                  "position": np.array([position], dtype=np.int64), "past_keys": self.keys,
-                 "past_values": self.values, "cross_keys": self.cross_keys, "cross_values": self.cross_values,
-                 "cross_mask": self.cross_mask}
+                 "past_values": self.values, "cross_mask": self.cross_mask, **self.cross_feeds()}
         logits, self.keys, self.values = self.session.run(None, feeds)
         return logits
 
