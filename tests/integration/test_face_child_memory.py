@@ -138,3 +138,18 @@ def test_a_damaged_encoder_file_fails_the_photo_with_faces_only(shared_data: Pat
         worker.close()
     with pytest.raises(Exception, match="cannot load the face models"):
         FaceEncoder.load((tmp_path / landmarks.name, tmp_path / encoder.name))
+
+
+@pytest.mark.parametrize("models_in_memory, keep", [("one", False), ("all", True), ("auto", True)])
+def test_the_recognizer_keeps_the_encoder_unless_one_model_at_a_time(models_in_memory: str, keep: bool,
+                                                                    tmp_path: Path):
+    from describe_local.see.faces.gallery import Gallery
+    from describe_local.see.faces.recognize import FaceRecognizer
+    from describe_local.settings import Settings
+
+    settings = Settings.load(environ={}, known_faces=tmp_path / "known_faces", models_in_memory=models_in_memory)
+    recognizer = FaceRecognizer.load(Gallery.open(settings.known_faces, settings), settings)
+    try:
+        assert recognizer.worker is not None and recognizer.worker.keep_models is keep
+    finally:
+        recognizer.close()
