@@ -134,11 +134,19 @@ def measure(config: Config, args: argparse.Namespace) -> dict:
         command.append("--no-audio")
     if args.sequential or config.label.endswith("--sequential"):
         command.append("--sequential")
-    done = subprocess.run(command, env=config.environment(), capture_output=True, text=True, cwd=ROOT)
+    before = os.times()
+    # Not run from the checkout: a worker is ``python -m describe_local.child`` in the driver's folder, and
+    # ``-m`` puts that folder first on the path, where the checkout's package would win over the config's.
+    with tempfile.TemporaryDirectory(prefix="bench-worker-run-") as folder:
+        done = subprocess.run(command, env=config.environment(), capture_output=True, text=True, cwd=folder)
+    after = os.times()
     if done.returncode:
         sys.stderr.write(done.stderr[-3000:])
         raise SystemExit(f"the run of {config.label} failed")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    # the driver, the worker and its children, all waited for: user + system CPU seconds
+    figures["cpu_s"] = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return figures
 
 
 def main() -> int:
@@ -179,17 +187,14 @@ def main() -> int:
         if args.also_sequential:
             configs.append(Config("now --sequential"))
         results: dict[str, list[dict]] = {c.label: [] for c in configs}
-        cpu_before = os.times()
         for _ in range(args.runs):
             for config in configs:
                 results[config.label].append(measure(config, args))
-        cpu = os.times()
     load = os.getloadavg()
     sound = "no audio" if args.no_audio else "with audio"
     print(f"one collection worker with {args.share} core(s), {args.photos} photos ({sound}, caption "
           f"{args.caption_model or 'from the settings'}), {args.runs} runs each, median; load average "
-          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores; CPU of all runs "
-          f"{cpu.children_user - cpu_before.children_user + cpu.children_system - cpu_before.children_system:.0f} s")
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores")
     print(f"{'':40}" + "".join(f"{c.label[:22]:>24}" for c in configs))
 
     def line(what: str, value) -> None:
@@ -207,6 +212,7 @@ def main() -> int:
     line("worker VmRSS growth, photo 1 -> last", lambda r: r["after"][-1]["VmRSS"] - r["after"][0]["VmRSS"])
     line("worker's largest peak over a photo (MB)", lambda r: max(a["VmHWM"] for a in r["after"][1:]))
     line("wall time (s)", lambda r: r["wall_s"])
+    line("CPU time, user + system (s)", lambda r: r["cpu_s"])
     line("photos failed", lambda r: r["failures"])
     if args.per_photo:
         for config in configs:
