@@ -36,11 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REC_HEIGHT = 48
-# PaddleOCR pads every line to at least 320 px wide; 192 read the same phrases
-# on ocr/scenes for a sixth less time (short lines like '9.90' are most of a receipt),
-# and 128 the same again (and the signs' words) for 7% less on the receipts, whose
-# lines under 192 px are half of them.
-REC_MIN_RATIO = 128 / 48
 REC_MAX_RATIO = 40.0  # longer lines are squeezed: bounds the work a single crop can cost
 REC_BATCH = 6
 # Columns per batch at most: 6 lines 480 wide took 123 MB, 3 lines 960 wide 135 MB (SVTR attends across the width).
@@ -225,18 +220,20 @@ class SceneEngine:
         """Text, mean character probability and character centres (0..1 along the crop) of each crop."""
         results: list[tuple[str, float, list[float]]] = [("", 0.0, [])] * len(crops)
         ratios = [min(REC_MAX_RATIO, c.shape[1] / max(1, c.shape[0])) for c in crops]
-        # Similar widths in a batch (less padding), the widest first: the arena's blocks from the
-        # first batch then hold every later one's, where narrow first grew it with each batch.
-        order = [int(i) for i in np.argsort([-r for r in ratios], kind="stable")]
+        # Similar widths in a batch (less padding); the widest batch runs first: the arena's blocks
+        # from it then hold every later one's, where narrow first grew it with each batch.
+        order = [int(i) for i in np.argsort(ratios, kind="stable")]
+        least = self.models.rec_min_width / REC_HEIGHT
         chunks: list[tuple[list[int], int]] = []
         while order:
             # As many lines as fit ``rec_columns`` columns in all: long lines go a few at a time,
             # which bounds the activations' memory (6 lines 1280 wide take 250 MB).
             chunk = [order.pop(0)]
-            width = math.ceil(REC_HEIGHT * max(REC_MIN_RATIO, ratios[chunk[0]]))
-            while order and len(chunk) < REC_BATCH and (len(chunk) + 1) * width <= self.rec_columns:
+            while order and len(chunk) < REC_BATCH:
+                if (len(chunk) + 1) * max(least, ratios[order[0]]) * REC_HEIGHT > self.rec_columns:
+                    break
                 chunk.append(order.pop(0))
-            chunks.append((chunk, width))
+            chunks.insert(0, (chunk, math.ceil(REC_HEIGHT * max(least, *(ratios[i] for i in chunk)))))
 
         def read_batch(chunk: list[int], width: int) -> None:
             batch = np.stack([_normalise(crops[i], REC_HEIGHT, width, width) for i in chunk])
