@@ -14,7 +14,12 @@ process, one after the other, and measures with the default ``auto`` engine:
 - memory: the resident memory a read adds at its peak (VmHWM reset before each read through
   /proc/self/clear_refs, so the figure is that read's own), worst and median over the 30
   photos and over the pages (Tesseract runs in a process of its own and is not counted), and
-  what loading the models added.
+  what loading the models added (from the stage's cache folder, models/.cache/text, where a
+  load before wrote its copies there: delete it to measure a first load).
+
+glibc's allocator is set as the describer sets it (``memory.settle_allocator``). To compare a
+revision, run this script from its exported tree (``git archive REV describe_local scripts``),
+with ``--data`` pointing at the shared data.
 
     .venv/bin/python scripts/bench_text.py [--data ../shared/data] [--configs v4-before,v4,v5,v6]
         [--repeat 2] [--json out.json]
