@@ -226,3 +226,31 @@ def test_sessions_load_from_this_machines_optimised_copies_and_read_the_same(rea
     photo = load_photo(shared_data / "ocr" / "signs" / "french.jpg", max_bytes=50_000_000, max_pixels=100_000_000)
     lines = copied.read(photo).lines
     assert len(lines) >= 4 and lines == original.read(photo).lines
+
+
+def test_damaged_copies_are_written_again(reader, shared_data, tmp_path):
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from describe_local.see.text.language import LanguageGuesser, cache_folder
+    from describe_local.see.text.models import model_set
+    from describe_local.see.text.scene import SceneEngine
+
+    LanguageGuesser.load(LANGUAGES, 0.8, tmp_path)
+    weights = cache_folder(tmp_path, LANGUAGES) / "ptc.npy"
+    size = weights.stat().st_size
+    weights.write_bytes(weights.read_bytes()[: size // 2])  # cut short, as a full disk would leave it
+    guesser = LanguageGuesser.load(LANGUAGES, 0.8, tmp_path)
+    assert weights.stat().st_size == size
+    own = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    own.set_languages(LANGUAGES)
+    for text in _texts(shared_data)[:20]:
+        assert guesser.identifier.classify(text)[0] == own.classify(text)[0], text[:60]
+
+    SceneEngine(2, model_set("ppocr-v4"), 400_000, cache_dir=tmp_path)
+    graphs = sorted(tmp_path.glob("onnx-*/model.onnx"))
+    assert len(graphs) == 3
+    graphs[0].write_bytes(b"not a graph")
+    scene = SceneEngine(2, model_set("ppocr-v4"), 400_000, cache_dir=tmp_path)
+    assert graphs[0].stat().st_size > 1000  # written again
+    photo = load_photo(shared_data / "ocr" / "signs" / "example3.png", max_bytes=50_000_000, max_pixels=100_000_000)
+    assert replace(reader, scene=scene).read(photo).lines == reader.read(photo).lines

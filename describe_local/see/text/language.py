@@ -248,8 +248,9 @@ def _read_copy(folder: Path) -> Identifier | None:
         classes = json.loads((folder / "classes.json").read_text(encoding="utf-8"))
         a = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in _ARRAYS}
     except (OSError, ValueError) as exc:
-        if folder.exists():
+        if folder.exists():  # damaged: written again
             log.debug("py3langid's copy in %s unreadable (%s): unpacking the model", folder, exc)
+            shutil.rmtree(folder, ignore_errors=True)
         return None
     states = len(a["fail"])
     whole = (a["ptc"].ndim == 2 and a["ptc"].shape[1] == len(classes) == len(a["pc"]) and len(a["root"]) == 256
@@ -258,6 +259,8 @@ def _read_copy(folder: Path) -> Identifier | None:
              and max(int(a[k].max(initial=0)) for k in ("edge_to", "fail", "root")) < states
              and int(a["out"].max(initial=-1)) < len(a["ptc"]))
     if not whole:
+        log.debug("py3langid's copy in %s is not whole: unpacking the model", folder)
+        shutil.rmtree(folder, ignore_errors=True)
         return None
     return Identifier(classes, a["ptc"], a["pc"], array("I", a["first"].tobytes()), a["edge_bytes"].tobytes(),
                       array("I", a["edge_to"].tobytes()), array("I", a["fail"].tobytes()),

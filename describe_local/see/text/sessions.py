@@ -67,8 +67,9 @@ def open_session(source: Path, options: Callable[[], ort.SessionOptions], provid
         chosen.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done already
         try:
             return ort.InferenceSession(str(graph), chosen, providers=providers)
-        except Exception as exc:  # a damaged copy (ONNX Runtime's own errors): the original still loads
+        except Exception as exc:  # a damaged copy (ONNX Runtime's own errors): written again below
             log.debug("optimised copy %s unusable (%s): loading %s", graph, first_line(exc), source)
+            shutil.rmtree(folder, ignore_errors=True)
     partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     chosen = options()
     try:
@@ -76,10 +77,11 @@ def open_session(source: Path, options: Callable[[], ort.SessionOptions], provid
         chosen.optimized_model_filepath = str(partial / graph.name)
         chosen.add_session_config_entry("session.optimized_model_external_initializers_file_name", data.name)
         chosen.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
-    except OSError as exc:
-        log.debug("no optimised copy of %s kept in %s: %s", source, folder, exc)
+        session = ort.InferenceSession(str(source), chosen, providers=providers)
+    except Exception as exc:  # a folder it cannot write to (OSError, or ONNX Runtime's error): no copy
+        log.debug("no optimised copy of %s kept in %s: %s", source, folder, first_line(exc))
+        shutil.rmtree(partial, ignore_errors=True)
         return ort.InferenceSession(str(source), options(), providers=providers)
-    session = ort.InferenceSession(str(source), chosen, providers=providers)
     try:
         if (partial / graph.name).is_file() and (partial / data.name).is_file():
             partial.rename(folder)
