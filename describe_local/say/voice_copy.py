@@ -49,8 +49,8 @@ def mapped_copy(onnx_path: Path, folder: Path | None = None) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
         _write(onnx_path, folder, copy)
         return copy / GRAPH
-    except (OSError, ValueError, ImportError) as exc:  # a read-only home, a full disk, no onnx package
-        log.debug("no mapped copy of %s: %s", onnx_path, exc)
+    except Exception as exc:  # a read-only home, a full disk, no onnx package, a graph onnx cannot read
+        log.debug("no mapped copy of %s: %s", onnx_path, exc)  # (ONNX Runtime then says what is wrong with it)
         return None
 
 
