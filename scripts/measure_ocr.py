@@ -17,7 +17,7 @@ accents), in a child process of its own so that its memory figure is its own:
   ``--repeat`` reads (default 2: the machine may be shared), median and worst
   over the 30 photos (scenes, signs, faces) and over the 4 pages; and the
   resident memory the stage added (after loading and reading everything, and
-  at peak), py3langid's model (about 100 MB, loaded by every engine) included.
+  at peak), the language model (4 MB from its compact copy, loaded by every engine) included.
 
     .venv/bin/python scripts/measure_ocr.py [--data ../shared/data] [--engines auto,pp-ocr]
         [--threads 2] [--repeat 2] [--omp]
