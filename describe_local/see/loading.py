@@ -144,10 +144,11 @@ def load_stages(settings: Settings, stages: Iterable[str], say: Callable[[str], 
                     loaded.off["caption"] = str(exc)
                     log.info("caption stage off: %s", exc)
             if "text" in stages:
+                say("checking Tesseract")
                 if on_demand:
+                    TextReader.check(settings)  # a missing pack is told now, not after the caption
                     loaded.text = OnDemandText(lambda: TextReader.load(settings), turn)
                 else:
-                    say("checking Tesseract")
                     loaded.text = TextReader.load(settings)
         except BaseException:
             _discard(faces)

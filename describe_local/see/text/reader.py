@@ -68,8 +68,10 @@ class TextReader:
     max_lines: int = 200
 
     @classmethod
-    def load(cls, settings: Settings) -> TextReader:
-        """Check Tesseract and its packs (``settings.ocr_languages``) and load PP-OCR, as the engine needs."""
+    def check(cls, settings: Settings) -> tuple[str, str, list[str]]:
+        """Check the settings, Tesseract and its packs (``settings.ocr_languages``) and the model set,
+        loading nothing: the engine, the Tesseract binary ('' when not used) and the packs. Raises
+        :class:`ConfigError` or :class:`OcrNotInstalled` saying what to do."""
         engine = settings.ocr_engine.strip().lower()
         if engine not in ENGINES:
             raise ConfigError(f"setting 'ocr_engine': {settings.ocr_engine!r} is not one of {', '.join(ENGINES)}")
@@ -95,15 +97,22 @@ class TextReader:
                     f"Tesseract language pack(s) {', '.join(missing)} missing: "
                     f"run ./scripts/setup, or apt-get install {debs}"
                 )
-        scene = None
         if engine != "tesseract":
             try:
-                models = model_set(settings.ocr_model)
+                model_set(settings.ocr_model)
             except ValueError:
                 names = ", ".join(m.value for m in TextModel)
                 raise ConfigError(f"setting 'ocr_model': {settings.ocr_model!r} is not one of {names}") from None
+        return engine, binary, packs
+
+    @classmethod
+    def load(cls, settings: Settings) -> TextReader:
+        """Check as :meth:`check` does, and load PP-OCR and the language guesser, as the engine needs."""
+        engine, binary, packs = cls.check(settings)
+        scene = None
+        if engine != "tesseract":
             try:
-                scene = SceneEngine(settings.ocr_threads, models, settings.ocr_det_pixels,
+                scene = SceneEngine(settings.ocr_threads, model_set(settings.ocr_model), settings.ocr_det_pixels,
                                     cache_dir=cache_folder(settings))
             except ImportError as exc:
                 raise OcrNotInstalled(

@@ -1,0 +1,71 @@
+"""Stages on demand: a model loaded just before its run and let go after, one at a time."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from describe_local.errors import ModelNotInstalled, OcrNotInstalled
+from describe_local.see.loading import OnDemandCaption, OnDemandText, load_stages
+
+
+class Model:
+    """A stage's model that counts how many are loaded at once (the test's own stand-in for a load)."""
+
+    loaded = 0
+    most = 0
+    lock = threading.Lock()
+
+    def __init__(self) -> None:
+        with Model.lock:
+            Model.loaded += 1
+            Model.most = max(Model.most, Model.loaded)
+        self.closed = False
+
+    def close(self) -> None:
+        with Model.lock:
+            Model.loaded -= 1
+        self.closed = True
+
+    def caption(self, image) -> str:
+        time.sleep(0.02)  # long enough for another thread to try its turn
+        return "a caption"
+
+    def read(self, photo) -> str:
+        time.sleep(0.02)
+        return "some text"
+
+
+def test_stand_ins_sharing_a_turn_never_hold_two_models_and_close_each_after_its_run():
+    turn = threading.Lock()
+    made: list[Model] = []
+
+    def load() -> Model:
+        made.append(Model())
+        return made[-1]
+
+    caption, text = OnDemandCaption(load, turn, "ofa-onnx:tiny"), OnDemandText(load, turn)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(caption.caption(None))) for _ in range(4)]
+    threads += [threading.Thread(target=lambda: results.append(text.read(None))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["a caption"] * 4 + ["some text"] * 4
+    assert len(made) == 8 and all(model.closed for model in made)
+    assert Model.most == 1 and Model.loaded == 0
+
+
+def test_a_model_that_cannot_answer_questions_says_so_on_demand():
+    caption = OnDemandCaption(Model, threading.Lock(), "git:tiny")
+    with pytest.raises(ModelNotInstalled, match="git:tiny cannot answer questions"):
+        caption.answer(None, "what colour is it?")
+
+
+def test_a_missing_text_language_is_told_when_the_stages_load_not_after_the_caption(settings):
+    settings.ocr_languages = "eng+xyz"
+    with pytest.raises(OcrNotInstalled, match="xyz"):
+        load_stages(settings, ["text"], lambda _message: None, on_demand=True)
