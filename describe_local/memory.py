@@ -26,6 +26,7 @@ import ctypes
 import logging
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ MADV_DONTNEED = 4  # madvise's advice (mman.h): drop these pages; a file's come 
 M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers (malloc.h)
 M_ARENA_MAX = -8
 MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024  # blocks above it are mapped alone (and the threshold no longer moves)
+WEIGHTS_SUFFIX = ".data"  # ONNX Runtime's external weights files (formats.OFA_ONNX_DATA_SUFFIX, the copies' too)
 ARENAS = 1  # one heap for every thread: what one stage frees, the next can use
 
 _lock = threading.Lock()
@@ -78,29 +80,46 @@ def drop_file_pages(path: Path) -> int:
     """Drop the pages of ``path`` that this process maps from its resident set (they stay in the page
     cache, and come back from it when read); the bytes dropped. A mapping any page of which was written
     (its ``Anonymous`` pages in ``/proc/self/smaps``: private copies, not in the file) is left alone."""
+    name = str(path)
+    return _drop(lambda mapped: mapped == name)
+
+
+def drop_mapped_weights() -> int:
+    """Drop the pages of every mapped weights file (``*.data``: ONNX Runtime's external weights, as the
+    caption graphs, the text stage and the voices keep them) from the resident set, as
+    :func:`drop_file_pages` does; for when none of their models is running. Each model reads its
+    weights back from the page cache when it next runs. The bytes dropped."""
+    return _drop(lambda mapped: mapped.endswith(WEIGHTS_SUFFIX))
+
+
+def _drop(wanted: Callable[[str], bool]) -> int:
     if _LIBC is None:
         return 0
-    name = str(path)
     dropped = 0
     try:
-        for start, end, resident_kb in _clean_mappings(name):
+        for start, end, resident_kb in _clean_mappings(wanted):
             if resident_kb and _LIBC.madvise(start, end - start, MADV_DONTNEED) == 0:
                 dropped += resident_kb * 1024
     except OSError as exc:  # no /proc (not Linux)
-        log.debug("cannot drop the pages of %s: %s", name, exc)
+        log.debug("cannot drop mapped pages: %s", exc)
     return dropped
 
 
-def _clean_mappings(name: str) -> list[tuple[int, int, int]]:
-    """``(start, end, resident kB)`` of each mapping of file ``name`` with no page written."""
+def _clean_mappings(wanted: Callable[[str], bool]) -> list[tuple[int, int, int]]:
+    """``(start, end, resident kB)`` of each mapping of a file ``wanted`` takes, with no page written."""
     with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
         text = smaps.read()
     found: list[tuple[int, int, int]] = []
-    header = re.compile(rf"^([0-9a-f]+)-([0-9a-f]+) [^\n]* {re.escape(name)}$", re.MULTILINE)
-    for mapping in header.finditer(text):
+    for mapping in _HEADER.finditer(text):
+        if not wanted(mapping.group(3)):
+            continue
         block = text[mapping.end():text.find("\nVmFlags:", mapping.end())]  # each mapping's fields end with VmFlags
         resident = re.search(r"^Rss:\s+(\d+) kB", block, re.MULTILINE)
         written = re.search(r"^Anonymous:\s+(\d+) kB", block, re.MULTILINE)
         if resident is not None and written is not None and written.group(1) == "0":
             found.append((int(mapping.group(1), 16), int(mapping.group(2), 16), int(resident.group(1))))
     return found
+
+
+# A mapping's first line in /proc/PID/smaps: range, permissions, offset, device, inode, the file's path.
+_HEADER = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+ +(/.*)$", re.MULTILINE)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from describe_local.errors import ModelNotInstalled
+from describe_local.memory import drop_mapped_weights
 from describe_local.results import DescribeOptions, Description, Said, Seen, Speech
 from describe_local.say import compose
 from describe_local.say.plan import SpeechPlan, SpeechPlanner
@@ -129,6 +130,11 @@ class Narration:
             from describe_local.audio import Mp3Stream, resample  # PyAV (15 MB): only where there is sound
 
             with self.clock.step("speech"):
+                if self._mp3 is None and self.options.sequential:
+                    # Every stage has run (one after another) before the first words: the pages of their
+                    # mapped weights go back to the system before the voice's come in (each stage reads
+                    # its own back from the page cache at its next run). A worker peaked 37 MB lower.
+                    drop_mapped_weights()
                 speech = self.speaker.pcm(plan.segments, self.options)
             self.voice = self.voice or speech.voice
             self.sample_rate = self.sample_rate or speech.sample_rate

@@ -73,3 +73,24 @@ def test_a_description_leaves_the_voice_resting(tmp_path: Path, monkeypatch: pyt
         assert result.mp3 is not None and result.voice == "en_US-joe-medium"
         (weights,) = (tmp_path / "cache" / "describe-local" / "voices").glob(f"*/{voice_copy.WEIGHTS}")
         assert resident_kb(weights) < 1000  # spoken, then handed back before the next photo
+
+
+def test_stages_in_turn_hand_their_weights_back_before_the_voice_speaks(tmp_path: Path, settings,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         shared_data: Path):
+    from describe_local.pipeline import DescribeOptions, Describer
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    sign = shared_data / "ocr" / "signs" / "english.png"
+    with Describer.load(settings, stages=("text",)):
+        pass  # the first load writes the text stage's optimised copies: later ones map their weights
+    with Describer.load(settings, stages=("text",)) as describer:
+
+        def resident_after(sequential: bool) -> int:
+            result = describer.describe(sign, DescribeOptions(sequential=sequential))
+            assert result.text_found and result.mp3 is not None
+            weights = set(re.findall(r" (/\S+\.data)$", Path("/proc/self/maps").read_text(), re.MULTILINE))
+            return sum(resident_kb(Path(path)) for path in weights if path.startswith(str(settings.models_dir)))
+
+        assert resident_after(False) > 1000  # side by side: the text stage may still run as the caption is said
+        assert resident_after(True) < 1000  # in turn: handed back before the first words (none read since)

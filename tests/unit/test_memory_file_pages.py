@@ -51,3 +51,18 @@ def test_a_mapping_with_a_written_page_is_left_alone(weights: Path):
         view[0] = 7  # a private copy of that page: dropping it would bring back the file's byte
         assert drop_file_pages(weights) == 0
         assert view[0] == 7
+
+
+def test_mapped_weights_files_are_dropped_and_other_files_kept(weights: Path):
+    from describe_local.memory import drop_mapped_weights
+
+    other = weights.with_name("table.bin")
+    other.write_bytes(weights.read_bytes())
+    with weights.open("rb") as a, other.open("rb") as b, \
+            mmap.mmap(a.fileno(), 0, access=mmap.ACCESS_READ) as view, \
+            mmap.mmap(b.fileno(), 0, access=mmap.ACCESS_READ) as kept:
+        touch(view), touch(kept)
+        before = rss_file_kb()
+        assert drop_mapped_weights() >= SIZE * 0.9  # weights.data (and any other *.data this process maps)
+        assert before - rss_file_kb() < SIZE // 1024 * 1.5  # table.bin stayed
+        assert drop_file_pages(other) >= SIZE * 0.9  # it was still resident
