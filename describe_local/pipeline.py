@@ -126,6 +126,7 @@ class Describer:
         the ``models_in_memory`` setting).
         """
         from describe_local.say.speech import load_bundled_voice
+        from describe_local.say.voice_copy import copies_folder
 
         settle_allocator()  # before the models load: their freed tensors go back to the system
         say = progress or (lambda _msg: None)
@@ -134,7 +135,7 @@ class Describer:
             bundled = None
             if speech and not on_demand:  # on demand, the voice catalogue loads it when first spoken
                 say("loading the voice")
-                bundled = load_bundled_voice()
+                bundled = load_bundled_voice(copies_folder(settings.models_dir))
             # Loaded without speech too: `--no-audio --lang es` still prints Spanish.
             say("loading translation models")
             planner = SpeechPlanner.load(settings, bundled_voice=bundled)

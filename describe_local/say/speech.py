@@ -49,7 +49,7 @@ class Voice:
     def load(cls, onnx_path: Path, *, key: str | None = None, language: str | None = None,
              copies: Path | None = None) -> Voice:
         """Load a Piper voice from its ``.onnx`` file (the ``.onnx.json`` beside it is read too);
-        its weights mapped from a copy in ``copies`` (default: the user's cache folder)."""
+        its weights mapped from a copy in ``copies`` (:func:`voice_copy.copies_folder`; ``None``: read whole)."""
         from piper import PiperVoice  # heavy: onnxruntime
         from piper.config import PiperConfig
 

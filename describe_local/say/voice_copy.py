@@ -9,8 +9,8 @@ load peaks 27 MB over what was resident, in half the time, and the weights are c
 shared by every process that speaks with the voice (each ``--jobs`` worker) and handed back by
 :func:`rest` while the voice is silent (they come back from the page cache as it speaks).
 
-The copies are derived files under the user's cache folder (``$XDG_CACHE_HOME/describe-local/voices``),
-one folder per voice file, keyed by ONNX Runtime's version and the voice file's path, size and
+The copies are derived files in the model store's cache folder (``models/.cache/voices``; never
+the user's home folder), one folder per voice file, keyed by ONNX Runtime's version and the voice file's path, size and
 time; a folder that cannot be written to, or a copy that will not load, leaves the voice
 read whole as before.
 """
@@ -32,16 +32,17 @@ WEIGHTS = GRAPH + ".data"
 SMALLEST_MAPPED = 1024  # bytes: smaller tensors stay in the graph (a page of their own would waste more)
 
 
-def copies_folder() -> Path:
-    """Where the voices' copies are kept: the user's cache folder."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "describe-local" / "voices"
+def copies_folder(models_dir: Path) -> Path:
+    """Where the voices' copies are kept: the model store's cache folder."""
+    return Path(models_dir) / ".cache" / "voices"
 
 
-def mapped_copy(onnx_path: Path, folder: Path | None = None) -> Path | None:
-    """The graph of ``onnx_path`` with its weights in a file beside it, written first when there is
-    none; ``None`` where it cannot be written (the voice is then read whole)."""
-    folder = folder or copies_folder()
+def mapped_copy(onnx_path: Path, folder: Path | None) -> Path | None:
+    """The graph of ``onnx_path`` with its weights in a file beside it, in ``folder``, written first
+    when there is none; ``None`` where it cannot be written or no folder is given (the voice is then
+    read whole)."""
+    if folder is None:
+        return None
     try:
         copy = folder / _name(onnx_path)
         if (copy / GRAPH).is_file() and (copy / WEIGHTS).is_file():

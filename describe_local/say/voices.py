@@ -50,12 +50,14 @@ class VoiceCatalogue:
 
     voices: list[VoiceInfo]
     defaults: dict[str, str] = field(default_factory=dict)  # language or dialect -> voice key
+    _copies: Path | None = None  # where the voices' weights are copied to be mapped (voice_copy.py)
     _loaded: dict[str, Voice] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, settings: Settings, *, bundled: Voice | None = None) -> VoiceCatalogue:
         """The voices in ``settings.models_dir`` plus the bundled one (``bundled``: already loaded)."""
+        from describe_local.say.voice_copy import copies_folder
         from describe_local.store import ModelStore
 
         voices = [_bundled_info()]
@@ -63,7 +65,7 @@ class VoiceCatalogue:
             info = _voice_info(model.path)
             if info is not None and info.key != BUNDLED_VOICE:
                 voices.append(info)
-        catalogue = cls(voices, _parse_defaults(settings.default_voices))
+        catalogue = cls(voices, _parse_defaults(settings.default_voices), copies_folder(settings.models_dir))
         if bundled is not None:
             catalogue._loaded[bundled.key] = bundled
         for language, key in catalogue.defaults.items():
@@ -158,7 +160,7 @@ class VoiceCatalogue:
             if voice is None:
                 log.info("loading voice %s", info.key)
                 try:
-                    voice = Voice.load(info.onnx_path, key=info.key, language=info.language)
+                    voice = Voice.load(info.onnx_path, key=info.key, language=info.language, copies=self._copies)
                 except ModelNotInstalled:
                     raise
                 except Exception as exc:  # onnxruntime's errors for a damaged model

@@ -63,24 +63,21 @@ def test_a_damaged_copy_is_made_again(tmp_path: Path, caplog: pytest.LogCaptureF
     assert Voice.load(bundled_voice_path(), copies=copies).mapped is not None  # written anew
 
 
-def test_a_description_leaves_the_voice_resting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings,
-                                                 shared_data: Path):
+def test_a_description_leaves_the_voice_resting(settings, shared_data: Path):
     from describe_local.pipeline import DescribeOptions, Describer
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with Describer.load(settings, stages=("caption",)) as describer:  # no caption model: a sentence saying so
         result = describer.describe(shared_data / "faces" / "groups" / "dogs.jpg", DescribeOptions())
         assert result.mp3 is not None and result.voice == "en_US-joe-medium"
-        (weights,) = (tmp_path / "cache" / "describe-local" / "voices").glob(f"*/{voice_copy.WEIGHTS}")
+        # in the store's cache folder, never the home folder
+        (weights,) = voice_copy.copies_folder(settings.models_dir).glob(f"*/{voice_copy.WEIGHTS}")
         assert resident_kb(weights) < 1000  # spoken, then handed back before the next photo
 
 
-def test_stages_in_turn_hand_their_weights_back_before_the_voice_speaks(tmp_path: Path, settings,
-                                                                         monkeypatch: pytest.MonkeyPatch,
+def test_stages_in_turn_hand_their_weights_back_before_the_voice_speaks(settings,
                                                                          shared_data: Path):
     from describe_local.pipeline import DescribeOptions, Describer
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     sign = shared_data / "ocr" / "signs" / "english.png"
     with Describer.load(settings, stages=("text",)):
         pass  # the first load writes the text stage's optimised copies: later ones map their weights
