@@ -138,8 +138,10 @@ class Child:
             # parent owns shutdown. In the parent's group a child interrupted while Python was
             # still starting (before main() could ignore SIGINT) printed a KeyboardInterrupt
             # traceback; left behind, a child still ends when its connection does.
+            # -P: not the working folder first on the path (python -m's default), where a folder
+            # named describe_local would be imported instead of this package.
             process = subprocess.Popen(
-                [sys.executable, "-m", "describe_local.child", factory, str(theirs.fileno())],
+                [sys.executable, "-P", "-m", "describe_local.child", factory, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=environment, process_group=0,
             )
         except BaseException:

@@ -241,3 +241,17 @@ def test_ctrl_c_to_the_process_group_leaves_the_child_quiet(tmp_path: Path, dela
                          preexec_fn=interruptible)
     assert run.returncode == 130, run.stderr
     assert run.stderr.strip() == "Stopped.", run.stderr
+
+
+def test_a_describe_local_folder_in_the_working_folder_is_not_what_the_child_imports(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    impostor = tmp_path / "describe_local"
+    impostor.mkdir()
+    (impostor / "__init__.py").write_text("raise SystemExit('the working folder was imported')\n")
+    monkeypatch.chdir(tmp_path)
+    child = Child.start(FACTORY, name="the test child")
+    try:
+        assert child.receive() == Ready(child.pid)
+        assert child.ask(("echo", "still ours"), timeout_s=10) == Answer("still ours")
+    finally:
+        child.close()
