@@ -316,7 +316,7 @@ class Describer:
                 self.reload_gallery()
         functions = self._stage_functions(stages)
         budget = self.settings.stage_timeout_s
-        if sequential:  # each timed alone (benchmarks)
+        if sequential:  # each timed alone (benchmarks), or a collection worker with one core
             done = self._runner.run(functions, photo, budget, sequential=True)
             waits = {stage: (lambda outcome=outcome: outcome) for stage, outcome in done.items()}
         elif self._on_demand:  # the face child works beside the others, which load their models in turn

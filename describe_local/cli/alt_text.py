@@ -218,7 +218,7 @@ def _run_collection(args: argparse.Namespace, settings: Any, photos: list[Path])
 
     note_if_missing(settings, "alt-text", note=not args.quiet)
     spec = TaskSpec("describe_local.collection.tasks:alt_text_photos", settings,
-                    {"max_chars": args.max_chars, "names": args.names},
+                    {"max_chars": args.max_chars, "names": args.names, "sequential": False},  # in turn on one core
                     needs=needed_on_every_node(settings) if args.ray is not None else ())
     writer = csv.writer(sys.stdout, lineterminator="\n") if args.csv else None
     if writer:
