@@ -63,20 +63,45 @@ class OnDemand:
     def __init__(self, load: Callable[[], Any], turn: threading.Lock) -> None:
         self._load = load
         self._turn = turn
+        self._ready: Any = None  # preloaded, holding the turn until its first use
+        self._handoff = threading.Lock()
+
+    def preload(self) -> None:
+        """Load the model now, for its first use (the caption's, while the face child starts)."""
+        self._turn.acquire()
+        try:
+            self._ready = self._load()
+        except BaseException:
+            self._turn.release()
+            raise
 
     @contextlib.contextmanager
     def loaded(self) -> Iterator[Any]:
-        """The stage, loaded for the ``with`` block (waiting for the turn), then closed and its
-        memory handed back to the system."""
-        with self._turn:
-            stage = self._load()
-            try:
-                yield stage
-            finally:
+        """The stage, loaded for the ``with`` block (waiting for the turn, unless preloaded), then
+        closed and its memory handed back to the system."""
+        with self._handoff:  # a preloaded model, and the turn it holds, go to one use only
+            stage, self._ready = self._ready, None
+        if stage is None:
+            self._turn.acquire()
+        try:
+            if stage is None:
+                stage = self._load()
+            yield stage
+        finally:
+            if stage is not None:
                 close_stage(stage)
                 del stage
                 gc.collect()  # a model's sessions may sit in reference cycles: freed now, not later
                 release_free_memory()
+            self._turn.release()
+
+    def close(self) -> None:
+        """Let go of a model preloaded and never used (the photo could not be decoded)."""
+        with self._handoff:
+            stage, self._ready = self._ready, None
+        if stage is not None:
+            close_stage(stage)
+            self._turn.release()
 
 
 class OnDemandCaption(OnDemand):
@@ -146,10 +171,17 @@ def load_stages(settings: Settings, stages: Iterable[str], say: Callable[[str], 
             if "text" in stages:
                 say("checking Tesseract")
                 if on_demand:
-                    TextReader.check(settings)  # a missing pack is told now, not after the caption
-                    loaded.text = OnDemandText(lambda: TextReader.load(settings), turn)
+                    checked = TextReader.check(settings)  # a missing pack is told now, not after the caption
+                    loaded.text = OnDemandText(lambda: TextReader.load(settings, checked), turn)
                 else:
                     loaded.text = TextReader.load(settings)
+            if faces is not None and isinstance(loaded.caption, OnDemandCaption):
+                say("loading the caption model")  # the first to run: loaded while the face child starts
+                try:
+                    loaded.caption.preload()
+                except ModelNotInstalled as exc:
+                    loaded.caption, loaded.off["caption"] = None, str(exc)
+                    log.info("caption stage off: %s", exc)
         except BaseException:
             _discard(faces)
             raise

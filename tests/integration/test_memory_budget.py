@@ -180,6 +180,8 @@ def test_one_model_at_a_time_peaks_lower_and_says_the_same(shared_data: Path, is
     word the one a describer that keeps every model loaded gives."""
     env = {**isolated_env, "DESCRIBE_LOCAL_MODELS_DIR": str(tiny_ofa_store)}
     photos = [shared_data / "faces/groups/dogs.jpg", shared_data / "faces/groups/2008_001322.jpg"]
+    warm, _ = _describe_json(photos[:1], env, tmp_path, "all")  # writes the models' derived copies first
+    assert warm.status == 0, warm.stderr
     one, said_one = _describe_json(photos, env, tmp_path, "one")
     every, said_all = _describe_json(photos, env, tmp_path, "all")
     assert one.status == every.status == 0, one.stderr + every.stderr
@@ -190,6 +192,6 @@ def test_one_model_at_a_time_peaks_lower_and_says_the_same(shared_data: Path, is
         assert {k: v["status"] for k, v in first["stages"].items()} == \
             {k: v["status"] for k, v in second["stages"].items()} == {"caption": "ok", "faces": "ok", "text": "ok"}
     main_one, main_all = next(iter(one.marks_mb.values())), next(iter(every.marks_mb.values()))
-    # The smaller of the two models (the text stage's 100+ MB, or the caption's 150) is never resident
-    # beside the other.
-    assert main_one <= main_all - 80, f"one at a time {main_one:.0f} MB, all at once {main_all:.0f} MB"
+    # The text stage (its models and a read's peak, some 90 MB) is never resident beside the caption's
+    # 190 MB: 255 against 345-360 MB on 2026-12-07.
+    assert main_one <= main_all - 60, f"one at a time {main_one:.0f} MB, all at once {main_all:.0f} MB"

@@ -69,3 +69,22 @@ def test_a_missing_text_language_is_told_when_the_stages_load_not_after_the_capt
     settings.ocr_languages = "eng+xyz"
     with pytest.raises(OcrNotInstalled, match="xyz"):
         load_stages(settings, ["text"], lambda _message: None, on_demand=True)
+
+
+def test_a_preloaded_model_serves_its_first_use_and_holds_the_turn_until_then():
+    turn = threading.Lock()
+    made: list[Model] = []
+
+    def load() -> Model:
+        made.append(Model())
+        return made[-1]
+
+    caption, text = OnDemandCaption(load, turn, "ofa-onnx:tiny"), OnDemandText(load, turn)
+    caption.preload()
+    assert len(made) == 1 and turn.locked()  # the text stage waits for the caption's run
+    assert caption.caption(None) == "a caption"
+    assert len(made) == 1 and made[0].closed and not turn.locked()
+    assert text.read(None) == "some text" and len(made) == 2
+    caption.preload()
+    caption.close()  # never used (the photo could not be decoded): let go, and the turn with it
+    assert made[-1].closed and not turn.locked()

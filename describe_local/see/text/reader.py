@@ -106,9 +106,10 @@ class TextReader:
         return engine, binary, packs
 
     @classmethod
-    def load(cls, settings: Settings) -> TextReader:
-        """Check as :meth:`check` does, and load PP-OCR and the language guesser, as the engine needs."""
-        engine, binary, packs = cls.check(settings)
+    def load(cls, settings: Settings, checked: tuple[str, str, list[str]] | None = None) -> TextReader:
+        """Check as :meth:`check` does (``checked``: what it returned, for the same settings), and
+        load PP-OCR and the language guesser, as the engine needs."""
+        engine, binary, packs = checked or cls.check(settings)
         scene = None
         if engine != "tesseract":
             try:
