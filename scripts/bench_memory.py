@@ -200,9 +200,13 @@ def inner_budget(photo: Path, caption_model: str | None, audio: bool) -> None:
     voice = None
     if audio:
         from describe_local.say.speech import load_bundled_voice
-        from describe_local.say.voice_copy import copies_folder
 
-        voice = step("load voice (Piper)", lambda: load_bundled_voice(copies_folder(settings.models_dir)))
+        try:  # where the describer keeps the voice's mapped copy (revisions before it read the voice whole)
+            from describe_local.say.voice_copy import copies_folder
+        except ImportError:
+            voice = step("load voice (Piper)", load_bundled_voice)
+        else:
+            voice = step("load voice (Piper)", lambda: load_bundled_voice(copies_folder(settings.models_dir)))
     from describe_local.say.plan import SpeechPlanner
 
     step("load planner/translation", lambda: SpeechPlanner.load(settings, bundled_voice=voice))
