@@ -38,7 +38,9 @@ class Model:
         return "some text"
 
 
-def test_stand_ins_sharing_a_turn_never_hold_two_models_and_close_each_after_its_run():
+@pytest.fixture
+def stand_ins() -> tuple[OnDemandCaption, OnDemandText, threading.Lock, list[Model]]:
+    """A caption and a text stand-in sharing one turn, and the models they have made so far."""
     turn = threading.Lock()
     made: list[Model] = []
 
@@ -46,7 +48,11 @@ def test_stand_ins_sharing_a_turn_never_hold_two_models_and_close_each_after_its
         made.append(Model())
         return made[-1]
 
-    caption, text = OnDemandCaption(load, turn, "ofa-onnx:tiny"), OnDemandText(load, turn)
+    return OnDemandCaption(load, turn, "ofa-onnx:tiny"), OnDemandText(load, turn), turn, made
+
+
+def test_stand_ins_sharing_a_turn_never_hold_two_models_and_close_each_after_its_run(stand_ins):
+    caption, text, _, made = stand_ins
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(caption.caption(None))) for _ in range(4)]
     threads += [threading.Thread(target=lambda: results.append(text.read(None))) for _ in range(4)]
@@ -71,15 +77,8 @@ def test_a_missing_text_language_is_told_when_the_stages_load_not_after_the_capt
         load_stages(settings, ["text"], lambda _message: None, on_demand=True)
 
 
-def test_a_preloaded_model_serves_its_first_use_and_holds_the_turn_until_then():
-    turn = threading.Lock()
-    made: list[Model] = []
-
-    def load() -> Model:
-        made.append(Model())
-        return made[-1]
-
-    caption, text = OnDemandCaption(load, turn, "ofa-onnx:tiny"), OnDemandText(load, turn)
+def test_a_preloaded_model_serves_its_first_use_and_holds_the_turn_until_then(stand_ins):
+    caption, text, turn, made = stand_ins
     caption.preload()
     assert len(made) == 1 and turn.locked()  # the text stage waits for the caption's run
     assert caption.caption(None) == "a caption"
