@@ -116,18 +116,20 @@ class Describer:
         stages: Iterable[str] = ANALYSIS_STAGES,
         speech: bool = True,
         progress: Callable[[str], None] | None = None,
-        on_demand: bool = False,
+        on_demand: bool | None = None,
     ) -> Describer:
         """Load every model the pipeline needs, once (see :mod:`describe_local.see.loading`):
         a stage whose model is not installed is off, other load errors propagate.
         ``progress`` is called with a short message before each model loads. ``on_demand``: the
         caption and text models, and the voice, load only as they are needed, and the stages'
-        models one at a time, each let go after its run (a small machine, or a single photo:
-        the ``models_in_memory`` setting).
+        models one at a time, each let go after its run (a small machine, or a single photo);
+        ``None``: as the ``models_in_memory`` setting says ("one": on demand).
         """
         from describe_local.say.speech import load_bundled_voice
         from describe_local.say.voice_copy import copies_folder
 
+        if on_demand is None:
+            on_demand = settings.models_in_memory == "one"
         settle_allocator()  # before the models load: their freed tensors go back to the system
         say = progress or (lambda _msg: None)
         loaded = load_stages(settings, stages, say, on_demand=on_demand)

@@ -87,3 +87,14 @@ def test_a_preloaded_model_serves_its_first_use_and_holds_the_turn_until_then(st
     caption.preload()
     caption.close()  # never used (the photo could not be decoded): let go, and the turn with it
     assert made[-1].closed and not turn.locked()
+
+
+def test_the_setting_one_puts_every_describer_on_demand(settings):
+    from describe_local.pipeline import Describer
+
+    settings.models_in_memory = "one"
+    with Describer.load(settings, stages=("text",), speech=False) as describer:  # as the server loads it
+        assert isinstance(describer.text, OnDemandText)
+    settings.models_in_memory = "auto"
+    with Describer.load(settings, stages=("text",), speech=False) as describer:
+        assert not isinstance(describer.text, OnDemandText)
