@@ -104,9 +104,7 @@ class Describer:
         if faces is not None:
             self._gallery_watch.mark()
         self._runner = StageRunner(len(ANALYSIS_STAGES))
-        # Models loaded as they run, one at a time: every stage ends (its model let go) before
-        # the first words are spoken, so that the voice never shares the memory with them.
-        self._on_demand = on_demand
+        self._on_demand = on_demand  # models loaded as they run, one at a time, all let go before the voice speaks
 
     @classmethod
     def load(
