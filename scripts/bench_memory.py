@@ -268,6 +268,25 @@ def working_tree_without(commits: list[str], into: Path) -> Path:
     return into
 
 
+def configurations(args: argparse.Namespace, tmp: Path) -> list[Config]:
+    """The working tree ("now"), after it the ``--env`` one, and before it the ``--without`` and
+    ``--compare`` ones (an argument a script does not take counts as not given)."""
+    configs = [Config("now")]
+    if getattr(args, "compare", None):
+        folder = tmp / "rev"
+        folder.mkdir()
+        export_revision(args.compare, folder)
+        configs.insert(0, Config(f"{args.compare}", pythonpath=str(folder)))
+    if args.without:
+        folder = tmp / "without"
+        folder.mkdir()
+        working_tree_without(args.without, folder)
+        configs.insert(0, Config("without " + ",".join(c[:9] for c in args.without), pythonpath=str(folder)))
+    if args.env:
+        configs.append(Config("now " + " ".join(args.env), env=dict(e.split("=", 1) for e in args.env)))
+    return configs
+
+
 def describe_command(args: argparse.Namespace, out: Path) -> list[str]:
     several = len(args.photo) > 1 or not args.photo[0].is_file()
     command = [str(PYTHON), "-m", "describe_local", "describe", "-o", str(out if several else out / "out.mp3")]
@@ -323,19 +342,7 @@ def main() -> int:
         args.no_budget = True  # the step-by-step budget describes one photo
 
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
-        configs = [Config("now")]
-        if args.compare:
-            folder = Path(tmp) / "rev"
-            folder.mkdir()
-            export_revision(args.compare, folder)
-            configs.insert(0, Config(f"{args.compare}", pythonpath=str(folder)))
-        if args.without:
-            folder = Path(tmp) / "without"
-            folder.mkdir()
-            working_tree_without(args.without, folder)
-            configs.insert(0, Config("without " + ",".join(c[:9] for c in args.without), pythonpath=str(folder)))
-        if args.env:
-            configs.append(Config("now " + " ".join(args.env), env=dict(e.split("=", 1) for e in args.env)))
+        configs = configurations(args, Path(tmp))
         out = Path(tmp) / "out"
         out.mkdir()
         runs: dict[str, list[TreeRun]] = {c.label: [] for c in configs}

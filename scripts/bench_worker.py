@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_memory import Config, children_of, command_name, status_kb, working_tree_without
+from bench_memory import Config, children_of, command_name, configurations, status_kb
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -176,14 +176,7 @@ def main() -> int:
     if len(photos) < args.photos:
         raise SystemExit(f"only {len(photos)} photos under {DATA}")
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
-        configs = [Config("now")]
-        if args.without:
-            folder = Path(tmp) / "without"
-            folder.mkdir()
-            working_tree_without(args.without, folder)
-            configs.insert(0, Config("without " + ",".join(c[:9] for c in args.without), pythonpath=str(folder)))
-        if args.env:
-            configs.append(Config("now " + " ".join(args.env), env=dict(e.split("=", 1) for e in args.env)))
+        configs = configurations(args, Path(tmp))
         if args.also_sequential:
             configs.append(Config("now --sequential"))
         results: dict[str, list[dict]] = {c.label: [] for c in configs}
