@@ -23,7 +23,8 @@ route's time budget.
 
 Beyond ``max_connections`` open connections, a new one closes the connection
 that has been idle longest, else the slowest body; when there is neither it is
-refused with a 503. uvicorn's
+refused with a 503. A connection opened less than ``HEAD_GRACE_S`` ago is idle
+only because its head is on the way, so a body is closed before it is. uvicorn's
 ``limit_concurrency`` was not enough: it answers 503 only once a head is
 complete, so it neither frees the sockets of incomplete heads nor lets anyone
 in while they are held.
@@ -52,6 +53,7 @@ REFUSAL_LINGER_S = 1.0  # a refused socket is read and dropped this long, so the
 RETRY_AFTER_S = 2
 BODY_GRACE_S = 5.0  # a body's first seconds are not judged for speed (a phone waking its radio)
 RATE_CHECK_S = 1.0  # how often a body's speed is checked
+HEAD_GRACE_S = 1.0  # a client sends its head at once: a newer idle connection is not evicted before a body
 
 
 def _refusal() -> bytes:
@@ -202,11 +204,13 @@ class GuardedH11Protocol(H11Protocol):
         others = [c for c in self.connections
                   if isinstance(c, GuardedH11Protocol) and c is not self and not c.transport.is_closing()]
         idle = [c for c in others if c._phase == "idle"]
-        if idle:
-            min(idle, key=lambda c: c._since)._close()
+        bodies = [c for c in others if c._phase == "body"]
+        oldest = min(idle, key=lambda c: c._since, default=None)
+        # A head only on its way (newer than HEAD_GRACE_S) is kept while there is a body to close instead.
+        if oldest is not None and (not bodies or self.loop.time() - oldest._since >= HEAD_GRACE_S):
+            oldest._close()
             self._warn(f"over {self.max_connections} connections: closed the one idle longest")
             return True
-        bodies = [c for c in others if c._phase == "body"]
         if bodies:
             min(bodies, key=lambda c: c._body_rate())._close()
             self._warn(f"over {self.max_connections} connections: closed the slowest upload")

@@ -108,6 +108,23 @@ def test_beyond_max_connections_the_slowest_upload_makes_room(make_server):
         assert _closed_by(busy, time.monotonic() + 0.5) >= 1
 
 
+def test_a_head_on_its_way_is_not_closed_for_a_newer_connection(make_server):
+    server, _ = make_server(max_connections=4, request_timeout_s=30)
+    head = (
+        b"POST /api/describe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
+    )
+    with _sockets(server, 4, head) as busy, _sockets(server, 1, b"") as (waiting,):
+        time.sleep(0.2)
+        # A newer connection past the cap: an upload makes room, not the one whose head is due.
+        with _sockets(server, 1, b""):
+            time.sleep(0.2)
+            waiting.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answer = waiting.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+        assert _closed_by(busy, time.monotonic() + 0.5) >= 2
+
+
 def _trickle(server: ServerThread, heads: list[bytes], seconds: float) -> dict[str, int]:
     """Keep one socket per head sending its body a byte a second, reopening those the server
     closes, for ``seconds``; how many were opened and closed."""
