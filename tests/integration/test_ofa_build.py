@@ -79,7 +79,7 @@ def test_models_import_converts_where_torch_cannot_be_imported(checkpoint, photo
 
 
 @pytest.mark.skipif(not LEAN_VENV, reason="DESCRIBE_LOCAL_LEAN_VENV names no venv made by scripts/setup "
-                    "(scripts/measure_setup.py --keep DIR makes one)")
+                    "(scripts/test makes one; so does scripts/measure_setup.py --keep DIR)")
 def test_models_import_in_the_lean_venv_captions_as_the_torch_engine(checkpoint, photos, tmp_path):
     """The real thing: the venv scripts/setup makes, which has no torch at all, converts on `models import`."""
     bin_dir = Path(LEAN_VENV) / "bin"
