@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
     from describe_local.images import Photo
     from describe_local.see import CaptionStage, FaceStage, TextStage
+    from describe_local.see.faces.gallery import Gallery
+    from describe_local.see.faces.recognize import FaceResult
     from describe_local.see.text import TextReading
     from describe_local.settings import Settings
 
@@ -131,6 +133,28 @@ class OnDemandText(OnDemand):
             return reader.read(photo)
 
 
+class PendingFaces:
+    """The faces stage while its child process starts (:class:`~describe_local.see.FaceStage`).
+
+    On demand the caption runs meanwhile; the faces stage's first use waits for the child, and a
+    child that could not start fails that use, as a child that stops does (the model files are
+    checked before it starts, so that a missing model is still told at load).
+    """
+
+    def __init__(self, loading: cf.Future[FaceStage]) -> None:
+        self._loading = loading
+
+    def recognize(self, photo: Photo) -> FaceResult:
+        return self._loading.result().recognize(photo)
+
+    def reload(self, gallery: Gallery) -> int:
+        return self._loading.result().reload(gallery)
+
+    def close(self) -> None:
+        """Close the stage once it has started (the child is never left behind)."""
+        _discard(self._loading)
+
+
 def load_stages(settings: Settings, stages: Iterable[str], say: Callable[[str], None], *,
                 on_demand: bool = False) -> Stages:
     """Load the ``stages`` named (some of :data:`ANALYSIS_STAGES`); ``say`` hears what is loading.
@@ -138,6 +162,7 @@ def load_stages(settings: Settings, stages: Iterable[str], say: Callable[[str], 
     as they run, one at a time; only the caption model's presence is checked here)."""
     from describe_local.gallery import open_gallery
     from describe_local.see.caption import find_captioner, load_captioner
+    from describe_local.see.faces.detect import face_model_files
     from describe_local.see.faces.recognize import FaceRecognizer
     from describe_local.see.text import TextReader
 
@@ -152,6 +177,9 @@ def load_stages(settings: Settings, stages: Iterable[str], say: Callable[[str], 
         if "faces" in stages:
             # Its child process loads dlib on the other core while this one loads the rest
             # (0.4 s of a cold describe); the thread only waits for the child's word.
+            # On demand nothing waits for it before the photo's faces stage (see PendingFaces).
+            if on_demand:
+                face_model_files(settings.models_dir)  # ModelNotInstalled now, as when waited for
             say("loading the face models and the gallery")
             faces = _in_background(lambda: FaceRecognizer.load(open_gallery(settings), settings))
         try:
@@ -186,7 +214,7 @@ def load_stages(settings: Settings, stages: Iterable[str], say: Callable[[str], 
             _discard(faces)
             raise
         if faces is not None:
-            loaded.faces = faces.result()
+            loaded.faces = PendingFaces(faces) if on_demand else faces.result()
         cleanup.pop_all()
     return loaded
 

@@ -22,7 +22,16 @@ from PIL import Image
 
 from describe_local.errors import FaceWorkerError
 from describe_local.images import Photo, load_photo
-from describe_local.see.faces.detect import Box, FaceModels, detect_faces, downscale, encode_faces, find_faces
+from describe_local.see.faces.detect import (
+    Box,
+    FaceDetector,
+    FaceModels,
+    detect_faces,
+    detector_folder,
+    downscale,
+    encode_faces,
+    find_faces,
+)
 from describe_local.see.faces.gallery import Gallery
 from describe_local.see.faces.recognize import FaceRecognizer, FaceResult, face_distances, match_faces
 from describe_local.see.faces.worker import IDLE_EXIT_STATUS, FaceWorker
@@ -220,6 +229,35 @@ def test_upsampling_finds_small_faces(face_models, shared_data: Path):
     image = _load(shared_data / "faces/groups/2008_004176.jpg").array
     assert len(detect_faces(face_models, image, upsample=0)) <= 2
     assert len(detect_faces(face_models, image, upsample=1)) == 7
+
+
+def test_the_built_detector_is_saved_once_and_read_back_the_same(tmp_path: Path, shared_data: Path, caplog):
+    """The detector a face child builds (most of its start) is kept in the store and read back on
+    later starts; it finds the same faces; a damaged copy is built and saved again."""
+    image = _load(shared_data / "faces/groups/2008_004176.jpg").array
+    built = FaceDetector.load().detect(image, 1)
+    assert len(built) == 7
+    FaceDetector.load(tmp_path)
+    (saved,) = tmp_path.iterdir()
+    assert saved.name.startswith("frontal_face_detector-dlib") and saved.suffix == ".svm"
+    written = saved.stat().st_mtime_ns
+    assert FaceDetector.load(tmp_path).detect(image, 1) == built
+    assert saved.stat().st_mtime_ns == written  # read, not written again
+    saved.write_bytes(b"not a detector")
+    assert FaceDetector.load(tmp_path).detect(image, 1) == built
+    assert "ignoring the saved face detector" in caplog.text
+    assert saved.stat().st_size > 100_000 and list(tmp_path.iterdir()) == [saved]
+
+
+def test_the_face_child_keeps_its_detector_in_the_model_store(shared_data: Path, tmp_path: Path):
+    settings = Settings.load(environ={"DESCRIBE_LOCAL_MODELS_DIR": str(tmp_path)})
+    recognizer = FaceRecognizer.load(Gallery(tmp_path / "known", settings), settings)
+    try:
+        assert recognizer.recognize(_load(shared_data / "faces/photos/knn_test__obama1.jpg")).unknown == 1
+    finally:
+        recognizer.close()
+    (saved,) = detector_folder(tmp_path).iterdir()
+    assert saved.name.startswith("frontal_face_detector-dlib")
 
 
 @pytest.fixture(scope="session")

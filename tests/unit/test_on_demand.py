@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import threading
 import time
 
 import pytest
 
-from describe_local.errors import ModelNotInstalled, OcrNotInstalled
-from describe_local.see.loading import OnDemandCaption, OnDemandText, load_stages
+from describe_local.errors import FaceWorkerError, ModelNotInstalled, OcrNotInstalled
+from describe_local.see.loading import OnDemandCaption, OnDemandText, PendingFaces, load_stages
 
 
 class Model:
@@ -98,3 +100,51 @@ def test_the_setting_one_puts_every_describer_on_demand(settings):
     settings.models_in_memory = "auto"
     with Describer.load(settings, stages=("text",), speech=False) as describer:
         assert not isinstance(describer.text, OnDemandText)
+
+
+class Faces:
+    """A faces stage that says what it was asked (the test's own stand-in for the face child)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def recognize(self, photo) -> str:
+        return f"faces in {photo}"
+
+    def reload(self, gallery) -> int:
+        return len(gallery)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_pending_faces_wait_for_the_child_then_answer_and_close_it():
+    starting: cf.Future = cf.Future()
+    pending = PendingFaces(starting)
+    answers: list[str] = []
+    use = threading.Thread(target=lambda: answers.append(pending.recognize("dogs.jpg")))
+    use.start()
+    time.sleep(0.05)
+    assert use.is_alive() and not answers  # the child has not started yet
+    faces = Faces()
+    starting.set_result(faces)
+    use.join(5)
+    assert answers == ["faces in dogs.jpg"] and pending.reload(["Ann", "Bo"]) == 2
+    pending.close()
+    assert faces.closed
+
+
+def test_pending_faces_whose_child_could_not_start_fail_their_use_and_close_quietly():
+    starting: cf.Future = cf.Future()
+    starting.set_exception(FaceWorkerError("the face detection process could not start: no dlib"))
+    pending = PendingFaces(starting)
+    with pytest.raises(FaceWorkerError, match="could not start: no dlib"):
+        pending.recognize("dogs.jpg")
+    pending.close()  # nothing to close, nothing raised
+
+
+def test_on_demand_the_faces_stage_is_not_waited_for_at_load(settings):
+    with contextlib.closing(load_stages(settings, ["faces"], lambda _message: None, on_demand=True)) as loaded:
+        assert isinstance(loaded.faces, PendingFaces)
+    with contextlib.closing(load_stages(settings, ["faces"], lambda _message: None)) as loaded:
+        assert loaded.faces is not None and not isinstance(loaded.faces, PendingFaces)

@@ -18,6 +18,7 @@ from describe_local.see.faces.detect import (
     ENCODING_SIZE,
     Box,
     FaceModels,
+    detector_folder,
     downscale,
     face_model_files,
     find_faces,
@@ -135,10 +136,13 @@ class FaceRecognizer:
         # "one" model in memory at a time: the child loads its encoder for each photo with faces
         # (0.1 s of CPU) rather than keep it (34 MB) beside the next photo's detection.
         keep = settings.models_in_memory != "one"
-        worker = FaceWorker(model_files=files, keep_models=keep) if settings.face_subprocess else None
+        saved_in = detector_folder(settings.models_dir)
+        worker = None
+        if settings.face_subprocess:
+            worker = FaceWorker(model_files=files, keep_models=keep, saved_in=saved_in)
         try:
             if worker is None:
-                models = models or FaceModels.load(files)
+                models = models or FaceModels.load(files, saved_in)
             names, encodings = gallery.known_encodings(models)
         except BaseException:
             if worker is not None:

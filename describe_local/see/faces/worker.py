@@ -58,10 +58,11 @@ class FaceWorker:
     """
 
     def __init__(self, idle_exit_s: float = WORKER_IDLE_EXIT_S, model_files: tuple[Path, Path] | None = None,
-                 keep_models: bool = False) -> None:
+                 keep_models: bool = False, saved_in: Path | None = None) -> None:
         self.idle_exit_s = idle_exit_s
         self.model_files = model_files or face_model_files()
         self.keep_models = keep_models
+        self.saved_in = saved_in  # where the child keeps its built detector (FaceDetector.load)
         self._lock = threading.Lock()  # one request at a time on the connection
         self._process: Child | None = None
         self._start()
@@ -72,7 +73,8 @@ class FaceWorker:
         return self._process.pid if self._process is not None else None
 
     def _start(self) -> None:
-        child = Child.start(FACTORY, self.model_files, self.keep_models, name=NAME, idle_exit_s=self.idle_exit_s)
+        child = Child.start(FACTORY, self.model_files, self.keep_models, self.saved_in, name=NAME,
+                            idle_exit_s=self.idle_exit_s)
         try:
             reply = child.receive()  # the detector loads and the model files are checked: fail now, not on a photo
         except BaseException:  # Ctrl-C while it loads: take it down with us rather than leave it loading
@@ -141,7 +143,7 @@ class FaceFinder:
     photos. Boxes and encodings are those of ``detect_faces`` and ``encode_faces``.
     """
 
-    def __init__(self, model_files: tuple[Path, Path], keep_models: bool) -> None:
+    def __init__(self, model_files: tuple[Path, Path], keep_models: bool, saved_in: Path | None = None) -> None:
         from describe_local.memory import settle_allocator
 
         settle_allocator()  # as in the parent: big blocks (dlib's image pyramids) go back to the system when freed
@@ -149,7 +151,7 @@ class FaceFinder:
         if missing:
             raise ModelNotInstalled(f"the face models are not installed (no {', '.join(missing)}); "
                                     "run ./scripts/setup")
-        self.detector = FaceDetector.load()
+        self.detector = FaceDetector.load(saved_in)
         self.model_files = model_files
         self.keep_models = keep_models
         self._encoder: FaceEncoder | None = None
@@ -170,6 +172,6 @@ class FaceFinder:
         return boxes, encodings
 
 
-def load_finder(model_files: tuple[Path, Path], keep_models: bool = False) -> FaceFinder:
+def load_finder(model_files: tuple[Path, Path], keep_models: bool = False, saved_in: Path | None = None) -> FaceFinder:
     """The child's factory (:data:`FACTORY`): a :class:`FaceFinder` for these model files."""
-    return FaceFinder(model_files, keep_models)
+    return FaceFinder(model_files, keep_models, saved_in)

@@ -90,7 +90,8 @@ class TextReader:
                 raise OcrNotInstalled(
                     "Tesseract is not installed: run ./scripts/setup, or apt-get install tesseract-ocr"
                 )
-            missing = [p for p in packs if p not in installed_packs(binary)]
+            installed = installed_packs(binary)  # one run of the binary, not one per pack
+            missing = [p for p in packs if p not in installed]
             if missing:
                 debs = " ".join(f"tesseract-ocr-{p}" for p in missing)
                 raise OcrNotInstalled(
