@@ -128,12 +128,13 @@ def caption_model_given(args: argparse.Namespace, settings: Settings) -> str | N
 def check_caption_model(name: str, models_dir: Path) -> None:
     """Raise :class:`ModelNotInstalled` (exit 4) unless ``name`` is an existing folder or a model in
     the store, naming the installed caption models and how to install one."""
-    from describe_local.store import ModelStore, UnknownModel, resolve
-    from describe_local.store.catalogue import CAPTION_MODELS
-
     candidate = Path(name).expanduser()
     if candidate.is_dir() or (_plain_name(name) and (models_dir / name).is_dir()):
         return
+    # Only to say what is missing: the catalogue imports an HTTP client (20 ms of a cold describe).
+    from describe_local.store import ModelStore, UnknownModel, resolve
+    from describe_local.store.catalogue import CAPTION_MODELS
+
     installed = [m.name for m in ModelStore.open(models_dir).installed(kind="caption")]
     have = f"installed: {', '.join(installed)}" if installed else "no caption model is installed"
     names = ", ".join(e.name for e in CAPTION_MODELS)
