@@ -254,3 +254,22 @@ def test_damaged_copies_are_written_again(reader, shared_data, tmp_path):
     assert graphs[0].stat().st_size > 1000  # written again
     photo = load_photo(shared_data / "ocr" / "signs" / "example3.png", max_bytes=50_000_000, max_pixels=100_000_000)
     assert replace(reader, scene=scene).read(photo).lines == reader.read(photo).lines
+
+
+def test_a_new_copy_replaces_the_older_copies_of_its_graph(tmp_path):
+    import shutil
+
+    from describe_local.see.text.models import model_set
+    from describe_local.see.text.scene import SceneEngine
+
+    SceneEngine(2, model_set("ppocr-v4"), 400_000, cache_dir=tmp_path)
+    copies = sorted(tmp_path.glob("onnx-*"))
+    assert len(copies) == 3 and all((c / "source").is_file() for c in copies)
+    # As another ONNX Runtime would have left it: a copy of the same graph under another key.
+    older = tmp_path / "onnx-0000000000000000"
+    copies[0].rename(older)
+    unnoted = tmp_path / "onnx-1111111111111111"  # a copy from before sources were noted: left alone
+    shutil.copytree(older, unnoted)
+    (unnoted / "source").unlink()
+    SceneEngine(2, model_set("ppocr-v4"), 400_000, cache_dir=tmp_path)
+    assert sorted(tmp_path.glob("onnx-*")) == sorted([*copies, unnoted])

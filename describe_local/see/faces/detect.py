@@ -161,6 +161,9 @@ def _save_detector(detector: Any, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         detector.save(str(partial))
         os.replace(partial, path)
+        for older in path.parent.glob("frontal_face_detector-dlib*.svm"):  # another dlib's
+            if older != path:
+                older.unlink(missing_ok=True)
     except (OSError, RuntimeError) as exc:
         log.debug("could not keep the face detector in %s: %s", path, exc)
         partial.unlink(missing_ok=True)

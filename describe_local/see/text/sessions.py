@@ -9,7 +9,9 @@ also saves each rewritten graph, its weights in a file beside it, in
 ``onnx-KEY/`` under the stage's cache folder, and later loads read that
 unchanged (0.07 s of CPU, 19 MB: the weights are mapped from the file). KEY
 covers what the rewrite depends on: ONNX Runtime's version, the CPU, and the
-model file. A folder that cannot be written to goes without the copies.
+model file. A new copy replaces the older copies of the same model file (another
+ONNX Runtime's, or the file's before it changed), so that upgrades do not pile
+them up. A folder that cannot be written to goes without the copies.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
 log = logging.getLogger(__name__)
+
+SOURCE_FILE = "source"  # in each copy: the graph it was made from
 
 
 def _cpu_flags() -> str:
@@ -84,8 +88,24 @@ def open_session(source: Path, options: Callable[[], ort.SessionOptions], provid
         return ort.InferenceSession(str(source), options(), providers=providers)
     try:
         if (partial / graph.name).is_file() and (partial / data.name).is_file():
+            (partial / SOURCE_FILE).write_text(str(source), encoding="utf-8")
             partial.rename(folder)
+            _forget_older_copies(cache_dir, folder, source)
     except OSError as exc:  # another process wrote it first, or the folder is read-only
         log.debug("optimised copy of %s not kept: %s", source, exc)
     shutil.rmtree(partial, ignore_errors=True)
     return session
+
+
+def _forget_older_copies(cache_dir: Path, kept: Path, source: Path) -> None:
+    """Remove the copies of ``source`` made before ``kept`` (by another ONNX Runtime, or of the graph
+    before it changed), so that upgrades do not pile them up (19 MB a set)."""
+    for folder in cache_dir.glob("onnx-*"):
+        if folder == kept or ".partial-" in folder.name:
+            continue
+        try:
+            same = (folder / SOURCE_FILE).read_text(encoding="utf-8") == str(source)
+        except OSError:
+            continue  # not ours to judge (a copy from before sources were noted)
+        if same:
+            shutil.rmtree(folder, ignore_errors=True)
