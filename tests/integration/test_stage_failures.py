@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from describe_local.pipeline import DescribeOptions, Describer
+from describe_local.results import Status
 from describe_local.see.faces.gallery import Gallery
 from describe_local.server import create_app
 from describe_local.server.running import ServerThread
@@ -92,3 +93,15 @@ def _alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_on_demand_a_face_process_that_cannot_start_fails_only_the_faces_stage(gallery_settings, shared_data,
+                                                                                tmp_path, monkeypatch):
+    # The child finds this dlib first on its path (the parent never imports dlib itself).
+    (tmp_path / "dlib.py").write_text("raise ImportError('this dlib is broken on purpose')\n", encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with Describer.load(gallery_settings, stages=("faces", "text"), speech=False, on_demand=True) as describer:
+        result = describer.describe(shared_data / "ocr/signs/french.jpg", NO_AUDIO)
+    assert "could not start" in result.errors["faces"] and "broken on purpose" in result.errors["faces"]
+    assert result.stages["text"].status is Status.OK and result.text_found  # the other stage was not held up
+    assert "I couldn't check for people in this photo." in result.text

@@ -178,9 +178,9 @@ def _dlib() -> Any:
     """dlib, or :class:`ModelNotInstalled` that says how to get it."""
     try:
         import dlib
-    except ImportError as exc:
-        raise ModelNotInstalled(f"the face models are not installed ({exc.name} is missing); run ./scripts/setup") \
-            from None
+    except ImportError as exc:  # not installed, or installed but broken (a library it links to)
+        why = f"{exc.name} is missing" if exc.name else f"dlib does not import: {first_line(exc)}"
+        raise ModelNotInstalled(f"the face models are not installed ({why}); run ./scripts/setup") from None
     return dlib
 
 
