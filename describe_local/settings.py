@@ -153,7 +153,8 @@ class Settings:
     state_dir: Path = field(default_factory=lambda: project_root() / "state")
     # a request's head must arrive within this, or the connection is closed
     header_timeout_s: float = _within(10.0, 0.1, 3600.0)
-    # open connections; beyond it the oldest idle one is closed, else the new one
+    # open connections; beyond it the oldest idle one is closed (one under a second old only when
+    # no upload can be instead), else the slowest upload, else the new one is refused with a 503
     max_connections: int = _within(100, 1, 100_000)
     # request bodies (uploads) one client address may be sending at once; more are closed
     max_uploads_per_client: int = _within(16, 1, 100_000)
