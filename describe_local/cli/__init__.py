@@ -82,8 +82,24 @@ def _run(argv: Sequence[str] | None) -> int:
     except BrokenPipeError:
         return _reader_left()
     except DescribeLocalError as exc:
+        if _interrupted(exc):
+            raise KeyboardInterrupt from None
         _print_error(f"describe-local: error: {shown(exc)}")
         return exc.exit_code
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether Ctrl-C is what ``exc`` reports. An extension module interrupted while it loads
+    (ONNX Runtime's or OpenCV's) fails with an ImportError caused by the KeyboardInterrupt
+    (pybind11's "initialization failed"), which a stage then reports as a model it cannot load."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _reader_left() -> int:

