@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 
 from describe_local.memory import drop_file_pages
+from describe_local.store import formats
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ SMALLEST_MAPPED = 1024  # bytes: smaller tensors stay in the graph (a page of th
 
 def copies_folder(models_dir: Path) -> Path:
     """Where the voices' copies are kept: the model store's cache folder."""
-    return Path(models_dir) / ".cache" / "voices"
+    return formats.store_cache(models_dir, "voices")
 
 
 def mapped_copy(onnx_path: Path, folder: Path | None) -> Path | None:

@@ -292,6 +292,14 @@ OFA_ONNX_DATA_SUFFIX = ".data"  # NAME.onnx -> NAME.onnx.data
 # sessions.py): derived files, left out of the store's checksums and of copies to other machines.
 OFA_ONNX_CACHE_DIR = f"{OFA_ONNX_DIR}/optimized"
 DERIVED_DIRS = (OFA_ONNX_CACHE_DIR,)
+# In the model store itself: this machine's derived copies of models that are not in the store
+# (the text stage's, the voices', dlib's detector), one folder each; listings pass over it (a dot name).
+STORE_CACHE_DIR = ".cache"
+
+
+def store_cache(models_dir: Path, name: str) -> Path:
+    """The model store's folder of derived copies for ``name`` (text, voices, faces)."""
+    return Path(models_dir) / STORE_CACHE_DIR / name
 
 
 def ofa_onnx_graph(name: str, precision: str = "fp32") -> str:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from describe_local.errors import ModelNotInstalled, first_line
+from describe_local.store import formats
 
 if TYPE_CHECKING:  # not imported at run time: the face child needs no image decoders (PIL, HEIF: 6 MB)
     from describe_local.images import Photo
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 ENCODING_SIZE = 128
 FACE_MODEL_FOLDER = "dlib-faces"  # in the model store
 FACE_MODEL_FILES = ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
+DETECTOR_FILE = "frontal_face_detector-dlib{version}.svm"  # dlib's built detector, kept per dlib version
 
 
 class Box(NamedTuple):
@@ -64,7 +66,7 @@ class FaceDetector:
         of a cold face child's start; so the first build is saved in the folder ``saved_in`` (in
         dlib's own format, not a pickle: 155 KB) and later loads read it (1 ms)."""
         dlib = _dlib()
-        saved = saved_in / f"frontal_face_detector-dlib{dlib.__version__}.svm" if saved_in is not None else None
+        saved = saved_in / DETECTOR_FILE.format(version=dlib.__version__) if saved_in is not None else None
         if saved is not None and saved.is_file():
             try:
                 return cls(pickle.dumps(dlib.fhog_object_detector(str(saved))))
@@ -161,7 +163,7 @@ def _save_detector(detector: Any, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         detector.save(str(partial))
         os.replace(partial, path)
-        for older in path.parent.glob("frontal_face_detector-dlib*.svm"):  # another dlib's
+        for older in path.parent.glob(DETECTOR_FILE.format(version="*")):  # another dlib's
             if older != path:
                 older.unlink(missing_ok=True)
     except (OSError, RuntimeError) as exc:
@@ -171,7 +173,7 @@ def _save_detector(detector: Any, path: Path) -> None:
 
 def detector_folder(models_dir: Path) -> Path:
     """Where the model store keeps this machine's built face detector (a derived file)."""
-    return Path(models_dir) / ".cache" / "faces"
+    return formats.store_cache(models_dir, "faces")
 
 
 def _dlib() -> Any:

@@ -34,6 +34,7 @@ from describe_local.see.text.result import TextLine, TextReading, Word
 from describe_local.see.text.scene import RawLine, SceneEngine, release_memory
 from describe_local.see.text.tesseract import PACK_TO_ISO, Tesseract, installed_packs, join_words
 from describe_local.settings import Settings
+from describe_local.store import formats
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ class TextReader:
 def cache_folder(settings: Settings) -> Path:
     """Where the stage keeps the copies it derives from its models' files, for quicker loads
     (``language.py``, ``sessions.py``): a folder the model store's listing passes over."""
-    return settings.models_dir / ".cache" / "text"
+    return formats.store_cache(settings.models_dir, "text")
 
 
 def flat_share(image: Image.Image) -> float:
